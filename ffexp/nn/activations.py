@@ -1,0 +1,239 @@
+"""Activation functions g and their derivatives, registered by short name (MATH.md, table 1).
+
+Each activation acts on a whole layer: ``forward(Z) -> A`` with Z, A of shape (n[l], m), and
+``backward(dA, Z, A) -> dZ``, the vector-Jacobian product dZ = ∂J/∂Z[l] from dA = ∂J/∂A[l].
+For the elementwise activations that is dZ = dA ⊙ g'(Z); softmax couples the units of a
+column, so it uses its Jacobian ∂a_i/∂z_j = β a_i (δ_ij − a_j) instead.
+
+All are stable for |z| up to 1e4 and beyond: sigmoid never exponentiates a positive number,
+softmax subtracts the column maximum before exponentiating.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Activation:
+    """Base class: an elementwise g with derivative g'."""
+
+    name = ""
+    #: the closed range of g's values; cross-entropy needs an output within [0, 1]
+    output_range: tuple[float, float] = (-np.inf, np.inf)
+    #: False for activations whose units are coupled (softmax): output layer only
+    elementwise = True
+    #: True where g'(z) = 0 wherever it is defined, so no gradient flows through the layer
+    blocks_gradient = False
+
+    def forward(self, Z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def derivative(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
+        """g'(Z), elementwise; A = g(Z) is passed so it need not be recomputed."""
+        raise NotImplementedError
+
+    def backward(self, dA: np.ndarray, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
+        """dZ = dA ⊙ g'(Z)."""
+        return dA * self.derivative(Z, A)
+
+    def saturated(self, A: np.ndarray) -> float:
+        """Fraction of activations in the flat tails of g (0 where g has none)."""
+        return 0.0
+
+    def dead(self, Z: np.ndarray) -> float:
+        """Fraction of units with no gradient for any example (0 where not applicable)."""
+        return 0.0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Step(Activation):
+    """Binary step: g(z) = 1 if z > 0 else 0; g'(z) = 0 everywhere it is defined.
+
+    One of the article's activations, kept to show that it cannot be trained by
+    backpropagation: every error term through it is zero.
+    """
+
+    name = "step"
+    output_range = (0.0, 1.0)
+    blocks_gradient = True
+
+    def forward(self, Z):
+        return (Z > 0).astype(Z.dtype)
+
+    def derivative(self, Z, A):
+        return np.zeros_like(Z)
+
+    def backward(self, dA, Z, A):
+        return np.zeros_like(Z)
+
+
+class Linear(Activation):
+    """Linear: g(z) = c z, g'(z) = c (c = 1 gives the identity)."""
+
+    name = "linear"
+
+    def __init__(self, c: float = 1.0):
+        self.c = float(c)
+
+    def forward(self, Z):
+        return Z if self.c == 1.0 else self.c * Z
+
+    def derivative(self, Z, A):
+        return np.full_like(Z, self.c)
+
+    def backward(self, dA, Z, A):
+        return dA if self.c == 1.0 else self.c * dA
+
+    def __repr__(self):
+        return f"Linear(c={self.c})"
+
+
+class Sigmoid(Activation):
+    """Logistic sigmoid: σ(z) = 1 / (1 + e^−z), σ'(z) = σ(z)(1 − σ(z)).
+
+    Computed as 1/(1+e^−z) for z ≥ 0 and e^z/(1+e^z) for z < 0, so e is only ever raised to a
+    non-positive power. Saturated: σ outside [0.01, 0.99].
+    """
+
+    name = "sigmoid"
+    output_range = (0.0, 1.0)
+
+    def forward(self, Z):
+        E = np.exp(-np.abs(Z))
+        return np.where(Z >= 0, 1.0, E) / (1.0 + E)
+
+    def derivative(self, Z, A):
+        return A * (1.0 - A)
+
+    def saturated(self, A):
+        return float(np.mean((A < 0.01) | (A > 0.99)))
+
+
+class Tanh(Activation):
+    """Hyperbolic tangent: g(z) = tanh z, g'(z) = 1 − tanh² z. Saturated: |tanh| > 0.99."""
+
+    name = "tanh"
+    output_range = (-1.0, 1.0)
+
+    def forward(self, Z):
+        return np.tanh(Z)
+
+    def derivative(self, Z, A):
+        return 1.0 - A * A
+
+    def saturated(self, A):
+        return float(np.mean(np.abs(A) > 0.99))
+
+
+class ReLU(Activation):
+    """Rectified linear unit: g(z) = max(0, z); g'(z) = 1 if z > 0 else 0.
+
+    At z = 0 the derivative is taken as 0 (the article allows 0 or 1). A unit is dead when
+    z ≤ 0 for every example: no gradient reaches its incoming weights.
+    """
+
+    name = "relu"
+    output_range = (0.0, np.inf)
+
+    def forward(self, Z):
+        return np.maximum(Z, 0.0)
+
+    def derivative(self, Z, A):
+        return (Z > 0).astype(Z.dtype)
+
+    def backward(self, dA, Z, A):
+        return dA * (Z > 0)
+
+    def dead(self, Z):
+        return float(np.mean(np.all(Z <= 0, axis=1)))
+
+
+class LeakyReLU(Activation):
+    """Leaky ReLU: g(z) = z if z > 0 else c z; g'(z) = 1 if z > 0 else c (c default 0.01).
+
+    A unit counts as dead (inactive) when z ≤ 0 for every example: only the slope c reaches it.
+    """
+
+    name = "leaky_relu"
+
+    def __init__(self, c: float = 0.01):
+        self.c = float(c)
+
+    def forward(self, Z):
+        return np.where(Z > 0, Z, self.c * Z)
+
+    def derivative(self, Z, A):
+        return np.where(Z > 0, 1.0, self.c).astype(Z.dtype)
+
+    def backward(self, dA, Z, A):
+        return np.where(Z > 0, dA, self.c * dA)
+
+    def dead(self, Z):
+        return float(np.mean(np.all(Z <= 0, axis=1)))
+
+    def __repr__(self):
+        return f"LeakyReLU(c={self.c})"
+
+
+class Softmax(Activation):
+    """Softmax over the units of a column: a_i = e^(β z_i) / Σ_k e^(β z_k).
+
+    The Jacobian is ∂a_i/∂z_j = β a_i (δ_ij − a_j), so dZ = β A ⊙ (dA − Σ_i dA_i a_i), column
+    by column. Shifted by the column maximum (which does not change the value) so that no
+    exponent is positive. As β → ∞ it tends to hardmax: 1/p on each of the p largest entries.
+    Output layer only.
+    """
+
+    name = "softmax"
+    output_range = (0.0, 1.0)
+    elementwise = False
+
+    def __init__(self, beta: float = 1.0):
+        self.beta = float(beta)
+
+    def forward(self, Z):
+        S = Z - Z.max(axis=0, keepdims=True)
+        if self.beta != 1.0:
+            S = self.beta * S
+        E = np.exp(S)
+        return E / E.sum(axis=0, keepdims=True)
+
+    def derivative(self, Z, A):
+        raise TypeError("softmax has no elementwise derivative; use backward (its Jacobian)")
+
+    def backward(self, dA, Z, A):
+        dZ = A * (dA - np.sum(dA * A, axis=0, keepdims=True))
+        return dZ if self.beta == 1.0 else self.beta * dZ
+
+    def jacobian(self, z: np.ndarray) -> np.ndarray:
+        """The full Jacobian ∂a/∂z for one column z (n,): β (diag(a) − a aᵀ)."""
+        a = self.forward(z.reshape(-1, 1)).ravel()
+        return self.beta * (np.diag(a) - np.outer(a, a))
+
+    def __repr__(self):
+        return f"Softmax(beta={self.beta})"
+
+
+#: name -> class; the names are the user interface (config group `activation`, Network args)
+ACTIVATIONS: dict[str, type[Activation]] = {
+    cls.name: cls for cls in (Step, Linear, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax)
+}
+#: activations that a hidden layer may use (softmax couples units: output only)
+HIDDEN_ACTIVATIONS = tuple(n for n, c in ACTIVATIONS.items() if c.elementwise)
+
+
+def make_activation(name: str, *, c: float | None = None, beta: float | None = None) -> Activation:
+    """The activation registered as ``name``; ``c`` is the slope of linear / leaky_relu and
+    ``beta`` the softmax β. Raises ValueError naming the accepted names."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}")
+    cls = ACTIVATIONS[name]
+    if cls in (Linear, LeakyReLU) and c is not None:
+        return cls(c)
+    if cls is Softmax and beta is not None:
+        if not beta > 0:
+            raise ValueError(f"softmax beta must be > 0, got {beta!r}")
+        return cls(beta)
+    return cls()

@@ -1,0 +1,105 @@
+"""Losses L(y, ŷ) for one example and costs J = (1/m) Σ_i L(y(i), ŷ(i)), by name.
+
+Y and Ŷ are (n[L], m), examples as columns. Each loss gives the cost J and dŶ = ∂J/∂Ŷ (the
+mean, so it already carries the 1/m). Cross-entropies clip ŷ into [ε, 1 − ε] (ε the dtype's
+machine epsilon) so that J is finite when ŷ is exactly 0 or 1.
+
+- ``mse``  quadratic: L = ½ Σ_k (y_k − ŷ_k)², summed over outputs;  ∂J/∂Ŷ = (Ŷ − Y)/m.
+- ``bce``  binary cross-entropy, and with several sigmoid outputs the multi-label one:
+  L = −Σ_k [y_k ln ŷ_k + (1 − y_k) ln(1 − ŷ_k)];  ∂J/∂Ŷ = (Ŷ − Y) / (Ŷ(1 − Ŷ)) / m.
+- ``cce``  categorical cross-entropy: L = −Σ_k y_k ln ŷ_k;  ∂J/∂Ŷ = −Y/Ŷ / m.
+
+For the matched pairs linear(c=1)+mse, sigmoid+bce and softmax(β=1)+cce the output error is
+the shortcut dZ[L] = (Ŷ − Y)/m (MATH.md [194], [198], [203], [207-210]); every other allowed
+pair goes through the general chain rule dZ[L] = g'ᵀ dŶ.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _eps(Yhat: np.ndarray) -> float:
+    return float(np.finfo(Yhat.dtype if Yhat.dtype.kind == "f" else np.float64).eps)
+
+
+class Loss:
+    name = ""
+    #: True if the loss needs outputs and labels in [0, 1] (cross-entropies)
+    needs_probabilities = False
+    #: the output activation whose matched pair gives the shortcut dZ[L] = (Ŷ − Y)/m
+    shortcut_activation = ""
+
+    def cost(self, Y: np.ndarray, Yhat: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def grad(self, Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
+        """∂J/∂Ŷ, of Ŷ's shape."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Quadratic(Loss):
+    name = "mse"
+    shortcut_activation = "linear"
+
+    def cost(self, Y, Yhat):
+        D = Yhat - Y
+        return 0.5 * float(np.vdot(D, D)) / Y.shape[1]
+
+    def grad(self, Y, Yhat):
+        return (Yhat - Y) / Y.shape[1]
+
+
+class BinaryCrossEntropy(Loss):
+    name = "bce"
+    needs_probabilities = True
+    shortcut_activation = "sigmoid"
+
+    def cost(self, Y, Yhat):
+        eps = _eps(Yhat)
+        P = np.clip(Yhat, eps, 1.0 - eps)
+        return -float(np.sum(Y * np.log(P) + (1.0 - Y) * np.log1p(-P))) / Y.shape[1]
+
+    def grad(self, Y, Yhat):
+        eps = _eps(Yhat)
+        P = np.clip(Yhat, eps, 1.0 - eps)
+        return (P - Y) / (P * (1.0 - P)) / Y.shape[1]
+
+
+class CategoricalCrossEntropy(Loss):
+    name = "cce"
+    needs_probabilities = True
+    shortcut_activation = "softmax"
+
+    def cost(self, Y, Yhat):
+        P = np.clip(Yhat, _eps(Yhat), 1.0)
+        return -float(np.sum(Y * np.log(P))) / Y.shape[1]
+
+    def grad(self, Y, Yhat):
+        P = np.clip(Yhat, _eps(Yhat), 1.0)
+        return -Y / P / Y.shape[1]
+
+
+#: name -> class; the names are the user interface (config group `loss`)
+LOSSES: dict[str, type[Loss]] = {c.name: c for c in (Quadratic, BinaryCrossEntropy, CategoricalCrossEntropy)}
+
+
+def make_loss(name: "str | Loss") -> Loss:
+    """The loss registered as ``name`` (a Loss passes through)."""
+    if isinstance(name, Loss):
+        return name
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}")
+    return LOSSES[name]()
+
+
+def uses_shortcut(loss: Loss, output) -> bool:
+    """Whether (output activation, loss) is a matched pair with dZ[L] = (Ŷ − Y)/m.
+
+    Only with the plain forms: slope c = 1 for linear, β = 1 for softmax."""
+    if output.name != loss.shortcut_activation:
+        return False
+    return getattr(output, "c", 1.0) == 1.0 and getattr(output, "beta", 1.0) == 1.0

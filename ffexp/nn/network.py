@@ -1,0 +1,181 @@
+"""The feedforward network in the article's notation (MATH.md).
+
+Layers l = 0..L; layer 0 is the input. Examples are columns: X is (n[0], m).
+W[l] is (n[l], n[l-1]) and b[l] is (n[l], 1); for a batch
+
+    Z[l] = W[l] A[l-1] + b[l],   A[l] = g[l](Z[l]),   A[0] = X,   Ŷ = A[L].
+
+Backward, with dZ[l] = ∂J/∂Z[l] of the mean cost J (so dZ carries the 1/m of the mean):
+
+    dZ[L] = (Ŷ − Y)/m for a matched output/loss pair, else g[L]'ᵀ ∂J/∂Ŷ
+    dW[l] = dZ[l] A[l-1]ᵀ,  db[l] = row sums of dZ[l],  dZ[l-1] = (W[l]ᵀ dZ[l]) ⊙ g[l-1]'(Z[l-1])
+
+Python lists are 0-based: ``net.weights[l - 1]`` is W[l]. In the per-layer lists returned by
+``forward_all``, index l is layer l (index 0 holds X, or None for Z).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from . import checks
+from .activations import HIDDEN_ACTIVATIONS, Activation, make_activation
+from .initializers import DISTRIBUTIONS, INITIALIZERS
+from .losses import Loss, make_loss, uses_shortcut
+from .rng import stream
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+class Network:
+    """A fully connected feedforward network.
+
+    Args:
+        layer_sizes: [n[0], n[1], ..., n[L]], input size first, output size last.
+        hidden_activation: name of g[l] for l = 1..L-1 (see ``ACTIVATIONS``).
+        output_activation: name of g[L].
+        init: weight initialization, one of ``INITIALIZERS``.
+        seed: the seed; the weights come from its ``init`` stream only.
+        activations: optional per-layer names for l = 1..L, overriding the two above.
+        slope: the c of ``linear`` and ``leaky_relu`` (default 1 and 0.01).
+        beta: the β of the softmax output (default 1).
+        init_distribution: ``normal`` or ``uniform``.
+        init_scale: the scale of ``random`` init (default 0.01).
+        bias_init: the constant every bias starts at (default 0).
+        dtype: ``float64`` (default) or ``float32``.
+    """
+
+    def __init__(self, layer_sizes: Sequence[int], hidden_activation: str = "relu",
+                 output_activation: str = "sigmoid", init: str = "he", seed: int = 0, *,
+                 activations: Sequence[str] | None = None, slope: float | None = None,
+                 beta: float = 1.0, init_distribution: str = "normal", init_scale: float = 0.01,
+                 bias_init: float = 0.0, dtype: str = "float64"):
+        sizes = list(layer_sizes)
+        if len(sizes) < 2:
+            raise ValueError(f"layer_sizes needs an input and an output size, got {sizes!r}")
+        self.layer_sizes = [checks.positive_int(f"layer_sizes[{i}]", n) for i, n in enumerate(sizes)]
+        L = len(sizes) - 1
+        names = list(activations) if activations is not None else \
+            [hidden_activation] * (L - 1) + [output_activation]
+        if len(names) != L:
+            raise ValueError(f"activations needs one name per layer 1..L={L}, got {len(names)}")
+        for l, name in enumerate(names[:-1], start=1):
+            if name == "softmax":
+                raise ValueError(f"softmax is for the output layer only, not hidden layer {l}; "
+                                 f"hidden activations: {list(HIDDEN_ACTIVATIONS)}")
+        self.activations: list[Activation] = [make_activation(n, c=slope, beta=beta) for n in names]
+        checks.one_of("init", init, INITIALIZERS)
+        checks.one_of("init distribution", init_distribution, DISTRIBUTIONS)
+        checks.one_of("dtype", str(np.dtype(dtype)) if dtype in (np.float32, np.float64) else dtype,
+                      DTYPES)
+        if init == "random":
+            checks.positive_float("init scale", init_scale)
+        self.dtype = np.dtype(dtype)
+        self.init, self.seed = init, int(seed)
+        self.init_distribution, self.init_scale = init_distribution, float(init_scale)
+        rng = stream(self.seed, "init")
+        draw = INITIALIZERS[init]
+        self.weights: list[np.ndarray] = [
+            draw(rng, n_in, n_out, init_distribution, init_scale).astype(self.dtype)
+            for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+        self.biases: list[np.ndarray] = [np.full((n, 1), bias_init, dtype=self.dtype) for n in sizes[1:]]
+
+    # -- shape ----------------------------------------------------------------------------
+    @property
+    def L(self) -> int:
+        """Number of layers, the input not counted."""
+        return len(self.layer_sizes) - 1
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(W.size + b.size for W, b in zip(self.weights, self.biases))
+
+    def __repr__(self) -> str:
+        acts = ",".join(a.name for a in self.activations)
+        return f"Network({self.layer_sizes}, activations=[{acts}], init={self.init!r})"
+
+    # -- forward --------------------------------------------------------------------------
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """Ŷ = A[L] for X of shape (n[0], m); returns (n[L], m)."""
+        A = X
+        for W, b, g in zip(self.weights, self.biases, self.activations):
+            A = g.forward(W @ A + b)
+        return A
+
+    def forward_all(self, X: np.ndarray) -> tuple[list, list]:
+        """(Z, A) with Z[l], A[l] for l = 0..L (Z[0] is None, A[0] = X)."""
+        Zs, As = [None], [X]
+        for W, b, g in zip(self.weights, self.biases, self.activations):
+            Z = W @ As[-1] + b
+            Zs.append(Z)
+            As.append(g.forward(Z))
+        return Zs, As
+
+    # -- backward -------------------------------------------------------------------------
+    def output_error(self, Y: np.ndarray, Z_L: np.ndarray, Yhat: np.ndarray, loss: Loss) -> np.ndarray:
+        """dZ[L] = ∂J/∂Z[L]: the shortcut (Ŷ − Y)/m for matched pairs, else the chain rule."""
+        out = self.activations[-1]
+        if uses_shortcut(loss, out):
+            return (Yhat - Y) / Y.shape[1]
+        return out.backward(loss.grad(Y, Yhat), Z_L, Yhat)
+
+    def backward(self, Zs: list, As: list, Y: np.ndarray, loss: Loss):
+        """Backpropagation over a batch. Returns lists (dW, db, dZ) for l = 1..L."""
+        L = self.L
+        dW, db, dZs = [None] * L, [None] * L, [None] * L
+        dZ = self.output_error(Y, Zs[L], As[L], loss)
+        for l in range(L, 0, -1):
+            dZs[l - 1] = dZ
+            dW[l - 1] = dZ @ As[l - 1].T
+            db[l - 1] = dZ.sum(axis=1, keepdims=True)
+            if l > 1:
+                dZ = self.activations[l - 2].backward(self.weights[l - 1].T @ dZ, Zs[l - 1], As[l - 1])
+        return dW, db, dZs
+
+    def gradients(self, X: np.ndarray, Y: np.ndarray, loss: "str | Loss"):
+        """(J, dW, db): the mean cost over the columns of X and ∂J/∂W[l], ∂J/∂b[l], l = 1..L."""
+        loss = make_loss(loss)
+        checks.check_pair(self.activations[-1], loss)
+        checks.check_data(X, Y, self.layer_sizes[0], self.layer_sizes[-1], loss)
+        Zs, As = self.forward_all(X)
+        dW, db, _ = self.backward(Zs, As, Y, loss)
+        return loss.cost(Y, As[-1]), dW, db
+
+    # -- parameters -----------------------------------------------------------------------
+    def get_params(self) -> list[np.ndarray]:
+        """Copies of [W[1], b[1], ..., W[L], b[L]]."""
+        return [p.copy() for pair in zip(self.weights, self.biases) for p in pair]
+
+    def set_params(self, params: Sequence[np.ndarray]) -> None:
+        """Set from the list ``get_params`` returns (copied in place)."""
+        for l in range(self.L):
+            self.weights[l][...] = params[2 * l]
+            self.biases[l][...] = params[2 * l + 1]
+
+    def save(self, path) -> None:
+        """Parameters and architecture to an .npz (loadable with allow_pickle=False)."""
+        arrays = {f"W{l}": W for l, W in enumerate(self.weights, 1)}
+        arrays.update({f"b{l}": b for l, b in enumerate(self.biases, 1)})
+        np.savez(path, layer_sizes=np.array(self.layer_sizes),
+                 activations=np.array([a.name for a in self.activations]),
+                 slopes=np.array([getattr(a, "c", np.nan) for a in self.activations]),
+                 betas=np.array([getattr(a, "beta", np.nan) for a in self.activations]),
+                 **arrays)
+
+    @classmethod
+    def load(cls, path) -> "Network":
+        """A network saved by ``save``."""
+        with np.load(path, allow_pickle=False) as f:
+            sizes = f["layer_sizes"].tolist()
+            names = [str(n) for n in f["activations"]]
+            net = cls(sizes, activations=names, init="zeros", dtype=str(f["W1"].dtype))
+            for l, (a, c, beta) in enumerate(zip(net.activations, f["slopes"], f["betas"])):
+                if hasattr(a, "c"):
+                    a.c = float(c)
+                if hasattr(a, "beta"):
+                    a.beta = float(beta)
+            net.weights = [f[f"W{l}"] for l in range(1, net.L + 1)]
+            net.biases = [f[f"b{l}"] for l in range(1, net.L + 1)]
+        return net
