@@ -36,6 +36,14 @@ class Activation:
         """dZ = dA ⊙ g'(Z)."""
         return dA * self.derivative(Z, A)
 
+    def forward_into(self, Z: np.ndarray, out: np.ndarray) -> None:
+        """out[...] = g(Z), into a preallocated buffer (the training step's form)."""
+        out[...] = self.forward(Z)
+
+    def backward_inplace(self, dZ: np.ndarray, Z: np.ndarray, A: np.ndarray) -> None:
+        """dZ ← dZ ⊙ g'(Z) in place, where dZ holds dA on entry (elementwise g only)."""
+        dZ *= self.derivative(Z, A)
+
     def saturated(self, A: np.ndarray) -> float:
         """Fraction of activations in the flat tails of g (0 where g has none)."""
         return 0.0
@@ -68,6 +76,9 @@ class Step(Activation):
     def backward(self, dA, Z, A):
         return np.zeros_like(Z)
 
+    def backward_inplace(self, dZ, Z, A):
+        dZ[...] = 0.0
+
 
 class Linear(Activation):
     """Linear: g(z) = c z, g'(z) = c (c = 1 gives the identity)."""
@@ -85,6 +96,13 @@ class Linear(Activation):
 
     def backward(self, dA, Z, A):
         return dA if self.c == 1.0 else self.c * dA
+
+    def forward_into(self, Z, out):
+        np.multiply(Z, self.c, out=out)
+
+    def backward_inplace(self, dZ, Z, A):
+        if self.c != 1.0:
+            dZ *= self.c
 
     def __repr__(self):
         return f"Linear(c={self.c})"
@@ -120,6 +138,9 @@ class Tanh(Activation):
     def forward(self, Z):
         return np.tanh(Z)
 
+    def forward_into(self, Z, out):
+        np.tanh(Z, out=out)
+
     def derivative(self, Z, A):
         return 1.0 - A * A
 
@@ -145,6 +166,12 @@ class ReLU(Activation):
 
     def backward(self, dA, Z, A):
         return dA * (Z > 0)
+
+    def forward_into(self, Z, out):
+        np.maximum(Z, 0.0, out=out)
+
+    def backward_inplace(self, dZ, Z, A):
+        np.multiply(dZ, Z > 0, out=dZ)
 
     def dead(self, Z):
         return float(np.mean(np.all(Z <= 0, axis=1)))
@@ -202,6 +229,9 @@ class Softmax(Activation):
 
     def derivative(self, Z, A):
         raise TypeError("softmax has no elementwise derivative; use backward (its Jacobian)")
+
+    def backward_inplace(self, dZ, Z, A):
+        dZ[...] = self.backward(dZ.copy(), Z, A)
 
     def backward(self, dA, Z, A):
         dZ = A * (dA - np.sum(dA * A, axis=0, keepdims=True))

@@ -104,35 +104,53 @@ class Network:
             A = g.forward(W @ A + b)
         return A
 
-    def forward_all(self, X: np.ndarray) -> tuple[list, list]:
-        """(Z, A) with Z[l], A[l] for l = 0..L (Z[0] is None, A[0] = X)."""
-        Zs, As = [None], [X]
-        for W, b, g in zip(self.weights, self.biases, self.activations):
-            Z = W @ As[-1] + b
-            Zs.append(Z)
-            As.append(g.forward(Z))
+    def forward_all(self, X: np.ndarray, ws: "Workspace | None" = None) -> tuple[list, list]:
+        """(Z, A) with Z[l], A[l] for l = 0..L (Z[0] is None, A[0] = X).
+
+        With a Workspace of width m the arrays are its buffers, overwritten by the next call;
+        without one they are new arrays."""
+        if ws is None or ws.k != X.shape[1]:
+            ws = Workspace(self, X.shape[1])
+        Zs, As = ws.Z, ws.A
+        As[0] = X
+        for l in range(1, self.L + 1):
+            np.matmul(self.weights[l - 1], As[l - 1], out=Zs[l])   # (n[l], m)
+            Zs[l] += self.biases[l - 1]
+            self.activations[l - 1].forward_into(Zs[l], As[l])
         return Zs, As
 
     # -- backward -------------------------------------------------------------------------
-    def output_error(self, Y: np.ndarray, Z_L: np.ndarray, Yhat: np.ndarray, loss: Loss) -> np.ndarray:
+    def output_error(self, Y: np.ndarray, Z_L: np.ndarray, Yhat: np.ndarray, loss: Loss,
+                     out: np.ndarray | None = None) -> np.ndarray:
         """dZ[L] = ∂J/∂Z[L]: the shortcut (Ŷ − Y)/m for matched pairs, else the chain rule."""
-        out = self.activations[-1]
-        if uses_shortcut(loss, out):
-            return (Yhat - Y) / Y.shape[1]
-        return out.backward(loss.grad(Y, Yhat), Z_L, Yhat)
+        if out is None:
+            out = np.empty_like(Yhat)
+        g = self.activations[-1]
+        if uses_shortcut(loss, g):
+            np.subtract(Yhat, Y, out=out)
+            out *= 1.0 / Y.shape[1]
+        else:
+            out[...] = g.backward(loss.grad(Y, Yhat), Z_L, Yhat)
+        return out
 
-    def backward(self, Zs: list, As: list, Y: np.ndarray, loss: Loss):
-        """Backpropagation over a batch. Returns lists (dW, db, dZ) for l = 1..L."""
+    def backward(self, Zs: list, As: list, Y: np.ndarray, loss: Loss,
+                 ws: "Workspace | None" = None, grads: tuple | None = None):
+        """Backpropagation over a batch. Returns lists (dW, db, dZ) for l = 1..L.
+
+        ``ws`` (the Workspace of the forward pass) and ``grads`` (lists of dW, db buffers)
+        let the training step run without allocating."""
         L = self.L
-        dW, db, dZs = [None] * L, [None] * L, [None] * L
-        dZ = self.output_error(Y, Zs[L], As[L], loss)
+        dZ = ws.dZ if ws is not None else [None] + [np.empty_like(Z) for Z in Zs[1:]]
+        dW, db = grads if grads is not None else (
+            [np.empty_like(W) for W in self.weights], [np.empty_like(b) for b in self.biases])
+        self.output_error(Y, Zs[L], As[L], loss, out=dZ[L])
         for l in range(L, 0, -1):
-            dZs[l - 1] = dZ
-            dW[l - 1] = dZ @ As[l - 1].T
-            db[l - 1] = dZ.sum(axis=1, keepdims=True)
+            np.matmul(dZ[l], As[l - 1].T, out=dW[l - 1])            # (n[l], n[l-1])
+            np.add.reduce(dZ[l], axis=1, keepdims=True, out=db[l - 1])  # (n[l], 1)
             if l > 1:
-                dZ = self.activations[l - 2].backward(self.weights[l - 1].T @ dZ, Zs[l - 1], As[l - 1])
-        return dW, db, dZs
+                np.matmul(self.weights[l - 1].T, dZ[l], out=dZ[l - 1])  # dA[l-1]
+                self.activations[l - 2].backward_inplace(dZ[l - 1], Zs[l - 1], As[l - 1])
+        return dW, db, dZ[1:]
 
     def gradients(self, X: np.ndarray, Y: np.ndarray, loss: "str | Loss"):
         """(J, dW, db): the mean cost over the columns of X and ∂J/∂W[l], ∂J/∂b[l], l = 1..L."""
@@ -179,3 +197,49 @@ class Network:
             net.weights = [f[f"W{l}"] for l in range(1, net.L + 1)]
             net.biases = [f[f"b{l}"] for l in range(1, net.L + 1)]
         return net
+
+
+class Workspace:
+    """Preallocated Z[l], A[l] and dZ[l] buffers for batches of k examples.
+
+    Reusing them keeps allocation out of the training step: numpy's arrays of a full batch
+    are large enough that each fresh allocation costs page faults. The dZ[l] are views of
+    one flat buffer, so their norms can be taken in one reduction."""
+
+    def __init__(self, net: Network, k: int):
+        self.k = k
+        sizes = net.layer_sizes[1:]
+        self.Z = [None] + [np.empty((n, k), dtype=net.dtype) for n in sizes]
+        self.A = [None] + [np.empty((n, k), dtype=net.dtype) for n in sizes]
+        self.dZ_flat = np.empty(sum(sizes) * k, dtype=net.dtype)
+        self.scratch = np.empty_like(self.dZ_flat)
+        self.dZ_starts = np.cumsum([0] + [n * k for n in sizes[:-1]])
+        self.dZ = [None] + [self.dZ_flat[s:s + n * k].reshape(n, k)
+                            for s, n in zip(self.dZ_starts, sizes)]
+
+
+class FlatParams:
+    """All of a network's parameters in one flat vector θ = [W[1], b[1], ..., W[L], b[L]].
+
+    ``bind`` makes the network's weights and biases views of θ, so an update of every
+    parameter is one vector operation, and ``views`` lays gradients out the same way."""
+
+    def __init__(self, net: Network):
+        shapes = [p.shape for pair in zip(net.weights, net.biases) for p in pair]
+        sizes = [int(np.prod(s)) for s in shapes]
+        self.shapes, self.starts = shapes, np.cumsum([0] + sizes[:-1])
+        self.size = sum(sizes)
+        self.dtype = net.dtype
+
+    def views(self, flat: np.ndarray) -> tuple[list, list]:
+        """Lists (W-shaped, b-shaped) of views of ``flat``."""
+        parts = [flat[s:s + int(np.prod(shape))].reshape(shape)
+                 for s, shape in zip(self.starts, self.shapes)]
+        return parts[0::2], parts[1::2]
+
+    def bind(self, net: Network) -> np.ndarray:
+        """θ holding the network's current parameters; the network now reads and writes θ."""
+        theta = np.concatenate([p.ravel() for pair in zip(net.weights, net.biases) for p in pair])
+        theta = theta.astype(self.dtype, copy=False)
+        net.weights, net.biases = self.views(theta)
+        return theta

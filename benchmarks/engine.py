@@ -1,0 +1,92 @@
+"""Engine speed: ffexp against scikit-learn's MLPClassifier on the same work, in one process.
+
+Both train the same architecture with plain SGD (scikit-learn: solver="sgd", momentum=0,
+alpha=0, no early stopping, tol disabled), same batch size, epochs and learning rate, in an
+interleaved loop of repeats; the script prints the median wall-time ratio ffexp / sklearn for
+every case, with ffexp's per-epoch bookkeeping (training cost, gradient norms, activation
+statistics) on and off. Target (issue 2): ≤ 0.5 with bookkeeping on, ≤ 0.33 with it off.
+
+    python benchmarks/engine.py [--repeats 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_digits, make_moons
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+
+import ffexp
+
+
+def _moons():
+    X, y = make_moons(n_samples=2000, noise=0.2, random_state=0)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    return X, y, y[None, :].astype(float)
+
+
+def _digits():
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    Y = np.zeros((10, y.size))
+    Y[y, np.arange(y.size)] = 1.0
+    return X, y, Y
+
+
+# name: (data, hidden sizes, batch size (None = all), epochs, lr, output, loss)
+CASES = {
+    "a moons 2-64-64-1 b=32 50ep": (_moons, (64, 64), 32, 50, 0.1, "sigmoid", "bce"),
+    "b moons 2-64-64-1 b=1 2ep": (_moons, (64, 64), 1, 2, 0.01, "sigmoid", "bce"),
+    "c moons 2-64-64-1 full 500ep": (_moons, (64, 64), None, 500, 0.5, "sigmoid", "bce"),
+    "d digits 64-128x3-10 b=64 30ep": (_digits, (128, 128, 128), 64, 30, 0.1, "softmax", "cce"),
+}
+
+
+def run_sklearn(X, y, hidden, batch, epochs, lr):
+    clf = MLPClassifier(hidden_layer_sizes=hidden, activation="relu", solver="sgd", momentum=0.0,
+                        nesterovs_momentum=False, alpha=0.0, batch_size=batch or X.shape[0],
+                        max_iter=epochs, learning_rate_init=lr, learning_rate="constant",
+                        shuffle=True, tol=0.0, n_iter_no_change=10**9, early_stopping=False,
+                        random_state=0)
+    t = time.perf_counter()
+    clf.fit(X, y)
+    return time.perf_counter() - t, clf.n_iter_
+
+
+def run_ffexp(X, Y, hidden, batch, epochs, lr, output, loss, bookkeeping):
+    net = ffexp.Network([X.shape[1], *hidden, Y.shape[0]], "relu", output, "he", seed=0)
+    t = time.perf_counter()
+    r = ffexp.train(net, X.T, Y, loss, optimizer="batch" if batch is None else "minibatch",
+                    lr=lr, batch_size=batch or 1, epochs=epochs, bookkeeping=bookkeeping)
+    assert r.epochs == epochs, r.message
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
+    args = ap.parse_args()
+    repeats = 1 if args.quick else args.repeats
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    print(f"ffexp {ffexp.__version__}, numpy {np.__version__}; median of {repeats} interleaved repeats")
+    print(f"{'case':34s} {'sklearn s':>10s} {'ffexp s':>9s} {'ratio':>6s} {'ffexp-off s':>12s} {'ratio':>6s}")
+    for name, (data, hidden, batch, epochs, lr, output, loss) in CASES.items():
+        X, y, Y = data()
+        sk, on, off = [], [], []
+        for _ in range(repeats):
+            sk.append(run_sklearn(X, y, hidden, batch, epochs, lr)[0])
+            on.append(run_ffexp(X, Y, hidden, batch, epochs, lr, output, loss, True))
+            off.append(run_ffexp(X, Y, hidden, batch, epochs, lr, output, loss, False))
+        s, a, b = statistics.median(sk), statistics.median(on), statistics.median(off)
+        print(f"{name:34s} {s:10.3f} {a:9.3f} {a / s:6.2f} {b:12.3f} {b / s:6.2f}")
+    print("targets: ratio <= 0.50 with bookkeeping on, <= 0.33 off")
+
+
+if __name__ == "__main__":
+    main()
