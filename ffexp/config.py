@@ -1,0 +1,178 @@
+"""The typed configuration: dataclass schemas for Hydra, and the Settings built from them once.
+
+The dataclasses below serve twice. Registered in Hydra's ConfigStore (``register_schemas``) they
+are the schemas that the YAML files in conf/ extend (``defaults: [/schema/<group>@_here_, _self_]``), so a
+wrong type (``optimizer.lr=abc``) or a misspelled key fails at startup with Hydra's message.
+Converted by ``to_settings`` they are the frozen, typed Settings that the rest of ffexp receives:
+only the composition root (ffexp.__main__) ever holds a DictConfig.
+
+Frozen dataclasses make a read-only OmegaConf node, which the YAML files could not extend, so
+the schemas are stored as structured DictConfigs with the read-only flag cleared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional
+
+from omegaconf import MISSING, DictConfig, Node, OmegaConf
+
+# ---- schemas = settings ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """A dataset of ffexp.data.DATASETS; ``params`` are its generator knobs (n_samples, noise…).
+
+    ``task`` describes the data (from ffexp.data); for ``classification`` it follows
+    ``params.n_classes``."""
+    name: str = MISSING
+    task: str = MISSING
+    seed: int = 0
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    standardize_targets: bool = True
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Hidden layer sizes n[1..L-1]; the output activation g[L] (``auto``: from the task)."""
+    hidden_sizes: tuple[int, ...] = (16, 16)
+    output_activation: str = "auto"
+    dtype: str = "float64"
+
+
+@dataclass(frozen=True)
+class ActivationSettings:
+    """The hidden layers' g; ``slope`` is the c of linear / leaky_relu (null: the default)."""
+    name: str = MISSING
+    slope: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class InitSettings:
+    """Weight initialization; ``scale`` is the standard deviation of ``random``."""
+    name: str = MISSING
+    distribution: str = "normal"
+    scale: float = 0.01
+    bias: float = 0.0
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """The cost: auto (from the task), mse, bce or cce."""
+    name: str = MISSING
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """Gradient descent: batch, sgd or minibatch (``batch_size`` used by minibatch only)."""
+    name: str = MISSING
+    lr: float = MISSING
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """At most ``epochs`` passes; with ``tol``, stop once the ``tol_on`` change stays below it
+    for ``patience`` epochs."""
+    epochs: int = 200
+    tol: Optional[float] = None
+    tol_on: str = "cost"
+    patience: int = 1
+    epoch_gradients: str = "mean"
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """MLflow recording (ffexp.tracking)."""
+    enabled: bool = True
+    uri: Optional[str] = None
+    experiment: Optional[str] = None
+    log_model: bool = True
+    log_plots: bool = True
+    flush_seconds: float = 5.0
+    skip_existing: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole job's configuration, typed; the root schema of conf/config.yaml."""
+    dataset: DatasetSettings = MISSING
+    model: ModelSettings = field(default_factory=ModelSettings)
+    activation: ActivationSettings = MISSING
+    init: InitSettings = MISSING
+    loss: LossSettings = MISSING
+    optimizer: OptimizerSettings = MISSING
+    train: TrainSettings = field(default_factory=TrainSettings)
+    tracking: TrackingSettings = MISSING
+    seed: int = 0
+
+
+#: ConfigStore name in group ``schema`` -> schema. A group's YAML file extends its schema with
+#: ``defaults: [/schema/<group>@_here_, _self_]``; a separate group keeps the schemas out of the
+#: options Hydra lists for ``activation=<typo>``.
+SCHEMAS: dict[str, type] = {
+    "config": Settings,
+    "dataset": DatasetSettings,
+    "activation": ActivationSettings,
+    "init": InitSettings,
+    "loss": LossSettings,
+    "optimizer": OptimizerSettings,
+    "tracking": TrackingSettings,
+}
+
+
+def _writable(schema: type) -> DictConfig:
+    """The structured config of a frozen dataclass, with every read-only flag cleared."""
+    node = OmegaConf.structured(schema)
+
+    def clear(n: Node) -> None:
+        n._set_flag("readonly", None)
+        if isinstance(n, DictConfig) and not n._is_missing() and not n._is_none():
+            for key in n:
+                clear(n._get_node(key))
+
+    clear(node)
+    return node
+
+
+def register_schemas() -> None:
+    """Store the schemas in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for name, schema in SCHEMAS.items():
+        cs.store(group="schema", name=name, node=_writable(schema))
+
+
+def to_settings(cfg: DictConfig) -> Settings:
+    """The composed config (with or without its ``hydra`` node) as typed, frozen Settings."""
+    if "hydra" in cfg:
+        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    settings = OmegaConf.to_object(cfg)
+    if not isinstance(settings, Settings):
+        raise TypeError(f"the config's schema is {type(settings).__name__}, not Settings; "
+                        f"does conf/config.yaml list base_config in its defaults?")
+    model = replace(settings.model, hidden_sizes=tuple(settings.model.hidden_sizes))
+    dataset = replace(settings.dataset, params=dict(settings.dataset.params))
+    return replace(settings, model=model, dataset=dataset)
+
+
+# ---- where and how the job runs -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the tracking and progress code need to know about the job's place in a run.
+
+    ``config`` is the resolved config as plain containers, without the hydra node."""
+    mode: str                      # "run" | "multirun"
+    overrides: list[str]           # the job's task overrides, e.g. ["activation=tanh"]
+    output_dir: str
+    sweep_dir: Optional[str]       # the multirun's directory; None for a single run
+    job_num: int
+    job_id: str
+    command_line: str
+    config: dict = field(default_factory=dict)
