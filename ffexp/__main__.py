@@ -1,0 +1,218 @@
+"""The ``ffexp`` command (and ``python -m ffexp``): the one composition root.
+
+Hydra composes conf/ into a DictConfig; ``run`` converts it once into typed Settings, prepares
+the job (every check before training), records it (ffexp.tracking.record_job) around
+``execute`` and prints a short summary. Nothing else in ffexp sees a DictConfig.
+
+Errors:
+
+- a user's mistake (ValueError from the settings or ``prepare``) in a single run: one line
+  ``ffexp: error: <message>`` on stderr, exit status 2, and no run is recorded;
+- in a multirun, a failing job does not stop the others: its traceback goes to the job's log,
+  its outcome to ``<job dir>/ffexp_status.json``, and ``main`` exits 1 after the sweep,
+  naming the failed jobs. Status files (not Hydra's return values) carry this, so it works
+  with launchers that run jobs in other processes (hydra/launcher=joblib).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback as HydraCallback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from ffexp.app import Job, JobResult, execute, prepare
+from ffexp.config import RunContext, Settings, register_schemas, to_settings
+from ffexp.progress import epoch_callbacks, job_line, print_job_line
+from ffexp.tracking import record_job
+
+log = logging.getLogger("ffexp")
+
+STATUS_FILE = "ffexp_status.json"
+#: the user's command line, handed to jobs that run in other processes
+COMMAND_ENV = "FFEXP_COMMAND_LINE"
+USAGE_EXIT = 2
+
+register_schemas()
+
+
+# ---- the job --------------------------------------------------------------------------------
+
+
+def run_context(cfg: DictConfig, hc: DictConfig) -> RunContext:
+    """Where this job runs, from Hydra's config node."""
+    multirun = hc.mode == RunMode.MULTIRUN
+    return RunContext(
+        mode="multirun" if multirun else "run",
+        overrides=list(hc.overrides.task),
+        output_dir=str(hc.runtime.output_dir),
+        sweep_dir=str(Path(hc.sweep.dir).resolve()) if multirun else None,
+        job_num=int(OmegaConf.select(hc, "job.num", default=0) or 0),
+        job_id=str(OmegaConf.select(hc, "job.id", default="") or ""),
+        command_line=os.environ.get(COMMAND_ENV) or shlex.join(sys.argv),
+        config=OmegaConf.to_container(cfg, resolve=True))
+
+
+def _write_status(context: RunContext, status: str, seconds: float, outcome: str = "",
+                  metric: tuple[str, float] | None = None, error: str = "") -> None:
+    record = {"job_num": context.job_num, "job_id": context.job_id,
+              "overrides": context.overrides, "status": status, "outcome": outcome,
+              "metric": metric[0] if metric else None, "value": metric[1] if metric else None,
+              "error": error, "seconds": round(seconds, 3)}
+    Path(context.output_dir, STATUS_FILE).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _train_and_record(settings: Settings, job: Job, context: RunContext) -> JobResult:
+    with record_job(settings, job, context) as recorder:
+        callbacks = [*epoch_callbacks(context.mode, job.main_metric), *recorder.callbacks]
+        result = execute(job, callbacks)
+        recorder.finish(result)
+    return result
+
+
+def _fmt_metrics(metrics: dict[str, float], split: str) -> str:
+    return "  ".join(f"{k.split('/', 1)[1]} {v:.4g}" for k, v in metrics.items()
+                     if k.startswith(f"{split}/"))
+
+
+def summary(job: Job, result: JobResult, context: RunContext) -> str:
+    """The few lines a single run prints."""
+    s, d, t = job.settings, job.dataset, result.train
+    auto = lambda chosen, resolved: resolved if chosen == resolved else f"{resolved} ({chosen})"
+    sizes = f"{d.X_train.shape[1]}/{d.X_val.shape[1]}/{d.X_test.shape[1]}"
+    return "\n".join([
+        f"ffexp: dataset={d.name} ({job.task}, train/val/test {sizes})  "
+        f"activation={s.activation.name}  init={s.init.name}  "
+        f"loss={auto(s.loss.name, job.loss)}  optimizer={s.optimizer.name} "
+        f"(lr={s.optimizer.lr:g}, batch_size={s.optimizer.batch_size})",
+        f"  val   {_fmt_metrics(result.metrics, 'val')}",
+        f"  test  {_fmt_metrics(result.metrics, 'test')}",
+        f"  {t.outcome}: {t.message} ({t.epochs} epochs, {t.updates} updates) in "
+        f"{result.seconds:.2f} s; outputs in {context.output_dir}",
+    ])
+
+
+def _main_metric(job: Job, result: JobResult) -> tuple[str, float] | None:
+    key = f"val/{job.main_metric}"
+    return (key, result.metrics[key]) if key in result.metrics else None
+
+
+def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str) -> None:
+    """A sweep job's failure: traceback to its log, a status file and one console line."""
+    seconds = time.perf_counter() - t0
+    message = f"{type(err).__name__}: {err}" if stage == "train" else str(err)
+    log.error("job failed while %s: %s", "training" if stage == "train" else "preparing",
+              message, exc_info=stage == "train")
+    _write_status(context, "failed", seconds, outcome="failed", error=message)
+    print_job_line(job_line(context.job_num, context.overrides, "FAILED", seconds,
+                            error=message))
+
+
+@hydra.main(version_base=None, config_path="pkg://ffexp.conf", config_name="config")
+def run(cfg: DictConfig) -> float | None:
+    """One job: compose -> Settings -> prepare -> record(execute) -> summary.
+
+    Returns the main validation metric (for sweepers that optimize), None if unavailable."""
+    t0 = time.perf_counter()
+    context = run_context(cfg, HydraConfig.get())
+    try:
+        settings = to_settings(cfg)
+        job = prepare(settings)
+    except ValueError as err:
+        if context.mode == "run":
+            _write_status(context, "failed", time.perf_counter() - t0, "failed", error=str(err))
+            print(f"ffexp: error: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(USAGE_EXIT) from None
+        _job_failed(context, err, t0, "prepare")
+        return None
+    log.info("settings: %s", settings)
+    try:
+        result = _train_and_record(settings, job, context)
+    except Exception as err:  # a sweep goes on; a single run lets Hydra report it
+        if context.mode == "run":
+            raise
+        _job_failed(context, err, t0, "train")
+        return None
+    metric = _main_metric(job, result)
+    seconds = time.perf_counter() - t0
+    log.info("%s: %s; metrics %s", result.train.outcome, result.train.message, result.metrics)
+    _write_status(context, "ok", seconds, result.train.outcome, metric)
+    if context.mode == "run":
+        print(summary(job, result, context), flush=True)
+    else:
+        print_job_line(job_line(context.job_num, context.overrides, result.train.outcome,
+                                seconds, metric))
+    return metric[1] if metric else None
+
+
+# ---- the sweep ------------------------------------------------------------------------------
+
+
+class SweepStatus(HydraCallback):
+    """Remembers the sweep's directory for ``main`` (Hydra runs callbacks in this process,
+    whichever launcher runs the jobs), after clearing stale status files from it."""
+
+    sweep_dir: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = Path(str(config.hydra.sweep.dir))
+        for stale in sweep.rglob(STATUS_FILE) if sweep.is_dir() else ():
+            stale.unlink()
+        SweepStatus.sweep_dir = str(sweep)
+
+
+def sweep_failures(sweep_dir: Path) -> tuple[list[dict], int]:
+    """(failed jobs' status records, number of jobs) of a finished sweep.
+
+    A job is a directory under the sweep with Hydra's ``.hydra`` record or a status file; one
+    without a status file died before it could write one and counts as failed."""
+    statuses = {p.parent: json.loads(p.read_text()) for p in sweep_dir.rglob(STATUS_FILE)}
+    job_dirs = set(statuses) | {p.parent for p in sweep_dir.rglob(".hydra") if p.parent != sweep_dir}
+    failed = []
+    for d in sorted(job_dirs, key=lambda p: (statuses.get(p, {}).get("job_num", 1 << 30), str(p))):
+        record = statuses.get(d) or {"job_num": d.name, "overrides": [], "status": "failed",
+                                     "error": f"no {STATUS_FILE} in {d}: the job died"}
+        if record["status"] != "ok":
+            failed.append(record)
+    return failed, len(job_dirs)
+
+
+def report_sweep(sweep_dir: Path) -> int:
+    """Print the sweep's outcome; 0 if every job succeeded, else 1."""
+    failed, total = sweep_failures(sweep_dir)
+    if not failed:
+        print(f"ffexp: {total} job(s) done; outputs in {sweep_dir}", flush=True)
+        return 0
+    names = "; ".join(f"[job {r['job_num']}] {' '.join(r['overrides']) or '(defaults)'}"
+                      for r in failed)
+    print(f"ffexp: {len(failed)} of {total} jobs failed: {names} (see {STATUS_FILE} and the "
+          f"job logs under {sweep_dir})", file=sys.stderr, flush=True)
+    return 1
+
+
+def main() -> int:
+    """The console script: Hydra's command line, then a sweep's verdict as the exit status."""
+    os.environ.setdefault(COMMAND_ENV, shlex.join(["ffexp", *sys.argv[1:]]))
+    SweepStatus.sweep_dir = None
+    run()
+    if SweepStatus.sweep_dir is None:
+        return 0
+    return report_sweep(Path(SweepStatus.sweep_dir))
+
+
+if __name__ == "__main__":
+    # `python -m ffexp` runs this file as __main__; run main() from the importable module
+    # instead, so that Hydra's callback (ffexp.__main__.SweepStatus) and main() share state
+    from ffexp.__main__ import main as _main
+
+    sys.exit(_main())
