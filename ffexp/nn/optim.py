@@ -155,14 +155,15 @@ def train(net: Network, X: np.ndarray, Y: np.ndarray, loss: "str | Loss" = "bce"
     outcome, message, diverged_epoch, calm = "finished", "", None, 0
     last_good, prev_cost = theta.copy(), math.nan
     cached = False   # the full-set workspace holds the forward pass at the current θ
+    XT, YT = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
     t_start = time.perf_counter()
     updates = 0
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            if plan.shuffle:
+            if plan.shuffle:   # rows of the transposes: each batch of columns is contiguous
                 perm = rng.permutation(m)
-                Xe, Ye = X[:, perm], Y[:, perm]
+                Xe, Ye = XT[perm].T, YT[perm].T
             else:
                 Xe, Ye = X, Y
             acc_p, acc_z = np.zeros(2 * L), np.zeros(L)
