@@ -1,0 +1,219 @@
+"""From options to a report folder: select, aggregate, draw, render, and log it to the sweep."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import figures
+from .aggregate import (OUTCOMES, Table, factor_importance, lower_is_better, main_metric,
+                        metric_names, outcomes_of, paired, resolve_metric, run_values, summarize)
+from .design import (SEED, check_group_keys, detect_group_keys, params_of, swept_keys,
+                     uncontrolled)
+from .render import fmt, to_html, to_markdown
+from .select import (ReportError, connect, fetch_histories, resolve_uri, select_runs,
+                     sweep_command)
+
+_GRAD = re.compile(r"grad_norm/[WZ]\d+$")
+_FINAL = re.compile(r"(train|val|test)/[a-z0-9_]+$")
+
+
+@dataclass
+class Options:
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    sweep: str | None = None
+    filter: str | None = None
+    metric: str | None = None
+    at: str = "final"
+    group_by: list[str] = field(default_factory=list)
+    output: str | None = None
+    log_artifact: bool = True
+    workers: int = 8
+
+
+def parse_at(text: str) -> str:
+    """``final``, ``best`` or ``epoch N`` (also ``N``) -> canonical form."""
+    t = text.strip().lower()
+    if t in ("final", "best"):
+        return t
+    m = re.fullmatch(r"(?:epoch\s*)?(\d+)", t)
+    if not m or int(m.group(1)) < 1:
+        raise ReportError(f"invalid --at {text!r} (final, best or epoch N with N >= 1)")
+    return f"epoch {int(m.group(1))}"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "report"
+
+
+def _label(per_run: pd.DataFrame, keys: list[str]) -> pd.Series:
+    if not keys:
+        return pd.Series("all runs", index=per_run.index)
+    return per_run[keys].astype(str).apply(
+        lambda r: ", ".join(f"{k}={v}" for k, v in zip(keys, r)), axis=1)
+
+
+def _per_run(sel, params, keys, metric, at, history) -> pd.DataFrame:
+    runs = sel.runs
+    df = pd.DataFrame({"run_id": runs["run_id"],
+                       "run_name": runs.get("tags.mlflow.runName", runs["run_id"]).fillna("")})
+    for k in keys:
+        df[k] = params[k].to_numpy()
+    df[SEED] = params[SEED].to_numpy() if SEED in params else ""
+    df["outcome"] = outcomes_of(runs).to_numpy()
+    df["value"] = run_values(runs, metric, at, history).to_numpy()
+    if at.startswith("epoch") and df["value"].isna().all():
+        raise ReportError(f"no run has {metric} at {at}")
+    return df
+
+
+def _tables(table: Table, pairs: pd.DataFrame, runs: pd.DataFrame, finals: list[str]):
+    k = table.keys
+    shown = [o for o in OUTCOMES if o in ("finished", "converged", "diverged")
+             or table.groups[o].any()]
+    rank = (["rank", *k, "n", "runs", "mean", "std", "95% CI", *shown],
+            [[str(g["rank"]), *(str(g[c]) for c in k), str(g["n"]), str(g["runs"]), fmt(g["mean"]),
+              fmt(g["std"]), f"[{fmt(g['ci_low'])}, {fmt(g['ci_high'])}]",
+              *(str(g[o]) for o in shown)] for _, g in table.groups.iterrows()])
+    pair = (([*k, "shared seeds", "difference", "95% CI", "verdict"],
+             [[*(str(p[c]) for c in k), str(p["shared_seeds"]), fmt(p["diff"]),
+               f"[{fmt(p['ci_low'])}, {fmt(p['ci_high'])}]", p["verdict"]]
+              for _, p in pairs.iterrows()]) if len(pairs) else None)
+    label = _label(table.runs, k)
+    ok = table.runs["outcome"].isin(["finished", "converged", "diverged"]).to_numpy()
+    fin_rows = []
+    for group in _label(table.groups, k):
+        mask = (label == group).to_numpy() & ok
+        cells = []
+        for m in finals:
+            v = runs.loc[mask, f"metrics.{m}"].astype(float).dropna()
+            cells.append("—" if v.empty else fmt(v.mean()) if len(v) < 2
+                         else f"{fmt(v.mean())} ± {fmt(v.std(ddof=1))}")
+        fin_rows.append([group, *cells])
+    final = (["group", *finals], fin_rows)
+    r = table.runs.sort_values([*k, SEED, "run_id"], kind="stable")
+    per = (["run", "run id", *k, "seed", "outcome", f"{table.metric} ({table.at})"],
+           [[row["run_name"], row["run_id"], *(str(row[c]) for c in k), str(row[SEED]),
+             row["outcome"], fmt(row["value"])] for _, row in r.iterrows()])
+    return rank, pair, final, per
+
+
+def _provenance(sel, uri: str, opts: Options, metric: str, at: str, keys: list[str]) -> list:
+    runs = sel.runs
+    items = [f"Tracking store: `{uri}`", "Selection: " + "; ".join(sel.criteria),
+             "Experiment(s): " + ", ".join(f"{n} (`{i}`)" for i, n in sel.experiments.items())]
+    if sel.parent:
+        tags = sel.parent["tags"]
+        items.append(f"Sweep parent run: {sel.parent['run_name']} (`{sel.parent['run_id']}`)"
+                     + (f", sweep id `{tags['ffexp.sweep_id']}`" if "ffexp.sweep_id" in tags else ""))
+        items.append(f"Sweep command line: `{sweep_command(tags) or '(not recorded)'}`")
+
+    def counted(col):
+        if col not in runs:
+            return "(not recorded)"
+        vc = runs[col].fillna("(none)").astype(str).value_counts()
+        return ", ".join(f"`{v}` ({vc[v]} runs)" for v in sorted(vc.index))
+
+    items += [f"Git commit(s): {counted('tags.ffexp.git_commit')}",
+              f"Uncommitted changes (git_dirty): {counted('tags.ffexp.git_dirty')}",
+              f"ffexp version(s) of the runs: {counted('tags.ffexp.version')}",
+              f"Runs: {len(runs)} (ids in the run table)"]
+    cmd = ["ffexp-report", "--tracking-uri", uri, *sel.args, "--metric", metric, "--at", at]
+    if opts.group_by:
+        cmd += ["--group-by", ",".join(keys)]
+    if opts.output:
+        cmd += ["--output", opts.output]
+    return items, shlex.join(cmd)
+
+
+def build(opts: Options) -> tuple[Path, dict]:
+    """Write the report folder; returns it and a few numbers for the closing line."""
+    uri = resolve_uri(opts.tracking_uri)
+    at = parse_at(opts.at)
+    client = connect(uri)
+    sel = select_runs(client, opts.experiment, opts.sweep, opts.filter)
+    params = params_of(sel.runs)
+    swept = (swept_keys(" ".join(filter(None, (sweep_command(sel.parent["tags"]),
+                                                sel.parent["tags"].get("ffexp.overrides")))))
+             if sel.parent else None)
+    keys = (check_group_keys(opts.group_by, params) if opts.group_by
+            else detect_group_keys(params, swept))
+    metric = resolve_metric(opts.metric, sel.runs)
+    names = metric_names(sel.runs)
+    tasks = sorted(set(sel.runs.get("params.task", pd.Series(dtype=str)).dropna()))
+    main = main_metric(tasks[0]) if len(tasks) == 1 else None
+    curve_metric = metric if metric.startswith("val/") else main
+    curves = [m for m in ("train/cost", "val/cost", curve_metric) if m in names]
+    curves = list(dict.fromkeys(curves))
+    wanted = sorted(set(curves + [m for m in names if _GRAD.match(m)]
+                        + ([metric] if at != "final" else [])))
+    history = fetch_histories(client, list(sel.runs["run_id"]), wanted, workers=opts.workers)
+    per_run = _per_run(sel, params, keys, metric, at, history)
+    table = summarize(per_run, keys, metric, at)
+    pairs = paired(table)
+    notes = uncontrolled(sel.runs, params, keys)
+
+    name = sel.parent["run_name"] if sel.parent else (
+        next(iter(sel.experiments.values())) if len(sel.experiments) == 1 else "selection")
+    out = Path(opts.output) if opts.output else Path("reports") / _safe(name)
+    out.mkdir(parents=True, exist_ok=True)
+
+    labels = pd.Series(_label(per_run, keys).to_numpy(), index=per_run["run_id"])
+    order = list(_label(table.groups, keys))
+    figs = [("Learning curves", figures.learning_curves(history, labels, order, curves,
+                                                        out / "learning_curves.png"))]
+    grad = figures.grad_profiles(history, labels, order, out / "grad_norms.png")
+    if grad:
+        figs.append(("Gradient-norm profiles across layers", grad))
+    if len(keys) >= 2:
+        rows, cols = factor_importance(per_run, keys)[:2]
+        figs.append((f"Heatmap of {metric} over {rows} × {cols}",
+                     figures.heatmap(per_run, rows, cols, metric, out / "heatmap.png")))
+
+    finals = [m for m in names if _FINAL.match(m)]
+    rank, pair, final, per = _tables(table, pairs, sel.runs, finals)
+    prov, regen = _provenance(sel, uri, opts, metric, at, keys)
+    direction = "lower" if lower_is_better(metric) else "higher"
+    blocks = [("h", 1, f"ffexp report: {name}")]
+    blocks += [("warn", "uncontrolled comparison — the runs differ in more than the swept "
+                        "factors and the seed: " + "; ".join(notes))] if notes else []
+    blocks += [("p", f"{len(per_run)} runs in {len(table.groups)} groups by "
+                     f"{', '.join(f'`{k}`' for k in keys) or '(no factor varies)'}, "
+                     f"ranked by `{metric}` ({at}, {direction} is better)."),
+               ("h", 2, "Ranking"), ("table", *rank),
+               ("p", "n: runs with a value (finished, converged or diverged); runs: all runs "
+                     "of the group, whatever their outcome. 95% CI: Student's t over seeds.")]
+    if pair:
+        best = ", ".join(f"{k}={v}" for k, v in zip(keys, table.groups.loc[0, keys]))
+        blocks += [("h", 2, "Paired comparison with the best group"),
+                   ("p", f"Best group: {best}. Difference = best − other on the seeds both "
+                         f"share (sign so that > 0 means the best group is better)."),
+                   ("table", *pair)]
+    blocks += [("h", 2, "Final metrics (mean ± std over seeds)"), ("table", *final),
+               ("h", 2, "Figures")]
+    blocks += [b for title, path in figs for b in (("h", 3, title), ("img", title, path.name))]
+    blocks += [("h", 2, "Runs"), ("table", *per), ("h", 2, "Provenance"), ("ul", prov),
+               ("p", "Regenerate this report with:"), ("code", regen)]
+
+    (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+    (out / "report.html").write_text(to_html(blocks, out, f"ffexp report: {name}"),
+                                     encoding="utf-8")
+    table.groups.to_csv(out / "groups.csv", index=False, float_format="%.10g")
+    table.runs.to_csv(out / "runs.csv", index=False, float_format="%.10g")
+    if len(pairs):
+        pairs.to_csv(out / "paired.csv", index=False, float_format="%.10g")
+
+    logged = None
+    if sel.parent and opts.log_artifact:
+        try:
+            client.log_artifacts(sel.parent["run_id"], str(out), artifact_path="report")
+            logged = sel.parent["run_id"]
+        except Exception as exc:  # noqa: BLE001 - the files are written; logging is a bonus
+            logged = f"not logged ({str(exc).splitlines()[0][:120] if str(exc) else exc!r})"
+    return out, {"runs": len(per_run), "groups": len(table.groups), "logged": logged,
+                 "warnings": len(notes)}

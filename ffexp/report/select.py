@@ -1,0 +1,215 @@
+"""Which runs a report is about, read from an MLflow store.
+
+The selection ends as a pandas frame from ``mlflow.search_runs`` (one row per job run, the sweep's
+parent run left out) plus, on demand, the per-epoch histories of a few metrics. Histories are
+the expensive part: one ``get_metric_history`` call per (run, metric) through the public client,
+issued from a thread pool; on a SQL store (SQLite by default) the store's own bulk query answers
+one metric for every run in a single round trip instead.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+#: the longest history we ever expect (metrics per run and key); the bulk query's row limit
+MAX_HISTORY_ROWS = 10_000_000
+_HTTP_FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+
+#: how a sweep's parent run is recognised (the contract says ffexp.command; the tracking code
+#: writes ffexp.command_line and ffexp.kind = sweep): any one of these filters
+PARENT_FILTERS = ("tags.`ffexp.kind` = 'sweep'", "tags.`ffexp.command` LIKE '%'",
+                  "tags.`ffexp.command_line` LIKE '%'")
+COMMAND_TAGS = ("ffexp.command", "ffexp.command_line")
+
+
+def sweep_command(tags: dict) -> str | None:
+    """The sweep's command line from its parent run's tags."""
+    return next((tags[t] for t in COMMAND_TAGS if tags.get(t)), None)
+
+
+class ReportError(Exception):
+    """A user's mistake or an unusable store: printed as one line, no traceback."""
+
+
+@dataclass
+class Selection:
+    """The job runs of a report and how they were chosen."""
+
+    runs: pd.DataFrame  # mlflow.search_runs rows, sorted by run_id
+    experiments: dict[str, str]  # experiment id -> name
+    criteria: list[str]  # human-readable, one line each
+    parent: dict | None = None  # {"run_id", "run_name", "tags"} of the sweep's parent run
+    args: list[str] = field(default_factory=list)  # CLI options that reselect exactly these runs
+
+
+def resolve_uri(uri: str | None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else ffexp's default embedded store."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def connect(uri: str):
+    """An MlflowClient on ``uri`` that has answered one request, or ReportError.
+
+    A report never creates a store: a SQLite path that does not exist is an error. HTTP stores
+    fail fast (no retries, a short timeout) instead of MLflow's minutes of back-off.
+    """
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        if not path.is_file():
+            raise ReportError(f"no MLflow store at {uri} (file {path} not found); "
+                              "pass --tracking-uri or set MLFLOW_TRACKING_URI")
+    if uri.startswith(("http://", "https://")):
+        for key, value in _HTTP_FAIL_FAST.items():
+            os.environ.setdefault(key, value)
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ReportError(f"cannot read the tracking store {uri}: {reason[:200]}") from None
+    return client
+
+
+def _search(experiment_ids: list[str], filter_string: str) -> pd.DataFrame:
+    import mlflow
+
+    try:
+        df = mlflow.search_runs(experiment_ids=experiment_ids, filter_string=filter_string,
+                                max_results=100_000, output_format="pandas")
+    except Exception as exc:  # noqa: BLE001 - bad filter syntax comes back as MlflowException
+        message = getattr(exc, "message", None) or str(exc)
+        raise ReportError(f"invalid --filter {filter_string!r}: "
+                          f"{message.strip().splitlines()[0][:200]}") from None
+    return df
+
+
+def _and(*clauses: str | None) -> str:
+    return " and ".join(c for c in clauses if c)
+
+
+def _all_experiments(client) -> dict[str, str]:
+    return {e.experiment_id: e.name for e in client.search_experiments(max_results=50_000)}
+
+
+def _parent_info(run) -> dict:
+    return {"run_id": run.info.run_id, "run_name": run.info.run_name,
+            "experiment_id": run.info.experiment_id, "tags": dict(run.data.tags)}
+
+
+def _find_parent(client, experiments: dict[str, str], sweep: str):
+    """The parent run named by a run id or by an ``ffexp.sweep_id`` tag, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(sweep)
+    except MlflowException:
+        pass
+    for parent_filter in PARENT_FILTERS:
+        hits = _search(list(experiments), _and(f"tags.`ffexp.sweep_id` = '{sweep}'",
+                                               parent_filter))
+        if len(hits):
+            return client.get_run(sorted(hits["run_id"])[0])
+    children = _search(list(experiments), f"tags.`ffexp.sweep_id` = '{sweep}'")
+    parents = sorted(set(children.get("tags.mlflow.parentRunId", pd.Series(dtype=str)).dropna()))
+    return client.get_run(parents[0]) if parents else None
+
+
+def _latest_sweep(client, experiment_ids: list[str]):
+    """The parent run started last (ties: the larger run id)."""
+    import mlflow
+
+    found = []
+    for parent_filter in PARENT_FILTERS:
+        df = mlflow.search_runs(experiment_ids=experiment_ids, filter_string=parent_filter,
+                                order_by=["attributes.start_time DESC"], max_results=1)
+        found += [(df["start_time"].iloc[0], df["run_id"].iloc[0])] if len(df) else []
+    return client.get_run(max(found)[1]) if found else None
+
+
+def select_runs(client, experiment: str | None = None, sweep: str | None = None,
+                filter_string: str | None = None) -> Selection:
+    """The job runs chosen by experiment name, sweep (parent run id or sweep id) and filter.
+
+    With none of the three: the most recent sweep (the parent run started last).
+    A sweep's parent run, and any run that is the parent of another, is not a job and is left
+    out of the rows.
+    """
+    experiments = _all_experiments(client)
+    criteria, args = [], []
+    if experiment is not None:
+        ids = sorted(i for i, n in experiments.items() if n == experiment)
+        if not ids:
+            names = ", ".join(sorted(experiments.values())) or "none"
+            raise ReportError(f"unknown experiment {experiment!r} (experiments: {names})")
+        experiments = {i: experiments[i] for i in ids}
+        criteria.append(f"experiment = {experiment}")
+        args += ["--experiment", experiment]
+    parent = None
+    if sweep is not None or (experiment is None and filter_string is None):
+        parent = (_find_parent(client, experiments, sweep) if sweep is not None
+                  else _latest_sweep(client, list(experiments)))
+        if parent is None:
+            raise ReportError(f"no sweep with parent run id or sweep id {sweep!r}" if sweep
+                              else "no sweep in the store (no sweep parent run); "
+                                   "select runs with --experiment, --sweep or --filter")
+        experiments = {parent.info.experiment_id: _all_experiments(client).get(
+            parent.info.experiment_id, parent.info.experiment_id)}
+        criteria.append(f"sweep = parent run {parent.info.run_id} ({parent.info.run_name})")
+        args += ["--sweep", parent.info.run_id]
+    if filter_string:
+        criteria.append(f"filter = {filter_string}")
+        args += ["--filter", filter_string]
+    clause = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'" if parent else None
+    df = _search(sorted(experiments), _and(clause, filter_string))
+    if len(df) and "tags.mlflow.parentRunId" in df:
+        df = df[~df["run_id"].isin(set(df["tags.mlflow.parentRunId"].dropna()))]
+    if not len(df):
+        raise ReportError("the selection has no runs (" + "; ".join(criteria) + ")")
+    df = df.sort_values("run_id", kind="stable").reset_index(drop=True)
+    used = {i: experiments[i] for i in sorted(set(df["experiment_id"])) if i in experiments}
+    return Selection(df, used, criteria, _parent_info(parent) if parent else None, args)
+
+
+def _store_bulk(client):
+    """The store's one-query-per-metric history reader when it has one (SQL stores)."""
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    return getattr(store, "get_metric_history_bulk", None)
+
+
+def fetch_histories(client, run_ids: list[str], keys: list[str],
+                    workers: int = 8) -> pd.DataFrame:
+    """Per-epoch values of ``keys`` for ``run_ids``: columns run_id, key, step, value.
+
+    Sorted by (run_id, key, step); where a step was logged twice the last value wins.
+    """
+    rows: list[tuple[str, str, int, float, int]] = []
+    bulk = _store_bulk(client)
+    if bulk is not None:
+        for key in keys:
+            rows += [(m.run_id, key, m.step, m.value, m.timestamp)
+                     for m in bulk(run_ids, key, MAX_HISTORY_ROWS)]
+    else:
+        pairs = [(r, k) for r in run_ids for k in keys]
+
+        def one(pair):
+            return [(pair[0], pair[1], m.step, m.value, m.timestamp)
+                    for m in client.get_metric_history(*pair)]
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for part in pool.map(one, pairs):
+                rows += part
+    df = pd.DataFrame(rows, columns=["run_id", "key", "step", "value", "timestamp"])
+    df = df.sort_values(["run_id", "key", "step", "timestamp"], kind="stable")
+    df = df.drop_duplicates(["run_id", "key", "step"], keep="last")
+    return df.drop(columns="timestamp").reset_index(drop=True)
