@@ -1,0 +1,96 @@
+"""ffexp-report over a 2 activations × 2 inits × 2 seeds sweep, read back through MlflowClient."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from ffexp.report.cli import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def report(sweep_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "r"
+    argv = ["--tracking-uri", sweep_store["uri"], "--output", str(out)]
+    assert main(argv) == 0
+    return {"out": out, "argv": argv, **sweep_store}
+
+
+def _groups(out):
+    with open(out / "groups.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_four_groups_of_two_seeds(report):
+    rows = _groups(report["out"])
+    assert sorted((r["activation"], r["init"]) for r in rows) == [
+        ("relu", "he"), ("relu", "xavier"), ("tanh", "he"), ("tanh", "xavier")]
+    assert all(r["n"] == "2" and r["runs"] == "2" for r in rows)
+    assert [r["rank"] for r in rows] == ["1", "2", "3", "4"]
+    means = [float(r["mean"]) for r in rows]
+    assert means == sorted(means, reverse=True)  # val/accuracy: higher is better
+
+
+def test_means_equal_a_hand_computation_from_mlflow(report):
+    client = MlflowClient(tracking_uri=report["uri"])
+    by_group: dict[tuple[str, str], list[float]] = {}
+    for run_id in report["children"]:
+        run = client.get_run(run_id)
+        last = client.get_metric_history(run_id, "val/accuracy")
+        value = max(last, key=lambda m: m.step).value
+        by_group.setdefault((run.data.params["activation"], run.data.params["init"]), []).append(value)
+    for row in _groups(report["out"]):
+        values = np.array(by_group[(row["activation"], row["init"])])
+        mean, std = values.mean(), values.std(ddof=1)
+        half = 12.706204736174698 * std / np.sqrt(2)  # t_{0.975, 1}
+        assert float(row["mean"]) == pytest.approx(mean, rel=1e-9)
+        assert float(row["std"]) == pytest.approx(std, rel=1e-9)
+        assert float(row["ci_low"]) == pytest.approx(mean - half, rel=1e-9)
+        assert float(row["ci_high"]) == pytest.approx(mean + half, rel=1e-9)
+        assert f"| {mean:.4f} | {std:.4f} |" in (report["out"] / "report.md").read_text()
+
+
+def test_figures_are_valid_pngs(report):
+    md = (report["out"] / "report.md").read_text()
+    names = re.findall(r"!\[[^]]*\]\(([^)]+)\)", md)
+    assert set(names) == {"learning_curves.png", "grad_norms.png", "heatmap.png"}
+    for name in names:
+        path = report["out"] / name
+        assert path.read_bytes()[:8] == PNG
+        image = mpimg.imread(path)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    html = (report["out"] / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "src=\"heatmap.png\"" not in html
+
+
+def test_tables_paired_comparison_and_provenance(report):
+    md = (report["out"] / "report.md").read_text()
+    assert "## Paired comparison with the best group" in md
+    assert md.count("| 2            |") == 3  # three comparisons on 2 shared seeds each
+    assert "Warning" not in md
+    assert report["parent"] in md and all(r in md for r in report["children"])
+    assert "Sweep command line: `ffexp -m activation=relu,tanh" in md
+    assert "Git commit(s): `abc1234` (8 runs)" in md
+    regen = md.split("```\n")[1].split("\n")[0]
+    assert regen.startswith(f"ffexp-report --tracking-uri {report['uri']} --sweep {report['parent']}")
+
+
+def test_two_reports_are_byte_identical(report, tmp_path):
+    names = ["report.md", "report.html", "groups.csv", "runs.csv", "paired.csv",
+             "learning_curves.png", "grad_norms.png", "heatmap.png"]
+    first = {n: (report["out"] / n).read_bytes() for n in names}
+    assert main(report["argv"]) == 0
+    assert {n: (report["out"] / n).read_bytes() for n in names} == first
+
+
+def test_report_logged_to_the_sweep_parent(report):
+    client = MlflowClient(tracking_uri=report["uri"])
+    logged = {f.path for f in client.list_artifacts(report["parent"], "report")}
+    assert {"report/report.md", "report/report.html", "report/heatmap.png"} <= logged
