@@ -71,3 +71,11 @@ def check_data(X: np.ndarray, Y: np.ndarray | None, n_in: int, n_out: int,
         if bad.size:
             raise ValueError(f"loss {loss.name!r} needs labels in {{0, 1}}, got values such as "
                              f"{bad[:5].tolist()}")
+    if loss is not None and loss.name == "cce":
+        # the shortcut dZ[L] = (Ŷ − Y)/m holds only when every column of Y sums to 1
+        sums = Y.sum(axis=0)
+        cols = np.flatnonzero(sums != 1)
+        if cols.size:
+            raise ValueError(f"loss 'cce' needs one-hot label columns (exactly one 1 each), but "
+                             f"column(s) {cols[:5].tolist()} sum to {sums[cols[:5]].tolist()}; "
+                             f"use loss 'bce' for multi-label targets")
