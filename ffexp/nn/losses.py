@@ -10,7 +10,7 @@ machine epsilon) so that J is finite when ŷ is exactly 0 or 1.
 - ``cce``  categorical cross-entropy: L = −Σ_k y_k ln ŷ_k;  ∂J/∂Ŷ = −Y/Ŷ / m.
 
 For the matched pairs linear(c=1)+mse, sigmoid+bce and softmax(β=1)+cce the output error is
-the shortcut dZ[L] = (Ŷ − Y)/m (MATH.md [194], [198], [203], [207-210]); every other allowed
+the shortcut dZ[L] = (Ŷ − Y)/m (β (Ŷ − Y)/m for a softmax of β ≠ 1; MATH.md [194], [198], [203], [207-210]); every other allowed
 pair goes through the general chain rule dZ[L] = g'ᵀ dŶ.
 """
 
@@ -97,9 +97,9 @@ def make_loss(name: "str | Loss") -> Loss:
 
 
 def uses_shortcut(loss: Loss, output) -> bool:
-    """Whether (output activation, loss) is a matched pair with dZ[L] = (Ŷ − Y)/m.
+    """Whether (output activation, loss) is a matched pair with dZ[L] = β (Ŷ − Y)/m.
 
-    Only with the plain forms: slope c = 1 for linear, β = 1 for softmax."""
-    if output.name != loss.shortcut_activation:
-        return False
-    return getattr(output, "c", 1.0) == 1.0 and getattr(output, "beta", 1.0) == 1.0
+    β is softmax's (1 for the others); a linear output only with slope c = 1. The shortcut is
+    also the numerically sound form: the chain rule through a clipped ln ŷ loses the gradient
+    of confidently wrong examples."""
+    return output.name == loss.shortcut_activation and getattr(output, "c", 1.0) == 1.0

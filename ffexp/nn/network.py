@@ -122,13 +122,13 @@ class Network:
     # -- backward -------------------------------------------------------------------------
     def output_error(self, Y: np.ndarray, Z_L: np.ndarray, Yhat: np.ndarray, loss: Loss,
                      out: np.ndarray | None = None) -> np.ndarray:
-        """dZ[L] = ∂J/∂Z[L]: the shortcut (Ŷ − Y)/m for matched pairs, else the chain rule."""
+        """dZ[L] = ∂J/∂Z[L]: the shortcut β (Ŷ − Y)/m for matched pairs, else the chain rule."""
         if out is None:
             out = np.empty_like(Yhat)
         g = self.activations[-1]
         if uses_shortcut(loss, g):
             np.subtract(Yhat, Y, out=out)
-            out *= 1.0 / Y.shape[1]
+            out *= getattr(g, "beta", 1.0) / Y.shape[1]
         else:
             out[...] = g.backward(loss.grad(Y, Yhat), Z_L, Yhat)
         return out

@@ -47,7 +47,10 @@ class Schedule:
     def of(cls, optimizer: str, m: int, batch_size: int = 32) -> "Schedule":
         checks.one_of("optimizer", optimizer, OPTIMIZERS)
         size, shuffle = OPTIMIZERS[optimizer]
-        return cls(optimizer, size(m, batch_size), shuffle)
+        n = size(m, batch_size)
+        # a single batch of all m examples is the same in any order: do not reshuffle, so that
+        # mini-batch with s >= m is batch gradient descent bit for bit
+        return cls(optimizer, n, shuffle and n < m)
 
     def updates_per_epoch(self, m: int) -> int:
         return math.ceil(m / self.batch_size)

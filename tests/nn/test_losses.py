@@ -132,10 +132,6 @@ def test_other_pairs_take_the_chain_rule(output, loss, kw):
     assert not uses_shortcut(make_loss(loss), act)
 
 
-@pytest.mark.xfail(strict=True, reason="softmax(β≠1)+cce takes the chain rule through "
-                   "CategoricalCrossEntropy.grad, which clips ŷ at eps: for a confidently wrong "
-                   "example (ŷ_true < eps) the output error shrinks by ŷ_true/eps (here 50×); "
-                   "fix in network.output_error + losses.uses_shortcut: Δ[L] = β(Ŷ − Y)/m")
 def test_softmax_beta_cce_output_error_for_a_confidently_wrong_example():
     """With one-hot Y, ∂J/∂Z[L] = β(Ŷ − Y)/m for any β (the chain rule worked out); the
     engine must give it also when ŷ of the true class is below the clipping epsilon."""

@@ -108,9 +108,6 @@ def test_sgd_reshuffles_every_epoch():
     assert orders[0] != orders[1] != orders[2] and orders[0] != list(range(m))
 
 
-@pytest.mark.xfail(strict=True, reason="optim.py: minibatch with s >= m still shuffles the "
-                   "columns, so the gradient sums run in another order (last-bit differences); "
-                   "fix: no reshuffle when one batch holds all m examples")
 @pytest.mark.parametrize("bookkeeping", [True, False])
 def test_minibatch_with_s_equal_m_is_batch_exactly(bookkeeping):
     X, Y = blobs(40)
@@ -124,16 +121,6 @@ def test_minibatch_with_s_equal_m_is_batch_exactly(bookkeeping):
     assert ua == ub == 15
     assert params_equal(pa, pb)
     assert ca == cb or bookkeeping is False
-
-
-def test_minibatch_with_s_equal_m_matches_batch_closely():
-    """Not bit-exact (see the xfail above) but the same computation up to rounding."""
-    X, Y = blobs(40)
-    nets = [Network([2, 6, 1], hidden_activation="tanh", seed=2) for _ in range(2)]
-    train(nets[0], X, Y, "bce", optimizer="batch", lr=0.5, epochs=15)
-    train(nets[1], X, Y, "bce", optimizer="minibatch", batch_size=40, lr=0.5, epochs=15)
-    for p, q in zip(nets[0].get_params(), nets[1].get_params()):
-        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-14)
 
 
 def test_batch_update_is_the_full_gradient_step():
