@@ -1,4 +1,4 @@
-"""MLflow tracking at the edge (placeholder seam; the tracking work replaces the body).
+"""MLflow tracking at the edge: one run per job, one parent run per sweep.
 
 The composition root calls::
 
@@ -9,7 +9,12 @@ The composition root calls::
 ``settings`` is the typed ffexp.config.Settings, ``job`` the ffexp.app.Job, ``context`` the
 ffexp.config.RunContext (mode, overrides, output/sweep dirs, job number, command line,
 resolved config as a plain dict). On an exception the context manager marks the run FAILED
-(KILLED on KeyboardInterrupt / SIGTERM) and re-raises.
+(KILLED on KeyboardInterrupt / SIGTERM) and re-raises. With ``tracking.enabled=false`` it
+yields a NullRecorder and MLflow is not even imported.
+
+Modules: store (URI, experiment, UI command), params, tags, buffer (the metrics callback),
+diagnose, model (npz + pyfunc), run (record_job), sweep (the Hydra callback of a multirun),
+handoff (the parent run's id, passed to jobs through a file in the sweep directory), signals.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ class NullRecorder:
     """Records nothing: used when tracking.enabled is false."""
 
     callbacks: list = []
+    run_id = None
 
     def finish(self, result) -> None:
         pass
@@ -28,4 +34,21 @@ class NullRecorder:
 
 @contextmanager
 def record_job(settings, job, context):
-    yield NullRecorder()
+    """The job's MLflow run (see ffexp.tracking.run), or a NullRecorder when disabled."""
+    if not settings.tracking.enabled:
+        yield NullRecorder()
+        return
+    from .run import record_job as recording
+    with recording(settings, job, context) as recorder:
+        yield recorder
+
+
+def close_sweep(exc: BaseException | None = None) -> None:
+    """Close this process's sweep parent run if it is still open: FINISHED without ``exc``,
+    KILLED for Ctrl-C / SIGTERM, FAILED otherwise. For the entry point, around Hydra: Hydra
+    skips on_multirun_end when a job raised. A no-op when no sweep is open."""
+    from .sweep import close_open_sweep, status_of
+    close_open_sweep(status_of(exc))
+
+
+__all__ = ["NullRecorder", "close_sweep", "record_job"]

@@ -1,0 +1,41 @@
+"""How a sweep's parent run reaches its jobs: a small JSON file in the sweep directory.
+
+The launching process writes it (ffexp.tracking.sweep) before any job starts; each job, in
+this process or in a joblib worker, reads it. Explicit on purpose: the ``MLFLOW_RUN_ID``
+environment variable silently overrides a child's parent (mlflow #15713), and a worker process
+reused by joblib would keep a stale value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+FILE = "mlflow_sweep.json"
+
+
+@dataclass(frozen=True)
+class SweepTarget:
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    sweep_id: str
+
+
+def write(sweep_dir, target: SweepTarget) -> Path:
+    path = Path(sweep_dir) / FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(target), indent=1))
+    tmp.replace(path)  # atomic: a job never reads half a file
+    return path
+
+
+def read(sweep_dir) -> SweepTarget | None:
+    if not sweep_dir:
+        return None
+    path = Path(sweep_dir) / FILE
+    if not path.is_file():
+        return None
+    return SweepTarget(**json.loads(path.read_text()))

@@ -1,0 +1,127 @@
+"""The trained network as run artifacts: ``model/network.npz`` (``Network.load``, no pickle)
+and an MLflow pyfunc model ``model`` with a signature.
+
+The pyfunc model takes a DataFrame with one column per feature (named as in the dataset, in the
+data's own units: the training split's standardization is applied inside) and returns a
+DataFrame with one column per output: Ŷ = A[L] as ``Network.forward`` gives it (probabilities
+for classification; for regression mapped back to the targets' units). Loading it needs ffexp
+importable (the model class lives here); its requirements are listed explicitly, because
+MLflow's requirement inference costs over a second per run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+import mlflow.pyfunc
+
+
+def _scaling(dataset) -> dict[str, np.ndarray]:
+    """Means and scales of the training split's standardization (identity where there is none)."""
+    n, k = dataset.n_features, dataset.n_outputs
+    fs, ts = dataset.feature_scaler, dataset.target_scaler
+
+    def of(scaler, attr, size, default):
+        value = getattr(scaler, attr, None) if scaler is not None else None
+        return np.full(size, default) if value is None else np.asarray(value, dtype=float)
+
+    return {"feature_mean": of(fs, "mean_", n, 0.0), "feature_scale": of(fs, "scale_", n, 1.0),
+            "target_mean": of(ts, "mean_", k, 0.0), "target_scale": of(ts, "scale_", k, 1.0)}
+
+
+with warnings.catch_warnings():
+    # MLflow advises type hints at class creation; the explicit signature is our contract
+    warnings.simplefilter("ignore", UserWarning)
+
+    class NetworkModel(mlflow.pyfunc.PythonModel):
+        """pyfunc wrapper: standardize the features, forward, un-standardize regression
+        targets."""
+
+        def load_context(self, context) -> None:
+            from ffexp.nn import Network
+            self.net = Network.load(context.artifacts["network"])
+            with np.load(context.artifacts["scaling"], allow_pickle=False) as f:
+                self.scaling = {k: f[k] for k in f.files}
+                self.features = [str(x) for x in f["features"]]
+                self.outputs = [str(x) for x in f["outputs"]]
+
+        def predict(self, context, model_input, params=None):
+            import pandas as pd
+            s = self.scaling
+            X = np.asarray(model_input[self.features], dtype=float)          # (m, n)
+            X = ((X - s["feature_mean"]) / s["feature_scale"]).T              # (n, m)
+            Yhat = self.net.forward(X).T * s["target_scale"] + s["target_mean"]  # (m, k)
+            return pd.DataFrame(Yhat, columns=self.outputs, index=getattr(model_input, "index", None))
+
+
+@contextmanager
+def _quiet():
+    """MLflow's advice (type hints, an input example, models-from-code) and its download
+    progress bars are noise on ffexp's console: the signature is given explicitly."""
+    logger = logging.getLogger("mlflow")
+    level, logger.level = logger.level, logging.ERROR
+    bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+        if bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
+
+
+def requirements() -> list[str]:
+    import mlflow
+    import pandas
+    from ffexp import __version__
+    return [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}",
+            f"pandas=={pandas.__version__}", f"ffexp=={__version__}"]
+
+
+def signature(dataset):
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    return ModelSignature(Schema([ColSpec("double", n) for n in dataset.feature_names]),
+                          Schema([ColSpec("double", n) for n in dataset.target_names]))
+
+
+def log_network(client, run_id: str, uri: str, experiment_id: str, net, dataset,
+                step: int) -> None:
+    """Log network.npz and the pyfunc model ``model`` to the run (no requirement inference)."""
+    from mlflow.models import Model
+    n, k = net.layer_sizes[0], net.layer_sizes[-1]
+    features = list(dataset.feature_names) if dataset is not None else \
+        [f"x{i}" for i in range(1, n + 1)]
+    outputs = list(dataset.target_names) if dataset is not None else \
+        [f"y{i}" for i in range(1, k + 1)]
+    with tempfile.TemporaryDirectory(prefix="ffexp-model-") as tmp:
+        npz, scal = Path(tmp, "network.npz"), Path(tmp, "scaling.npz")
+        net.save(npz)
+        np.savez(scal, features=np.array(features), outputs=np.array(outputs),
+                 **(_scaling(dataset) if dataset is not None else _identity(n, k)))
+        client.log_artifact(run_id, str(npz), "model_npz")
+        # Model.log creates the MLflow 3 LoggedModel in the *fluent* experiment; point it at ours
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(experiment_id=experiment_id)
+        with _quiet():
+            Model.log(artifact_path=None, name="model", flavor=mlflow.pyfunc, run_id=run_id,
+                      python_model=NetworkModel(),
+                      artifacts={"network": str(npz), "scaling": str(scal)},
+                      signature=signature(dataset) if dataset is not None else None,
+                      pip_requirements=requirements(), step=step)
+
+
+def _identity(n: int, k: int) -> dict[str, np.ndarray]:
+    return {"feature_mean": np.zeros(n), "feature_scale": np.ones(n),
+            "target_mean": np.zeros(k), "target_scale": np.ones(k)}

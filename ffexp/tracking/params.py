@@ -1,0 +1,55 @@
+"""MLflow params: the headline choices under short names, plus the resolved config flattened to
+dotted keys, within MLflow's limits (key ≤ 250 characters, value ≤ 6000)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+MAX_KEY = 250
+MAX_VALUE = 6000
+#: top-level config groups that describe where results go, not the experiment itself
+NOT_PARAMS = ("hydra",)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        text = "[" + ",".join(_text(v) for v in value) + "]"
+    elif isinstance(value, dict):
+        text = json.dumps(value, sort_keys=True, default=str)
+    elif value is None:
+        text = "null"
+    else:
+        text = str(value)
+    return text if len(text) <= MAX_VALUE else text[:MAX_VALUE - 1] + "…"
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """{"optimizer": {"lr": 0.1}} -> {"optimizer.lr": "0.1"}; lists stay one value."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, name + "."))
+        elif len(name) <= MAX_KEY:
+            out[name] = _text(value)
+    return out
+
+
+def headline(settings) -> dict[str, str]:
+    """The choices a person sorts and filters the runs table by."""
+    s = settings
+    return {
+        "dataset": s.dataset.name, "task": s.dataset.task, "activation": s.activation.name,
+        "init": s.init.name, "loss": s.loss.name, "optimizer": s.optimizer.name,
+        "lr": _text(s.optimizer.lr), "batch_size": _text(s.optimizer.batch_size),
+        "hidden_sizes": _text(list(s.model.hidden_sizes)), "epochs": _text(s.train.epochs),
+        "seed": _text(s.seed),
+    }
+
+
+def run_params(settings, config: Mapping[str, Any]) -> dict[str, str]:
+    """Headline params and the flattened config (without the tracking group, which says where
+    results go; the headline names win a clash)."""
+    body = {k: v for k, v in config.items() if k not in NOT_PARAMS and k != "tracking"}
+    return {**flatten(body), **{k: _text(v) for k, v in headline(settings).items()}}

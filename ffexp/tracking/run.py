@@ -1,0 +1,186 @@
+"""One MLflow run per job: ``record_job`` opens it, the MetricsBuffer fills it during training,
+and it is closed on every path.
+
+Status: FINISHED when the job returns (a diverged run too: ``ffexp.outcome`` says so), FAILED
+when it raises (tag ``ffexp.error``, artifact ``error/traceback.txt``), KILLED on Ctrl-C or
+SIGTERM (handled here: MLflow by itself records Ctrl-C as FAILED and leaves a SIGTERM'd run
+RUNNING). Everything goes through an explicit MlflowClient and run id, never MLflow's "active
+run", so nothing leaks from one job into the next in a reused joblib worker.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+import tempfile
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import handoff, store
+from .buffer import MetricsBuffer, finite_metrics, send_metrics
+from .diagnose import diagnosis_tags
+from .params import run_params
+from .signals import deferred_sigterm, killed, sigterm_raises
+from .tags import clip, run_name, run_tags
+
+#: MLflow's limits per log_batch request
+PARAMS_PER_CALL = 100
+TAGS_PER_CALL = 100
+
+
+def experiment_name(settings) -> str:
+    """``tracking.experiment``, else the dataset's name (one experiment per dataset)."""
+    return settings.tracking.experiment or settings.dataset.name
+
+
+class Recorder:
+    """The open run of one job: ``callbacks`` for training, ``finish(result)`` at the end."""
+
+    def __init__(self, client, run_id: str, uri: str, experiment_id: str, settings, context):
+        self.client, self.run_id, self.uri = client, run_id, uri
+        self.experiment_id = experiment_id
+        self.settings, self.context = settings, context
+        self.buffer = MetricsBuffer(client, run_id, settings.tracking.flush_seconds)
+        self.callbacks = [self.buffer]
+        self.result = None
+
+    def finish(self, result) -> None:
+        """Keep the JobResult; the run is written and closed when the ``with`` block ends."""
+        self.result = result
+
+    # -- closing --------------------------------------------------------------------------
+    def close_finished(self) -> None:
+        r, s = self.result, self.settings
+        self.buffer.flush()
+        tags = {"ffexp.outcome": "finished"}
+        if r is not None:
+            train = r.train
+            step = train.epochs
+            # values logged every epoch (train/cost, val/…) already have their final value
+            per_epoch = set(train.history[-1].flat()) if train.history else set()
+            final = {k: v for k, v in r.metrics.items() if k not in per_epoch}
+            send_metrics(self.client, self.run_id, finite_metrics(final, step))
+            tags = {"ffexp.outcome": train.outcome, "ffexp.message": clip(train.message),
+                    **diagnosis_tags(train.history, r.net)}
+            if train.diverged_epoch is not None:
+                tags["ffexp.diverged_epoch"] = str(train.diverged_epoch)
+            self._artifacts(r)
+            if s.tracking.log_model and r.net is not None:
+                from .model import log_network
+                log_network(self.client, self.run_id, self.uri, self.experiment_id, r.net,
+                            r.dataset, step)
+        self._tags(tags)
+        self.client.set_terminated(self.run_id, "FINISHED")
+
+    def close_broken(self, exc: BaseException) -> None:
+        interrupted = killed(exc)
+        try:
+            self.buffer.flush()
+            message = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+            tags = {"ffexp.outcome": "killed" if interrupted else "failed",
+                    "ffexp.error": clip(message)}
+            self._tags(tags)
+            if not interrupted:
+                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                self.client.log_text(self.run_id, text, "error/traceback.txt")
+        finally:
+            self.client.set_terminated(self.run_id, "KILLED" if interrupted else "FAILED")
+
+    def _tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        for i in range(0, len(items), TAGS_PER_CALL):
+            self.client.log_batch(self.run_id, tags=items[i:i + TAGS_PER_CALL])
+
+    def _artifacts(self, r) -> None:
+        """History CSV, Hydra's files, plots: written to one folder, logged in one call."""
+        with tempfile.TemporaryDirectory(prefix="ffexp-run-") as tmp:
+            tmp = Path(tmp)
+            _write_history(r.train, tmp / "history.csv")
+            hydra_dir = Path(self.context.output_dir or ".") / ".hydra"
+            if hydra_dir.is_dir():
+                shutil.copytree(hydra_dir, tmp / "hydra")
+            if self.settings.tracking.log_plots:
+                from ffexp.nn import TASKS
+                from ffexp.plots import write_plots
+                plots = tmp / "plots"
+                plots.mkdir()
+                task = TASKS.get(getattr(r.dataset, "task", None))
+                write_plots(r.train, plots, r.net, r.dataset, task.predict if task else None)
+            self.client.log_artifacts(self.run_id, str(tmp))
+        self.client.log_dict(self.run_id, self.context.config, "config/resolved.yaml")
+
+
+def _write_history(train, path: Path) -> None:
+    cols = train.columns()
+    names = list(cols)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(names)
+        for i in range(len(cols["epoch"])):
+            w.writerow(["" if math.isnan(cols[k][i]) else repr(cols[k][i]) for k in names])
+
+
+def _log_params(client, run_id: str, params: dict[str, str]) -> None:
+    from mlflow.entities import Param
+    items = [Param(k, v) for k, v in params.items()]
+    for i in range(0, len(items), PARAMS_PER_CALL):
+        client.log_batch(run_id, params=items[i:i + PARAMS_PER_CALL])
+
+
+def _end_leaked_fluent_run() -> None:
+    """A reused joblib worker may still hold MLflow's active run of an earlier job."""
+    import mlflow
+    while mlflow.active_run() is not None:
+        mlflow.end_run("KILLED")
+
+
+def _target(settings, context):
+    """(client, uri, experiment_id, parent_run_id, sweep_id) for this job."""
+    sweep = handoff.read(context.sweep_dir) if context.mode == "multirun" else None
+    if sweep is not None:
+        return (store.client(sweep.tracking_uri), sweep.tracking_uri, sweep.experiment_id,
+                sweep.parent_run_id, sweep.sweep_id)
+    uri = store.resolve_uri(settings.tracking.uri)
+    client, experiment_id = store.open_store(uri, experiment_name(settings))
+    return client, uri, experiment_id, None, context.sweep_dir
+
+
+def open_run(settings, context) -> Recorder:
+    client, uri, experiment_id, parent, sweep_id = _target(settings, context)
+    tags = run_tags(context.config, context.overrides, sweep_id)
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    run = client.create_run(experiment_id, run_name=run_name(settings), tags=tags)
+    run_id = run.info.run_id
+    try:
+        _log_params(client, run_id, run_params(settings, context.config))
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    return Recorder(client, run_id, uri, experiment_id, settings, context)
+
+
+@contextmanager
+def record_job(settings, job, context):
+    """Open the job's MLflow run; close it FINISHED / FAILED / KILLED (see the module doc)."""
+    _end_leaked_fluent_run()
+    with sigterm_raises():
+        recorder = open_run(settings, context)
+        try:
+            yield recorder
+        except BaseException as exc:
+            with deferred_sigterm():
+                recorder.close_broken(exc)
+            raise
+        else:
+            with deferred_sigterm():
+                try:
+                    recorder.close_finished()
+                except BaseException as exc:
+                    recorder.close_broken(exc)
+                    raise
+    if context.mode == "run":
+        store.print_ui_command(uri=recorder.uri)

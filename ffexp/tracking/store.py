@@ -1,0 +1,95 @@
+"""Where runs go: the tracking URI, the experiment, and the command that opens the UI.
+
+Default store: ``sqlite:///<start dir>/mlflow.db``, an embedded SQLite file in the directory
+ffexp was started from (resolved to an absolute path once, at import, because Hydra may change
+the working directory before a job runs). ``MLFLOW_TRACKING_URI`` overrides it, and
+``tracking.uri`` overrides both. A relative ``sqlite:///file.db`` is taken relative to the
+start directory as well.
+
+A fresh SQLite file needs its schema created (MLflow migrates it on first open, ~3 s); two
+processes doing that at once corrupt it (mlflow #4123). ``open_store`` does it, and creates the
+experiment, once: in a sweep, in the launching process before any job starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+#: the directory ffexp was started from (before Hydra could change it)
+START_DIR = Path.cwd().resolve()
+DEFAULT_DB = "mlflow.db"
+#: artifacts of an embedded store live next to its database file
+ARTIFACTS_DIR = "mlartifacts"
+
+
+def _absolute_sqlite(uri: str, base: Path) -> str:
+    """sqlite:///relative.db -> sqlite:////abs/relative.db (other URIs unchanged)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return uri
+    path = uri[len(prefix):]
+    if path == ":memory:" or path.startswith("/"):
+        return uri
+    return prefix + str((base / path).resolve())
+
+
+def resolve_uri(configured: str | None = None, base: Path | None = None) -> str:
+    """The tracking URI: ``tracking.uri``, else $MLFLOW_TRACKING_URI, else the default file."""
+    base = base or START_DIR
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_DB}"
+    return _absolute_sqlite(uri, base)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite:/// URI, else None."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and uri != prefix + ":memory:":
+        return Path(uri[len(prefix):])
+    return None
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifact root for new experiments: next to the SQLite file (absolute, so that a job in
+    another working directory or the UI finds it); None lets a server decide."""
+    db = sqlite_path(uri)
+    return (db.parent / ARTIFACTS_DIR).as_uri() if db else None
+
+
+def client(uri: str):
+    from mlflow import MlflowClient
+    return MlflowClient(tracking_uri=uri)
+
+
+def open_store(uri: str, experiment: str):
+    """(client, experiment_id): creates the schema (first open) and the experiment if needed."""
+    db = sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    c = client(uri)
+    exp = c.get_experiment_by_name(experiment)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            c.restore_experiment(exp.experiment_id)
+        return c, exp.experiment_id
+    try:
+        return c, c.create_experiment(experiment, artifact_location=artifact_location(uri))
+    except Exception:
+        # another process created it between our lookup and our create
+        exp = c.get_experiment_by_name(experiment)
+        if exp is None:
+            raise
+        return c, exp.experiment_id
+
+
+def ui_command(uri: str) -> str:
+    """The one command that opens the MLflow UI on this store."""
+    return f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
+
+
+def print_ui_command(uri: str) -> None:
+    if uri.startswith(("http://", "https://")):
+        print(f"MLflow: runs are on the tracking server {uri}", flush=True)
+    else:
+        print(f"MLflow: view the runs with\n  {ui_command(uri)}", flush=True)

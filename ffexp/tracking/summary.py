@@ -1,0 +1,75 @@
+"""The summary a sweep's parent run gets at the end, read back from its children.
+
+Parent metrics: ``sweep/jobs`` (child runs), ``sweep/finished`` (FINISHED and not diverged),
+``sweep/diverged``, ``sweep/failed``, ``sweep/killed``, ``sweep/running`` (should stay 0) and
+``best/val/<main>``; tags ``ffexp.best_run_id``, ``ffexp.best_run_name``, ``ffexp.best_metric``
+and ``ffexp.summary`` (one readable line). The best child is the finished one with the highest
+validation main metric (ffexp.metrics.MAIN_METRIC of its task; higher is better for all).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+MAX_CHILDREN = 50_000
+
+
+def _main_metric(task: str) -> str:
+    try:
+        from ffexp.metrics import MAIN_METRIC
+        return "val/" + MAIN_METRIC[task]
+    except (ImportError, KeyError):
+        return "val/accuracy"
+
+
+def children(client, experiment_id: str, parent_id: str) -> list:
+    return client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'",
+                              max_results=MAX_CHILDREN)
+
+
+def _state(run) -> str:
+    status = run.info.status
+    if status == "FINISHED":
+        return "diverged" if run.data.tags.get("ffexp.outcome") == "diverged" else "finished"
+    return {"FAILED": "failed", "KILLED": "killed"}.get(status, "running")
+
+
+def best_child(runs) -> tuple[object, str, float] | None:
+    """(run, metric name, value) of the best finished child, by the main metric of the most
+    common task among the children."""
+    tasks = Counter(r.data.params.get("task", "") for r in runs)
+    if not tasks:
+        return None
+    metric = _main_metric(tasks.most_common(1)[0][0])
+    scored = [(r.data.metrics[metric], r) for r in runs
+              if r.info.status == "FINISHED" and math.isfinite(r.data.metrics.get(metric, math.nan))]
+    if not scored:
+        return None
+    value, run = max(scored, key=lambda p: p[0])
+    return run, metric, value
+
+
+def summarize(client, experiment_id: str, parent_id: str) -> dict[str, int]:
+    """Write the summary onto the parent run; returns the counts."""
+    from mlflow.entities import Metric, RunTag
+    import time
+    runs = children(client, experiment_id, parent_id)
+    counts = Counter(_state(r) for r in runs)
+    names = ("finished", "diverged", "failed", "killed", "running")
+    ts = int(time.time() * 1000)
+    metrics = [Metric("sweep/jobs", float(len(runs)), ts, 0)]
+    metrics += [Metric(f"sweep/{k}", float(counts.get(k, 0)), ts, 0) for k in names]
+    line = f"{len(runs)} jobs: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in names[:4])
+    tags = []
+    best = best_child(runs)
+    if best is not None:
+        run, metric, value = best
+        metrics.append(Metric(f"best/{metric}", float(value), ts, 0))
+        tags += [RunTag("ffexp.best_run_id", run.info.run_id),
+                 RunTag("ffexp.best_run_name", run.info.run_name or ""),
+                 RunTag("ffexp.best_metric", metric)]
+        line += f"; best {run.info.run_name} {metric}={value:.4g}"
+    tags.append(RunTag("ffexp.summary", line))
+    client.log_batch(parent_id, metrics=metrics, tags=tags)
+    return {k: counts.get(k, 0) for k in names}

@@ -1,0 +1,154 @@
+"""One parent MLflow run per multirun: a Hydra callback in the launching process.
+
+``on_multirun_start`` runs once, before any job: it checks that every job's config composes (a
+typo in a sweep value leaves the store untouched), creates the SQLite schema and the experiment
+(parallel jobs racing to do either break the store: mlflow #4123), creates the parent run and
+writes its id to ``<sweep dir>/mlflow_sweep.json`` for the jobs (ffexp.tracking.handoff).
+
+``on_multirun_end`` writes the summary and closes the parent. Hydra skips it when a job raised,
+so the parent is also closed by ``close_open_sweep`` (called from the entry point's ``finally``,
+and at interpreter exit as a last resort): no path leaves it RUNNING.
+"""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+from . import handoff, store
+from .signals import Terminated
+from .tags import SEP, clip, git_state
+
+#: the parent run of this process's sweep, while it is open
+_OPEN: dict[str, Any] = {}
+
+
+class MlflowSweep(Callback):
+    """Registered in conf/config.yaml under ``hydra.callbacks``."""
+
+    def on_multirun_start(self, config, **kwargs: Any) -> None:
+        if not config.tracking.enabled:
+            return
+        jobs = _sweep_jobs(config)
+        if jobs is not None:
+            _check_composes(config, jobs)
+        open_sweep(config, len(jobs) if jobs is not None else None)
+
+    def on_multirun_end(self, config, **kwargs: Any) -> None:
+        close_open_sweep("FINISHED")
+
+
+def _sweep_jobs(config) -> list[list[str]] | None:
+    """Every job's overrides, as the basic sweeper will expand them (None for other sweepers)."""
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        if "BasicSweeper" not in str(config.hydra.sweeper.get("_target_", "")):
+            return None
+        params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+        parsed = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
+        return BasicSweeper.split_arguments(parsed, None)[0]
+    except Exception:  # counting is a courtesy; Hydra reports malformed overrides itself
+        return None
+
+
+def _check_composes(config, jobs: list[list[str]]) -> None:
+    """Compose every job's config now, before anything is written (Hydra does it too, but only
+    after this callback)."""
+    from hydra.core.global_hydra import GlobalHydra
+    loader = GlobalHydra.instance().config_loader()
+    for overrides in jobs:
+        loader.load_sweep_config(config, list(overrides))
+
+
+def _experiment(config) -> str:
+    """tracking.experiment, else the dataset's name; ``ffexp`` when the sweep varies the dataset
+    (all of a sweep's runs share the parent's experiment, so the UI can nest them)."""
+    if config.tracking.experiment:
+        return str(config.tracking.experiment)
+    swept = any(o.split("=", 1)[0].lstrip("+~") == "dataset" and "," in o
+                for o in config.hydra.overrides.task)
+    return "ffexp" if swept else str(config.dataset.name)
+
+
+def open_sweep(config, n_jobs: int | None) -> str:
+    """Create the parent run and hand its id to the jobs; returns the run id."""
+    start = Path.cwd()
+    uri = store.resolve_uri(config.tracking.uri, base=start)
+    sweep_dir = (start / str(config.hydra.sweep.dir)).resolve()
+    try:
+        sweep_id = str(sweep_dir.relative_to(start))
+    except ValueError:
+        sweep_id = str(sweep_dir)
+    client, experiment_id = store.open_store(uri, _experiment(config))
+    commit, dirty = git_state()
+    tags = {"ffexp.sweep_id": sweep_id, "ffexp.command_line": clip(_command_line(config)),
+            "ffexp.overrides": clip(" ".join(config.hydra.overrides.task)),
+            "ffexp.git_commit": commit, "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
+            "mlflow.source.name": "ffexp"}
+    if n_jobs is not None:
+        tags["ffexp.n_jobs"] = str(n_jobs)
+    name = SEP.join(["sweep", _experiment(config), *sweep_dir.parts[-2:]])
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    run_id = run.info.run_id
+    _OPEN.update(client=client, run_id=run_id, uri=uri, signalled=False,
+                 experiment_id=experiment_id)
+    handoff.write(sweep_dir, handoff.SweepTarget(uri, experiment_id, run_id, sweep_id))
+    _install_sigterm()
+    return run_id
+
+
+def _command_line(config) -> str:
+    import sys
+    return " ".join(["ffexp", *sys.argv[1:]]) if sys.argv else "ffexp"
+
+
+def _install_sigterm() -> None:
+    """SIGTERM between jobs ends the sweep through Python, so the parent closes as KILLED."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_term(signum, frame):
+        _OPEN["signalled"] = True
+        raise Terminated()
+
+    _OPEN["previous_sigterm"] = signal.signal(signal.SIGTERM, on_term)
+    if not _OPEN.get("atexit"):
+        atexit.register(close_open_sweep, "FAILED")
+        _OPEN["atexit"] = True
+
+
+def status_of(exc: BaseException | None) -> str:
+    """The parent's status for how the sweep ended."""
+    from .signals import killed
+    if exc is None or (isinstance(exc, SystemExit) and not isinstance(exc, Terminated)
+                       and exc.code in (0, None)):
+        return "FINISHED"
+    return "KILLED" if killed(exc) and not isinstance(exc, SystemExit) \
+        or isinstance(exc, Terminated) else "FAILED"
+
+
+def close_open_sweep(status: str = "FAILED") -> None:
+    """Summarize and close the open parent run, if any (idempotent)."""
+    run_id = _OPEN.pop("run_id", None)
+    if run_id is None:
+        return
+    client, uri = _OPEN["client"], _OPEN["uri"]
+    if _OPEN.get("signalled"):
+        status = "KILLED"
+    previous = _OPEN.pop("previous_sigterm", None)
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
+    try:
+        from .summary import summarize
+        summarize(client, _OPEN["experiment_id"], run_id)
+    finally:
+        client.set_tag(run_id, "ffexp.outcome", {"FINISHED": "finished", "KILLED": "killed"}
+                       .get(status, "failed"))
+        client.set_terminated(run_id, status)
+        store.print_ui_command(uri)

@@ -1,0 +1,131 @@
+"""One job through the real ``ffexp`` command, read back through MLflow's client."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from helpers_tracking import FAST, all_runs, run_ffexp
+
+EPOCHS = 12
+HEADLINE = ("dataset", "task", "activation", "init", "loss", "optimizer", "lr", "batch_size",
+            "hidden_sizes", "epochs", "seed")
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, template_db):
+    """One run on the default store: ./mlflow.db in the directory ffexp starts from."""
+    cwd = tmp_path_factory.mktemp("single")
+    shutil.copy(template_db, cwd / "mlflow.db")  # schema ready: spares the test 3 s
+    proc = run_ffexp(cwd, *FAST, f"train.epochs={EPOCHS}", "seed=3")
+    uri = f"sqlite:///{cwd / 'mlflow.db'}"
+    (run,) = all_runs(uri)
+    return proc, uri, run
+
+
+def test_default_store_and_ui_command(single):
+    proc, uri, run = single
+    assert f"mlflow ui --backend-store-uri {uri}" in proc.stdout
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "moons·relu·he·minibatch·s3"
+    exp = MlflowClient(uri).get_experiment(run.info.experiment_id)
+    assert exp.name == "moons"
+
+
+def test_params(single):
+    _, _, run = single
+    p = run.data.params
+    assert {k: p[k] for k in HEADLINE} == {
+        "dataset": "moons", "task": "binary", "activation": "relu", "init": "he", "loss": "auto",
+        "optimizer": "minibatch", "lr": "0.1", "batch_size": "32", "hidden_sizes": "[8,8]",
+        "epochs": str(EPOCHS), "seed": "3"}
+    assert p["dataset.params.n_samples"] == "200" and p["optimizer.lr"] == "0.1"
+    assert not any(k.startswith(("tracking.", "hydra.")) for k in p)
+
+
+def test_tags(single):
+    _, _, run = single
+    t = run.data.tags
+    assert len(t["ffexp.git_commit"]) == 40 and t["ffexp.git_dirty"] in ("true", "false")
+    assert "train.epochs=12" in t["ffexp.overrides"]
+    assert len(t["ffexp.config_hash"]) == 12 and t["ffexp.version"]
+    assert t["ffexp.outcome"] == "finished"
+    assert "mlflow.parentRunId" not in t
+    diag = {k for k in t if k.startswith("ffexp.diag.")}
+    assert {"ffexp.diag.vanishing_gradients", "ffexp.diag.dead_units",
+            "ffexp.diag.symmetry_not_broken", "ffexp.diag.stalled_cost"} <= diag
+    assert all(t[k] in ("true", "false") for k in diag)
+
+
+def test_metric_histories(single):
+    _, uri, run = single
+    client = MlflowClient(uri)
+    names = set(run.data.metrics)
+    per_epoch = {"train/cost", "val/cost", "val/accuracy", "val/f1", "val/roc_auc", "time/epoch",
+                 "time/elapsed"}
+    per_epoch |= {f"{m}{l}" for m in ("grad_norm/W", "grad_norm/b", "grad_norm/Z",
+                                      "weight_norm/W") for l in (1, 2, 3)}
+    per_epoch |= {f"{m}/{l}" for m in ("act_mean", "act_std", "act_saturated", "act_dead")
+                  for l in (1, 2)}
+    final = {"train/accuracy", "train/f1", "train/roc_auc", "test/cost", "test/accuracy",
+             "test/f1", "test/roc_auc"}
+    assert per_epoch | final == names
+    for name in names:
+        history = client.get_metric_history(run.info.run_id, name)
+        steps = sorted(m.step for m in history)
+        assert steps == (list(range(1, EPOCHS + 1)) if name in per_epoch else [EPOCHS]), name
+        assert all(math.isfinite(m.value) for m in history), name
+
+
+def test_artifacts(single):
+    _, uri, run = single
+    client = MlflowClient(uri)
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"history.csv", "hydra", "plots", "config", "model_npz"} <= top
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
+        "plots/learning_curves.png", "plots/gradient_norms.png", "plots/decision_boundary.png"}
+    assert {"hydra/config.yaml", "hydra/overrides.yaml"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
+    history = pd.read_csv(client.download_artifacts(run.info.run_id, "history.csv"))
+    assert list(history["epoch"]) == list(range(1, EPOCHS + 1))
+
+
+def test_pyfunc_predicts_like_the_network(single, monkeypatch):
+    import mlflow.pyfunc
+
+    from ffexp.data import load_dataset
+    from ffexp.nn import Network
+    _, uri, run = single
+    client = MlflowClient(uri)
+    net = Network.load(client.download_artifacts(run.info.run_id, "model_npz/network.npz"))
+    data = load_dataset("moons", params={"n_samples": 200})
+    raw = data.feature_scaler.inverse_transform(data.X_test.T)      # the data's own units
+    df = pd.DataFrame(raw, columns=list(data.feature_names))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # runs:/ URIs resolve on the fluent store
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert model.metadata.signature is not None
+    predicted = model.predict(df)
+    np.testing.assert_allclose(predicted.to_numpy(), net.forward(data.X_test).T, rtol=1e-9, atol=1e-12)
+    # the model is the trained one: its test accuracy is the logged one
+    accuracy = np.mean((predicted.to_numpy()[:, 0] > 0.5) == (data.Y_test[0] > 0.5))
+    assert accuracy == pytest.approx(run.data.metrics["test/accuracy"])
+
+
+def test_typo_creates_no_run(tmp_path):
+    """A misspelled option is refused before anything touches the store."""
+    proc = run_ffexp(tmp_path, "activation=rleu", check=False)
+    assert proc.returncode != 0
+    proc = run_ffexp(tmp_path, "optimizer.lr=-1", check=False)
+    assert proc.returncode == 2 and "optimizer.lr" in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+    assert not (tmp_path / "mlartifacts").exists()
+
+
+def test_disabled_tracking_writes_nothing(tmp_path):
+    run_ffexp(tmp_path, *FAST, "train.epochs=2", "tracking.enabled=false")
+    assert not (tmp_path / "mlflow.db").exists()
