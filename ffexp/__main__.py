@@ -64,11 +64,13 @@ def run_context(cfg: DictConfig, hc: DictConfig) -> RunContext:
 
 
 def _write_status(context: RunContext, status: str, seconds: float, outcome: str = "",
-                  metric: tuple[str, float] | None = None, error: str = "") -> None:
+                  metric: tuple[str, float] | None = None, error: str = "",
+                  metrics: dict[str, float] | None = None) -> None:
+    """``<output dir>/ffexp_status.json``: the job's verdict, read by ``main`` after a sweep."""
     record = {"job_num": context.job_num, "job_id": context.job_id,
               "overrides": context.overrides, "status": status, "outcome": outcome,
               "metric": metric[0] if metric else None, "value": metric[1] if metric else None,
-              "error": error, "seconds": round(seconds, 3)}
+              "error": error, "seconds": round(seconds, 3), "metrics": metrics or {}}
     Path(context.output_dir, STATUS_FILE).write_text(json.dumps(record, indent=1) + "\n")
 
 
@@ -146,7 +148,8 @@ def run(cfg: DictConfig) -> float | None:
     metric = _main_metric(job, result)
     seconds = time.perf_counter() - t0
     log.info("%s: %s; metrics %s", result.train.outcome, result.train.message, result.metrics)
-    _write_status(context, "ok", seconds, result.train.outcome, metric)
+    _write_status(context, "ok", seconds, result.train.outcome, metric,
+                  metrics=result.metrics)
     if context.mode == "run":
         print(summary(job, result, context), flush=True)
     else:

@@ -12,10 +12,11 @@ the schemas are stored as structured DictConfigs with the read-only flag cleared
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
-from omegaconf import MISSING, DictConfig, Node, OmegaConf
+from omegaconf import MISSING, DictConfig, Node, OmegaConf, open_dict, read_write
 
 # ---- schemas = settings ---------------------------------------------------------------------
 
@@ -150,11 +151,13 @@ def register_schemas() -> None:
 def to_settings(cfg: DictConfig) -> Settings:
     """The composed config (with or without its ``hydra`` node) as typed, frozen Settings."""
     if "hydra" in cfg:
-        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        cfg = copy.deepcopy(cfg)  # keeps the schema's type, which masked_copy would drop
+        with read_write(cfg), open_dict(cfg):
+            del cfg["hydra"]
     settings = OmegaConf.to_object(cfg)
     if not isinstance(settings, Settings):
         raise TypeError(f"the config's schema is {type(settings).__name__}, not Settings; "
-                        f"does conf/config.yaml list base_config in its defaults?")
+                        f"does conf/config.yaml list /schema/config@_here_ in its defaults?")
     model = replace(settings.model, hidden_sizes=tuple(settings.model.hidden_sizes))
     dataset = replace(settings.dataset, params=dict(settings.dataset.params))
     return replace(settings, model=model, dataset=dataset)

@@ -12,16 +12,17 @@ from ffexp.nn import Callback, EpochStats, Network, TrainResult
 class EpochBar(Callback):
     """A tqdm bar over the epochs, its postfix the training cost and the main val metric."""
 
-    def __init__(self, main_metric: str, file: TextIO | None = None):
+    def __init__(self, main_metric: str, file: TextIO | None = None, mininterval: float = 0.1):
         self.key = f"val/{main_metric}"
         self.file = file or sys.stdout
+        self.mininterval = mininterval  # seconds between redraws
         self.bar = None
 
     def on_train_begin(self, net: Network, info: dict) -> None:
         from tqdm import tqdm
 
         self.bar = tqdm(total=info["epochs"], unit="epoch", file=self.file, leave=False,
-                        dynamic_ncols=True)
+                        dynamic_ncols=True, mininterval=self.mininterval)
 
     def on_epoch_end(self, net: Network, stats: EpochStats) -> None:
         postfix = {"cost": f"{stats.cost:.4g}"}

@@ -1,0 +1,46 @@
+"""Shared helpers: the real Hydra composition in-process, and the real command in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from ffexp.config import Settings, register_schemas, to_settings
+
+register_schemas()
+
+
+@pytest.fixture(scope="session")
+def hydra_conf():
+    """compose(overrides) -> DictConfig, from the installed package ffexp.conf."""
+    with initialize_config_module("ffexp.conf", version_base=None):
+        yield lambda overrides=(): compose("config", overrides=list(overrides))
+
+
+@pytest.fixture(scope="session")
+def settings_of(hydra_conf):
+    """settings_of(overrides) -> Settings, tracking off."""
+    def make(*overrides: str) -> Settings:
+        return to_settings(hydra_conf(["tracking.enabled=false", *overrides]))
+    return make
+
+
+def ffexp(*args: str, cwd: Path, module: bool = False) -> subprocess.CompletedProcess:
+    """Run the real command (console script, or ``python -m ffexp``) in ``cwd``."""
+    exe = [sys.executable, "-m", "ffexp"] if module else [str(Path(sys.executable).with_name("ffexp"))]
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    env.pop("FFEXP_COMMAND_LINE", None)
+    return subprocess.run([*exe, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env=env)
+
+
+def statuses(root: Path) -> list[dict]:
+    """The status files of the jobs under ``root``, by job number."""
+    found = [json.loads(p.read_text()) for p in root.rglob("ffexp_status.json")]
+    return sorted(found, key=lambda r: r["job_num"])

@@ -1,0 +1,135 @@
+"""prepare() checks everything before training, naming the key; execute() trains and evaluates."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from ffexp.__main__ import STATUS_FILE, sweep_failures
+from ffexp.app import Validation, execute, prepare
+from ffexp.progress import EpochBar, epoch_callbacks, job_line
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["dataset=diabetes", "loss=cce"],
+     "loss=cce: categorical cross-entropy needs a softmax output and one-hot labels, but "
+     "dataset=diabetes is a regression task (output linear); accepted losses for regression "
+     "with output linear: mse, auto"),
+    (["dataset=linnerud", "loss=bce"], "loss=bce: binary cross-entropy"),
+    (["dataset=multilabel", "loss=cce"], "loss=cce:"),
+    (["model.output_activation=relu"], "loss=auto (= bce): "),
+    (["model.output_activation=softmax"], "model.output_activation=softmax: a softmax over the single output"),
+    (["optimizer.lr=-0.1"], "optimizer.lr=-0.1: "),
+    (["optimizer.batch_size=0"], "optimizer.batch_size=0: "),
+    (["train.epochs=0"], "train.epochs=0: "),
+    (["train.tol=-1"], "train.tol=-1.0: "),
+    (["train.tol_on=loss"], "train.tol_on=loss: unknown; accepted: cost, params"),
+    (["model.hidden_sizes=[16,0]"], "model.hidden_sizes=[16,0]: "),
+    (["model.dtype=float16"], "model.dtype=float16: unknown; accepted: float64, float32"),
+    (["init.distribution=cauchy"], "init.distribution=cauchy: "),
+    (["init=random", "init.scale=0"], "init.scale=0.0: "),
+    (["activation.name=softmax"], "activation.name=softmax: unknown"),
+    (["dataset.task=regression"], "dataset.task=regression: dataset=moons is a binary task"),
+    (["+dataset.params.foo=1"], "dataset=moons: unknown param 'foo'"),
+    (["dataset.val_fraction=0.9"], "val_fraction"),
+    (["seed=-1"], "seed=-1: "),
+])
+def test_mistakes_are_one_value_error_naming_the_key(settings_of, overrides, message):
+    with pytest.raises(ValueError) as info:
+        prepare(settings_of(*overrides))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("dataset,output,loss", [
+    ("moons", "sigmoid", "bce"), ("iris", "softmax", "cce"), ("multilabel", "sigmoid", "bce"),
+    ("diabetes", "linear", "mse")])
+def test_auto_output_and_loss_follow_the_task(settings_of, dataset, output, loss):
+    job = prepare(settings_of(f"dataset={dataset}"))
+    assert (job.output_activation, job.loss) == (output, loss)
+    assert job.net.activations[-1].name == output
+
+
+def test_slope_is_the_hidden_layers_only(settings_of):
+    job = prepare(settings_of("dataset=diabetes", "activation=linear", "activation.slope=0.5"))
+    assert [getattr(a, "c", None) for a in job.net.activations] == [0.5, 0.5, 1.0]
+    relu = prepare(settings_of("activation=relu", "activation.slope=0.5"))  # ignored for relu
+    assert relu.net.activations[0].name == "relu"
+
+
+def test_execute_reports_val_every_epoch_before_other_callbacks(settings_of):
+    job = prepare(settings_of("train.epochs=3"))
+    seen = []
+
+    class Spy(EpochBar):
+        def __init__(self):
+            pass
+
+        def on_train_begin(self, net, info):
+            pass
+
+        def on_epoch_end(self, net, stats):
+            seen.append(sorted(k for k in stats.metrics))
+
+        def on_train_end(self, net, result):
+            pass
+
+    result = execute(job, [Spy()])
+    assert seen == [["val/accuracy", "val/cost", "val/f1", "val/roc_auc"]] * 3
+    assert set(result.metrics) == {f"{s}/{m}" for s in ("train", "val", "test")
+                                   for m in ("cost", "accuracy", "f1", "roc_auc")}
+    assert result.metrics["train/cost"] == pytest.approx(result.train.history[-1].cost)
+    assert result.seconds > 0 and result.net is job.net
+
+
+def test_same_settings_same_metrics(settings_of):
+    a = execute(prepare(settings_of("train.epochs=5", "seed=4"))).metrics
+    b = execute(prepare(settings_of("train.epochs=5", "seed=4"))).metrics
+    c = execute(prepare(settings_of("train.epochs=5", "seed=5"))).metrics
+    assert a == b and a != c
+
+
+def test_seed_changes_the_network_not_the_data(settings_of):
+    a, b = prepare(settings_of("seed=0")), prepare(settings_of("seed=1"))
+    assert np.array_equal(a.dataset.X_train, b.dataset.X_train)
+    assert not np.array_equal(a.net.weights[0], b.net.weights[0])
+
+
+def test_validation_skips_nonfinite_outputs(settings_of):
+    job = prepare(settings_of("dataset=diabetes", "train.epochs=1"))
+    job.net.weights[-1][...] = np.inf
+    stats = type("S", (), {"metrics": {}})()
+    Validation(job).on_epoch_end(job.net, stats)
+    assert stats.metrics == {}
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_only_for_a_single_run_on_a_terminal(settings_of):
+    assert epoch_callbacks("run", "accuracy", io.StringIO()) == []
+    assert epoch_callbacks("multirun", "accuracy", FakeTTY()) == []
+    assert [type(c) for c in epoch_callbacks("run", "accuracy", FakeTTY())] == [EpochBar]
+    out = FakeTTY()
+    execute(prepare(settings_of("train.epochs=4")), [EpochBar("accuracy", out, mininterval=0)])
+    assert "4/4" in out.getvalue() and "val/accuracy" in out.getvalue()
+
+
+def test_job_line():
+    line = job_line(3, ["activation=tanh", "seed=1"], "finished", 1.234, ("val/accuracy", 0.975))
+    assert line == "[job 3] activation=tanh seed=1: finished  val/accuracy=0.9750  (1.23 s)"
+
+
+def test_sweep_failures_counts_dead_jobs(tmp_path):
+    for num, status in ((0, "ok"), (1, "failed")):
+        (tmp_path / str(num)).mkdir()
+        (tmp_path / str(num) / STATUS_FILE).write_text(json.dumps(
+            {"job_num": num, "overrides": [f"seed={num}"], "status": status}))
+    (tmp_path / "2" / ".hydra").mkdir(parents=True)  # started, never wrote a status
+    failed, total = sweep_failures(tmp_path)
+    assert total == 3 and [f["job_num"] for f in failed] == [1, "2"]
