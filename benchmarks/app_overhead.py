@@ -1,0 +1,124 @@
+"""Per-job overhead of the experiment app around training.
+
+Times a sweep of N short jobs (moons, seeds 0..N-1, tracking off) two ways against the same N
+trainings called directly from Python (``Network`` + ``ffexp.train``, data loaded once,
+untimed):
+
+- ``command``: the real command in a subprocess, ``ffexp -m seed=range(N) …``: everything a user
+  waits for, including the interpreter start and imports (paid once per sweep) and Hydra's
+  per-job work (composition, output dirs, .hydra files, logging);
+- ``in-process``: Hydra's compose API and the same steps as the task function (to_settings,
+  prepare, record_job, execute), split into stages, to show where the time goes.
+
+The overhead per job is (app time − direct time) / N; the target is < 0.2 s.
+
+    python benchmarks/app_overhead.py [--jobs 20] [--epochs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_module
+
+from ffexp import Network, train
+from ffexp.app import execute, prepare, split_metrics
+from ffexp.config import RunContext, register_schemas, to_settings
+from ffexp.data import load_dataset
+from ffexp.tracking import record_job
+
+
+def direct(jobs: int, epochs: int) -> float:
+    """The bare trainings: the default network and optimizer, no validation, no evaluation."""
+    d = load_dataset("moons")
+    t0 = time.perf_counter()
+    for seed in range(jobs):
+        net = Network([d.n_features, 16, 16, d.n_outputs], "relu", "sigmoid", "he", seed)
+        train(net, d.X_train, d.Y_train, "bce", optimizer="minibatch", lr=0.1, batch_size=32,
+              epochs=epochs)
+    return time.perf_counter() - t0
+
+
+def command(jobs: int, epochs: int) -> float:
+    """The real ``ffexp -m`` in a subprocess, wall clock."""
+    exe = Path(sys.executable).with_name("ffexp")
+    with tempfile.TemporaryDirectory() as cwd:
+        t0 = time.perf_counter()
+        run = subprocess.run([str(exe), "-m", "tracking.enabled=false", f"train.epochs={epochs}",
+                              f"seed=range(0,{jobs})"], cwd=cwd, capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+    if run.returncode != 0:
+        raise SystemExit(f"ffexp -m failed:\n{run.stderr}")
+    return seconds
+
+
+def in_process(jobs: int, epochs: int) -> dict[str, float]:
+    """The task function's steps with Hydra's compose API, timed by stage (seconds, totals)."""
+    register_schemas()
+    stages = dict.fromkeys(("compose", "prepare", "train+validation", "final evaluation"), 0.0)
+    with initialize_config_module("ffexp.conf", version_base=None):
+        for seed in range(jobs):
+            t0 = time.perf_counter()
+            settings = to_settings(compose("config", overrides=[
+                "tracking.enabled=false", f"train.epochs={epochs}", f"seed={seed}"]))
+            t1 = time.perf_counter()
+            job = prepare(settings)
+            t2 = time.perf_counter()
+            context = RunContext("multirun", [f"seed={seed}"], tempfile.gettempdir(), None, seed,
+                                 str(seed), "benchmark")
+            with record_job(settings, job, context) as recorder:
+                result = execute(job, recorder.callbacks)
+                recorder.finish(result)
+            t3 = time.perf_counter()
+            stages["compose"] += t1 - t0
+            stages["prepare"] += t2 - t1
+            stages["train+validation"] += result.train.seconds
+            stages["final evaluation"] += (t3 - t2) - result.train.seconds
+    return stages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=20)
+    args = parser.parse_args()
+    n, e = args.jobs, args.epochs
+
+    base = direct(n, e)
+    stages = in_process(n, e)
+    app_in = sum(stages.values())
+    cmd = command(n, e)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{n} jobs of moons, {e} epochs each ({os.cpu_count()} cpus, load average {load})")
+    print(f"  direct trainings            {base:7.3f} s  ({base / n:.4f} s/job)")
+    print(f"  app in-process              {app_in:7.3f} s  overhead {(app_in - base) / n:.4f} s/job")
+    for name, seconds in stages.items():
+        print(f"    {name:<25} {seconds:7.3f} s  ({seconds / n:.4f} s/job)")
+    job = prepare(to_settings_for_probe(e))
+    t0 = time.perf_counter()
+    for _ in range(e):
+        split_metrics(job, "val")
+    per_epoch = (time.perf_counter() - t0) / e
+    print(f"    (of train+validation: the val metrics, {per_epoch * 1e3:.2f} ms/epoch "
+          f"= {per_epoch * e:.4f} s/job)")
+    print(f"  ffexp -m in a subprocess    {cmd:7.3f} s  overhead {(cmd - base) / n:.4f} s/job "
+          f"(incl. one interpreter start and imports)")
+    worst = max(app_in, cmd)
+    verdict = "OK" if (worst - base) / n < 0.2 else "OVER"
+    print(f"per-job overhead (worst of the two): {(worst - base) / n:.4f} s  target < 0.2 s: {verdict}")
+
+
+def to_settings_for_probe(epochs: int):
+    with initialize_config_module("ffexp.conf", version_base=None):
+        return to_settings(compose("config", overrides=["tracking.enabled=false",
+                                                        f"train.epochs={epochs}"]))
+
+
+if __name__ == "__main__":
+    main()
