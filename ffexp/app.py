@@ -193,9 +193,6 @@ def _build(s: Settings, data: Dataset, output: str) -> Network:
                       bias_init=s.init.bias, dtype=s.model.dtype)
     except ValueError as err:
         raise ValueError(f"model: {err}") from None
-    if slope is not None and output in SLOPED:
-        # activation.slope is the hidden layers' c; the output layer keeps the plain form
-        net.activations[-1] = make_activation(output)
     return net
 
 

@@ -39,7 +39,8 @@ class Network:
         init: weight initialization, one of ``INITIALIZERS``.
         seed: the seed; the weights come from its ``init`` stream only.
         activations: optional per-layer names for l = 1..L, overriding the two above.
-        slope: the c of ``linear`` and ``leaky_relu`` (default 1 and 0.01).
+        slope: the c of ``linear`` and ``leaky_relu`` hidden layers (default 1 and 0.01); the
+            output layer is never sloped.
         beta: the β of the softmax output (default 1).
         init_distribution: ``normal`` or ``uniform``.
         init_scale: the scale of ``random`` init (default 0.01).
@@ -65,7 +66,10 @@ class Network:
             if name == "softmax":
                 raise ValueError(f"softmax is for the output layer only, not hidden layer {l}; "
                                  f"hidden activations: {list(HIDDEN_ACTIVATIONS)}")
-        self.activations: list[Activation] = [make_activation(n, c=slope, beta=beta) for n in names]
+        # the slope c is the hidden layers'; the output layer keeps the plain form (c = 1 for a
+        # linear output, so regression's quadratic cost keeps its shortcut) and takes β
+        self.activations: list[Activation] = [make_activation(n, c=slope) for n in names[:-1]]
+        self.activations.append(make_activation(names[-1], beta=beta))
         checks.one_of("init", init, INITIALIZERS)
         checks.one_of("init distribution", init_distribution, DISTRIBUTIONS)
         checks.one_of("dtype", str(np.dtype(dtype)) if dtype in (np.float32, np.float64) else dtype,

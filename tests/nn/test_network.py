@@ -138,3 +138,11 @@ def test_float32():
     f64 = Network([2, 8, 1], seed=1)
     np.testing.assert_allclose(Network([2, 8, 1], dtype="float32", seed=1).weights[0],
                                f64.weights[0], rtol=1e-6)
+
+
+def test_slope_is_the_hidden_layers_only():
+    """``slope`` sets c of the hidden linear / leaky_relu layers; a linear output stays c = 1,
+    so regression keeps the shortcut Δ[L] = Ŷ − Y."""
+    net = Network([3, 4, 4, 2], hidden_activation="leaky_relu", output_activation="linear",
+                  slope=0.2, seed=1)
+    assert [a.c for a in net.activations] == [0.2, 0.2, 1.0]
