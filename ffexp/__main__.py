@@ -30,6 +30,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback as HydraCallback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_limits
 
 from ffexp.app import Job, JobResult, execute, prepare
 from ffexp.config import RunContext, Settings, register_schemas, to_settings
@@ -75,7 +76,8 @@ def _write_status(context: RunContext, status: str, seconds: float, outcome: str
 
 
 def _train_and_record(settings: Settings, job: Job, context: RunContext) -> JobResult:
-    with record_job(settings, job, context) as recorder:
+    with record_job(settings, job, context) as recorder, \
+            threadpool_limits(limits=settings.train.blas_threads, user_api="blas"):
         callbacks = [*epoch_callbacks(context.mode, job.main_metric), *recorder.callbacks]
         result = execute(job, callbacks)
         recorder.finish(result)

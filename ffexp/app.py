@@ -124,6 +124,9 @@ def _check_choices(s: Settings) -> None:
     _require(_positive(t.patience, integer=True), "train.patience", t.patience,
              "must be a positive integer")
     _choice("train.epoch_gradients", t.epoch_gradients, EPOCH_GRADIENTS)
+    _require(t.blas_threads is None or _positive(t.blas_threads, integer=True),
+             "train.blas_threads", t.blas_threads,
+             "must be a positive integer, or null for the BLAS library's default")
     _require(s.seed >= 0, "seed", s.seed, "must be a non-negative integer")
 
 

@@ -83,6 +83,10 @@ class TrainSettings:
     tol_on: str = "cost"
     patience: int = 1
     epoch_gradients: str = "mean"
+    #: BLAS threads while training: ffexp's matrices are small, so extra threads cost more
+    #: than they give (10x slower on a busy 2-core machine) and oversubscribe parallel sweeps;
+    #: null leaves the BLAS library's default
+    blas_threads: Optional[int] = 1
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from ffexp.progress import EpochBar, epoch_callbacks, job_line
     (["optimizer.lr=-0.1"], "optimizer.lr=-0.1: "),
     (["optimizer.batch_size=0"], "optimizer.batch_size=0: "),
     (["train.epochs=0"], "train.epochs=0: "),
+    (["train.blas_threads=0"], "train.blas_threads=0: "),
     (["train.tol=-1"], "train.tol=-1.0: "),
     (["train.tol_on=loss"], "train.tol_on=loss: unknown; accepted: cost, params"),
     (["model.hidden_sizes=[16,0]"], "model.hidden_sizes=[16,0]: "),
