@@ -19,7 +19,7 @@ from .select import (ReportError, connect, fetch_histories, resolve_uri, select_
                      sweep_command)
 
 _GRAD = re.compile(r"grad_norm/[WZ]\d+$")
-_FINAL = re.compile(r"(train|val|test)/[a-z0-9_]+$")
+_FINAL = re.compile(r"(val|test)/[a-z0-9_]+$")
 
 
 @dataclass

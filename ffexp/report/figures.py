@@ -25,7 +25,7 @@ _DPI = 100
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, format="png", dpi=_DPI, metadata=_PNG_META)
+    fig.savefig(path, format="png", dpi=_DPI, metadata=_PNG_META, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -56,7 +56,7 @@ def learning_curves(history: pd.DataFrame, labels: pd.Series, order: list[str],
         if metric.endswith("cost") and (m["value"] > 0).all() and len(m):
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     fig.suptitle("Learning curves: mean over seeds ± 1 std")
     fig.tight_layout()
     return _save(fig, path)
@@ -94,7 +94,7 @@ def grad_profiles(history: pd.DataFrame, labels: pd.Series, order: list[str],
             if layers:
                 ax.set_xticks(layers)
             ax.grid(alpha=0.3, which="both")
-    axes[0][1].legend(fontsize=7, loc="best")
+    axes[0][1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     fig.suptitle("Gradient norms across layers (geometric mean over seeds)")
     fig.tight_layout()
     return _save(fig, path)
@@ -111,8 +111,9 @@ def heatmap(per_run: pd.DataFrame, rows: str, cols: str, metric: str, path: Path
     ax.set_xlabel(cols)
     ax.set_ylabel(rows)
     for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
-        if np.isfinite(v):
-            ax.text(j, i, f"{v:.4g}", ha="center", va="center", color="w", fontsize=9)
+        if np.isfinite(v):  # dark text on the bright end of viridis
+            color = "k" if im.norm(v) > 0.6 else "w"
+            ax.text(j, i, f"{v:.4g}", ha="center", va="center", color=color, fontsize=9)
     fig.colorbar(im, ax=ax, label=metric)
     ax.set_title(f"{metric}: mean over seeds and other factors")
     fig.tight_layout()

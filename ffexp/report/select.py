@@ -1,10 +1,12 @@
 """Which runs a report is about, read from an MLflow store.
 
 The selection ends as a pandas frame from ``mlflow.search_runs`` (one row per job run, the sweep's
-parent run left out) plus, on demand, the per-epoch histories of a few metrics. Histories are
-the expensive part: one ``get_metric_history`` call per (run, metric) through the public client,
-issued from a thread pool; on a SQL store (SQLite by default) the store's own bulk query answers
-one metric for every run in a single round trip instead.
+parent run left out; final metric values, params and tags come with it in one query) plus, on
+demand, the per-epoch histories of a few metrics. Histories are the expensive part: MLflow's
+client has one call for them, ``get_metric_history(run_id, key)``, so the report issues those
+from a thread pool. (The SQL store's private ``get_metric_history_bulk`` — one query per metric
+for all runs — measured no faster on SQLite: building the Metric entities dominates; see
+benchmarks/report.py.)
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from pathlib import Path
 import pandas as pd
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-#: the longest history we ever expect (metrics per run and key); the bulk query's row limit
-MAX_HISTORY_ROWS = 10_000_000
 _HTTP_FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 
@@ -181,12 +181,6 @@ def select_runs(client, experiment: str | None = None, sweep: str | None = None,
     return Selection(df, used, criteria, _parent_info(parent) if parent else None, args)
 
 
-def _store_bulk(client):
-    """The store's one-query-per-metric history reader when it has one (SQL stores)."""
-    store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    return getattr(store, "get_metric_history_bulk", None)
-
-
 def fetch_histories(client, run_ids: list[str], keys: list[str],
                     workers: int = 8) -> pd.DataFrame:
     """Per-epoch values of ``keys`` for ``run_ids``: columns run_id, key, step, value.
@@ -194,21 +188,15 @@ def fetch_histories(client, run_ids: list[str], keys: list[str],
     Sorted by (run_id, key, step); where a step was logged twice the last value wins.
     """
     rows: list[tuple[str, str, int, float, int]] = []
-    bulk = _store_bulk(client)
-    if bulk is not None:
-        for key in keys:
-            rows += [(m.run_id, key, m.step, m.value, m.timestamp)
-                     for m in bulk(run_ids, key, MAX_HISTORY_ROWS)]
-    else:
-        pairs = [(r, k) for r in run_ids for k in keys]
+    pairs = [(r, k) for r in run_ids for k in keys]
 
-        def one(pair):
-            return [(pair[0], pair[1], m.step, m.value, m.timestamp)
-                    for m in client.get_metric_history(*pair)]
+    def one(pair):
+        return [(pair[0], pair[1], m.step, m.value, m.timestamp)
+                for m in client.get_metric_history(*pair)]
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for part in pool.map(one, pairs):
-                rows += part
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for part in pool.map(one, pairs):
+            rows += part
     df = pd.DataFrame(rows, columns=["run_id", "key", "step", "value", "timestamp"])
     df = df.sort_values(["run_id", "key", "step", "timestamp"], kind="stable")
     df = df.drop_duplicates(["run_id", "key", "step"], keep="last")

@@ -1,36 +1,43 @@
-"""Stores for the report tests, built once per module in a temporary directory.
+"""Stores for the report tests, built once in a temporary directory.
 
-``sweep_store``: a 2 activations × 2 inits × 2 seeds sweep written by hand through MlflowClient
-as the contract says. ``mixed_store``: the same sweep where one job failed, one diverged and one
-ran from another commit with more epochs — cases the real command cannot produce on demand.
+``real_sweep``: the real ``ffexp -m`` command, 2 activations × 2 inits × 2 seeds, 3 epochs, into a
+fresh SQLite store. ``mixed_store``: a sweep written by hand through MlflowClient exactly as the
+contract says, where one job failed, one diverged and one ran from another commit with more
+epochs — cases the real command cannot produce on demand (uncontrolled comparison, outcome counts).
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from .contract_store import write_sweep
 
 PY = sys.executable
 REPORT = [PY, "-m", "ffexp.report.cli"]
+FFEXP = shutil.which("ffexp", path=str(Path(PY).parent)) or "ffexp"
+SWEEP = ["activation=relu,tanh", "init=he,xavier", "seed=0,1", "train.epochs=3"]
 
 
-def run_report(*args: str, cwd: Path | None = None, env=None) -> subprocess.CompletedProcess:
-    """ffexp-report in a subprocess (the real console entry point's code path)."""
-    return subprocess.run([*REPORT, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120)
-
-
-@pytest.fixture(scope="module")
-def sweep_store(tmp_path_factory):
+@pytest.fixture(scope="session")
+def real_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
     uri = f"sqlite:///{root}/mlflow.db"
-    parent, children = write_sweep(uri, (root / "artifacts").as_uri())
-    return {"root": root, "uri": uri, "parent": parent, "children": children}
+    done = subprocess.run([FFEXP, "-m", *SWEEP, f"tracking.uri={uri}"], cwd=root,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    parents = [r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1, "the sweep should have one parent run"
+    children = sorted(r.info.run_id for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0])
+    assert len(children) == 8
+    return {"root": root, "uri": uri, "parent": parents[0], "children": children}
 
 
 @pytest.fixture(scope="module")

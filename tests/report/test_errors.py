@@ -14,13 +14,13 @@ from .conftest import REPORT
 
 CASES = {
     "unknown experiment": (["--experiment", "nope"],
-                           "unknown experiment 'nope' (experiments: Default, contract)"),
-    "no runs": (["--experiment", "contract", "--filter", "params.activation = 'sigmoid'"],
-                "the selection has no runs (experiment = contract; filter = "),
+                           "unknown experiment 'nope' (experiments: Default, moons)"),
+    "no runs": (["--experiment", "moons", "--filter", "params.activation = 'sigmoid'"],
+                "the selection has no runs (experiment = moons; filter = "),
     "unknown sweep": (["--sweep", "no-such-sweep"], "no sweep with parent run id or sweep id"),
     "bad filter": (["--filter", "params.activation === 'x'"], "invalid --filter"),
-    "unknown metric": (["--metric", "val/nope"], "unknown metric 'val/nope' (metrics: grad_norm/W{1..3}, "
-                                                 "grad_norm/Z{1..3}, test/accuracy"),
+    "unknown metric": (["--metric", "val/nope"], "unknown metric 'val/nope' (metrics: act_dead/{1..2}, "
+                                                 "act_mean/{1..2}"),
     "unknown group key": (["--group-by", "activation,nope"],
                           "unknown group key 'nope' (params: dataset, task, activation, init"),
     "bad --at": (["--at", "epoch zero"], "invalid --at 'epoch zero'"),
@@ -32,13 +32,13 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def results(sweep_store, tmp_path_factory):
+def results(real_sweep, tmp_path_factory):
     out = tmp_path_factory.mktemp("err")
     procs, started = {}, time.monotonic()
     for name, (args, _) in CASES.items():
-        args = [a.format(root=sweep_store["root"]) for a in args]
+        args = [a.format(root=real_sweep["root"]) for a in args]
         if "--tracking-uri" not in args:
-            args = ["--tracking-uri", sweep_store["uri"], *args]
+            args = ["--tracking-uri", real_sweep["uri"], *args]
         procs[name] = subprocess.Popen([*REPORT, *args, "--output", str(out / "r")], cwd=out,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done = {name: (p.wait(timeout=180), *p.communicate()) for name, p in procs.items()}

@@ -16,11 +16,11 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def report(sweep_store, tmp_path_factory):
+def report(real_sweep, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "r"
-    argv = ["--tracking-uri", sweep_store["uri"], "--output", str(out)]
+    argv = ["--tracking-uri", real_sweep["uri"], "--output", str(out)]
     assert main(argv) == 0
-    return {"out": out, "argv": argv, **sweep_store}
+    return {"out": out, "argv": argv, **real_sweep}
 
 
 def _groups(out):
@@ -76,8 +76,8 @@ def test_tables_paired_comparison_and_provenance(report):
     assert md.count("| 2            |") == 3  # three comparisons on 2 shared seeds each
     assert "Warning" not in md
     assert report["parent"] in md and all(r in md for r in report["children"])
-    assert "Sweep command line: `ffexp -m activation=relu,tanh" in md
-    assert "Git commit(s): `abc1234` (8 runs)" in md
+    assert "Sweep command line: `ffexp -m activation=relu,tanh init=he,xavier seed=0,1" in md
+    assert re.search(r"Git commit\(s\): `[0-9a-f]{7,40}` \(8 runs\)", md)
     regen = md.split("```\n")[1].split("\n")[0]
     assert regen.startswith(f"ffexp-report --tracking-uri {report['uri']} --sweep {report['parent']}")
 
