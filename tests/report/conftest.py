@@ -46,6 +46,7 @@ def mixed_store(tmp_path_factory):
     uri = f"sqlite:///{root}/mlflow.db"
     special = {("relu", "he", 1): {"status": "FAILED", "outcome": "failed"},
                ("tanh", "xavier", 0): {"outcome": "diverged"},
-               ("tanh", "he", 1): {"commit": "def5678", "epochs": 7}}
+               ("tanh", "he", 1): {"commit": "def5678", "epochs": 7},
+               ("relu", "xavier", 1): {"status": "RUNNING"}}
     parent, children = write_sweep(uri, (root / "artifacts").as_uri(), special=special)
     return {"root": root, "uri": uri, "parent": parent, "children": children}

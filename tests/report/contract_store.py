@@ -24,18 +24,21 @@ def history(activation: str, init: str, seed: int, epochs: int) -> dict[str, lis
     e = np.arange(1, epochs + 1)
     out = {"train/cost": list(0.7 * np.exp(-e / 5) + 0.05 * rng.random(epochs)),
            "val/cost": list(0.7 * np.exp(-e / 6) + 0.05 * rng.random(epochs)),
-           "val/accuracy": list(np.clip(base - 0.3 * np.exp(-e / 3) + 0.02 * rng.standard_normal(epochs), 0, 1))}
+           "val/accuracy": list(np.clip(base - 0.3 * np.exp(-e / 3)
+                                 + 0.02 * rng.standard_normal(epochs), 0, 1))}
     for l in range(1, LAYERS + 1):
         out[f"grad_norm/W{l}"] = list(10.0 ** (l - LAYERS) * (1 + rng.random(epochs)))
         out[f"grad_norm/Z{l}"] = list(10.0 ** (l - LAYERS) * (2 + rng.random(epochs)))
     return out
 
 
-def write_sweep(uri: str, artifacts: str, experiment: str = "contract", activations=("relu", "tanh"),
-                inits=("he", "xavier"), seeds=(0, 1), epochs: int = 5, sweep_id: str = "sw-1",
+def write_sweep(uri: str, artifacts: str, experiment: str = "contract",
+                activations=("relu", "tanh"), inits=("he", "xavier"), seeds=(0, 1),
+                epochs: int = 5, sweep_id: str = "sw-1",
                 special: dict | None = None) -> tuple[str, list[str]]:
     """One parent run and one child per combination, artifacts under the folder ``artifacts``. ``special`` maps (activation, init, seed)
-    to overrides: ``status``, ``outcome``, ``epochs``, ``commit``. Returns (parent id, child ids)."""
+    to overrides: ``status`` (RUNNING leaves the run open, as a dead process would), ``outcome``,
+    ``epochs``, ``commit``. Returns (parent id, child ids)."""
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
     exp_id = exp.experiment_id if exp else client.create_experiment(
@@ -67,7 +70,8 @@ def write_sweep(uri: str, artifacts: str, experiment: str = "contract", activati
         metrics.append(Metric("test/accuracy", float(hist["val/accuracy"][-1]) - 0.01, now, ep))
         client.log_batch(run.info.run_id, metrics=metrics,
                          params=[Param(k, v) for k, v in params.items()])
-        client.set_terminated(run.info.run_id, sp.get("status", "FINISHED"))
+        if sp.get("status") != "RUNNING":
+            client.set_terminated(run.info.run_id, sp.get("status", "FINISHED"))
         children.append(run.info.run_id)
     client.set_terminated(pid, "FINISHED")
     return pid, children

@@ -31,9 +31,11 @@ def test_failed_and_diverged_runs_stay_in_the_denominators(mixed_report):
     assert (failed["runs"], failed["n"], failed["failed"], failed["finished"]) == ("2", "1", "1", "1")
     diverged = groups[("tanh", "xavier")]
     assert (diverged["runs"], diverged["n"], diverged["diverged"]) == ("2", "2", "1")
+    running = groups[("relu", "xavier")]
+    assert (running["runs"], running["n"], running["running"]) == ("2", "1", "1")
     md = (mixed_report["out"] / "report.md").read_text()
     ranking_header = md.split("## Ranking\n\n")[1].splitlines()[0]
-    assert "| failed " in ranking_header and "| diverged " in ranking_header
+    assert all(f"| {o} " in ranking_header for o in ("failed", "diverged", "running"))
     runs = _rows(mixed_report["out"] / "runs.csv")
     assert len(runs) == 8 and sorted(r["outcome"] for r in runs).count("failed") == 1
 
@@ -47,11 +49,20 @@ def test_uncontrolled_comparison_is_flagged(mixed_report):
 
 
 def test_paired_comparison_uses_only_shared_seeds(mixed_report):
-    best = _rows(mixed_report["out"] / "groups.csv")[0]
+    groups = _rows(mixed_report["out"] / "groups.csv")
+    seeds: dict[tuple[str, str], set[str]] = {}
+    for r in _rows(mixed_report["out"] / "runs.csv"):
+        if r["value"]:
+            seeds.setdefault((r["activation"], r["init"]), set()).add(r["seed"])
+    best = seeds[(groups[0]["activation"], groups[0]["init"])]
     pairs = _rows(mixed_report["out"] / "paired.csv")
-    assert len(pairs) == 3
-    if (best["activation"], best["init"]) == ("relu", "he"):  # only seed 0 has a value
-        assert {p["shared_seeds"] for p in pairs} == {"1"}
+    assert [(p["activation"], p["init"]) for p in pairs] == [
+        (g["activation"], g["init"]) for g in groups[1:]]
+    for p in pairs:
+        shared = len(best & seeds[(p["activation"], p["init"])])
+        assert p["shared_seeds"] == str(shared)
+        assert (p["verdict"] == "—") == (shared < 2)
+    assert any(p["shared_seeds"] == "1" for p in pairs)  # the failed and the running job
 
 
 @pytest.mark.parametrize("at", ["best", "epoch 3"])
@@ -64,7 +75,7 @@ def test_at_best_and_at_epoch(mixed_store, tmp_path, at):
         hist = client.get_metric_history(row["run_id"], "val/accuracy")
         expected = (max(m.value for m in hist) if at == "best"
                     else next(m.value for m in hist if m.step == 3))
-        if row["outcome"] == "failed":
+        if row["outcome"] in ("failed", "running"):
             assert row["value"] == ""
         else:
             assert float(row["value"]) == pytest.approx(expected, rel=1e-9)

@@ -94,3 +94,28 @@ def test_report_logged_to_the_sweep_parent(report):
     client = MlflowClient(tracking_uri=report["uri"])
     logged = {f.path for f in client.list_artifacts(report["parent"], "report")}
     assert {"report/report.md", "report/report.html", "report/heatmap.png"} <= logged
+
+
+def test_selection_by_sweep_id_and_by_filter(real_sweep, tmp_path):
+    client = MlflowClient(tracking_uri=real_sweep["uri"])
+    sweep_id = client.get_run(real_sweep["parent"]).data.tags["ffexp.sweep_id"]
+    relu = "params.activation = 'relu'"
+    for name, args, groups in (("id", ["--sweep", sweep_id], 4),
+                               ("filter", ["--sweep", sweep_id, "--filter", relu], 2)):
+        out = tmp_path / name
+        assert main(["--tracking-uri", real_sweep["uri"], *args, "--output", str(out),
+                     "--no-log-artifact"]) == 0
+        rows = _groups(out)
+        assert len(rows) == groups and {r["n"] for r in rows} == {"2"}
+    assert sorted(r["init"] for r in rows) == ["he", "xavier"] and "activation" not in rows[0]
+    assert "heatmap.png" not in (out / "report.md").read_text()  # one factor left
+
+
+def test_defaults_store_in_cwd_and_reports_folder(real_sweep, monkeypatch, capsys):
+    monkeypatch.chdir(real_sweep["root"])
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["--no-log-artifact"]) == 0
+    folders = list((real_sweep["root"] / "reports").iterdir())
+    assert len(folders) == 1 and folders[0].name.startswith("sweep")
+    assert (folders[0] / "report.md").is_file() and (folders[0] / "report.html").is_file()
+    assert "8 runs in 4 groups" in capsys.readouterr().out
