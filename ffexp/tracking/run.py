@@ -42,7 +42,7 @@ class Recorder:
         self.client, self.run_id, self.uri = client, run_id, uri
         self.experiment_id = experiment_id
         self.settings, self.context = settings, context
-        self.buffer = MetricsBuffer(client, run_id, settings.tracking.flush_seconds)
+        self.buffer = MetricsBuffer(client, run_id, uri, settings.tracking.flush_seconds)
         self.callbacks = [self.buffer]
         self.result = None
 
@@ -53,7 +53,6 @@ class Recorder:
     # -- closing --------------------------------------------------------------------------
     def close_finished(self) -> None:
         r, s = self.result, self.settings
-        self.buffer.flush()
         tags = {"ffexp.outcome": "finished"}
         if r is not None:
             train = r.train
@@ -72,6 +71,7 @@ class Recorder:
                 log_network(self.client, self.run_id, self.uri, self.experiment_id, r.net,
                             r.dataset, step)
         self._tags(tags)
+        self.buffer.flush()  # last: the helper process stores the history meanwhile
         self.client.set_terminated(self.run_id, "FINISHED")
 
     def close_broken(self, exc: BaseException) -> None:

@@ -1,0 +1,119 @@
+"""Cost of tracking: the same job with MLflow tracking off and on (default SQLite store).
+
+The job: moons, 2-32-32-32-1 (ReLU, He), mini-batch gradient descent with batches of 32, at
+100 and at 1,000 epochs, in one warm process (imports and the store's schema already paid for),
+interleaved and repeated; medians. Printed per epoch count: wall time off and on, the overhead
+(on - off) and the ratio on / off; then the fixed cost per run, the intercept a of
+overhead(E) = a + b·E through the two points (plots, model, params, tags, run creation and
+closing), and b, the per-epoch cost of the buffered metrics. Targets (issue 4): fixed cost
+≤ 0.5 s, ratio ≤ 1.1 at 1,000 epochs.
+
+Then a 27-job sweep (activation × init × optimizer, 3 × 3 × 3) through the real ``ffexp -m``
+command, once with ``tracking.enabled=false`` and once on a fresh SQLite store.
+
+    python benchmarks/tracking.py [--repeats 3] [--sweep-epochs 20] [--no-sweep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from ffexp.app import execute, prepare
+from ffexp.config import RunContext, register_schemas, to_settings
+from ffexp.tracking import record_job
+
+JOB = ["dataset=moons", "model.hidden_sizes=[32,32,32]", "optimizer=minibatch",
+       "optimizer.batch_size=32", "activation=relu", "init=he"]
+SWEEP = ["activation=sigmoid,tanh,relu", "init=random,xavier,he", "optimizer=batch,sgd,minibatch"]
+
+
+def _settings(epochs: int, uri: str, enabled: bool):
+    with initialize_config_module("ffexp.conf", version_base=None):
+        cfg = compose("config", overrides=[*JOB, f"train.epochs={epochs}", f"tracking.uri={uri}",
+                                           f"tracking.enabled={str(enabled).lower()}"])
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return to_settings(cfg), config
+
+
+def _one(epochs: int, uri: str, enabled: bool, out: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one job."""
+    settings, config = _settings(epochs, uri, enabled)
+    context = RunContext("multirun", JOB, str(out), None, 0, "0", "benchmark", config)
+    t0, c0 = time.perf_counter(), time.process_time()
+    job = prepare(settings)
+    with record_job(settings, job, context) as recorder:
+        recorder.finish(execute(job, recorder.callbacks))
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def in_process(repeats: int) -> None:
+    register_schemas()
+    with tempfile.TemporaryDirectory(prefix="ffexp-bench-") as tmp:
+        uri = f"sqlite:///{tmp}/mlflow.db"
+        _one(5, uri, True, Path(tmp))   # warm-up: imports, schema, experiment
+        _one(5, uri, False, Path(tmp))
+        rows, cpu = {}, {}
+        for epochs in (100, 1000):
+            off, on = [], []
+            for _ in range(repeats):
+                off.append(_one(epochs, uri, False, Path(tmp)))
+                on.append(_one(epochs, uri, True, Path(tmp)))
+            rows[epochs] = (statistics.median(w for w, _ in off), statistics.median(w for w, _ in on))
+            cpu[epochs] = (statistics.median(c for _, c in off), statistics.median(c for _, c in on))
+    print(f"tracking cost, moons 2-32-32-32-1, mini-batch 32, median of {repeats} (warm process; "
+          f"metrics written by the helper process, its CPU not counted in 'cpu')")
+    print(f"{'epochs':>7} {'off s':>8} {'on s':>8} {'overhead s':>11} {'ratio':>6} "
+          f"{'cpu off':>8} {'cpu on':>8} {'cpu ratio':>9}")
+    for epochs, (off, on) in rows.items():
+        c_off, c_on = cpu[epochs]
+        print(f"{epochs:>7} {off:>8.3f} {on:>8.3f} {on - off:>11.3f} {on / off:>6.3f} "
+              f"{c_off:>8.3f} {c_on:>8.3f} {c_on / c_off:>9.3f}")
+    (o1, n1), (o2, n2) = rows[100], rows[1000]
+    d1, d2 = n1 - o1, n2 - o2
+    per_epoch = (d2 - d1) / 900
+    fixed = d1 - 100 * per_epoch
+    print(f"fixed cost per run (intercept): {fixed:.3f} s (target <= 0.5); "
+          f"per epoch: {1000 * per_epoch:.2f} ms; ratio at 1000 epochs {n2 / o2:.3f} (target <= 1.1)")
+
+
+def sweep(epochs: int) -> None:
+    ffexp = str(Path(sys.executable).with_name("ffexp"))
+    times = {}
+    for enabled in (False, True):
+        with tempfile.TemporaryDirectory(prefix="ffexp-bench-sweep-") as tmp:
+            args = [ffexp, "-m", *SWEEP, f"train.epochs={epochs}",
+                    f"tracking.enabled={str(enabled).lower()}"]
+            t0 = time.perf_counter()
+            proc = subprocess.run(args, cwd=tmp, capture_output=True, text=True)
+            times[enabled] = time.perf_counter() - t0
+            if proc.returncode != 0:
+                print(proc.stderr[-2000:], file=sys.stderr)
+                raise SystemExit(f"sweep failed (tracking={enabled})")
+    off, on = times[False], times[True]
+    print(f"27-job sweep ({' '.join(SWEEP)}, {epochs} epochs, basic launcher, one process): "
+          f"off {off:.1f} s, on {on:.1f} s (fresh SQLite store, schema included), "
+          f"+{(on - off) / 27:.2f} s per job, ratio {on / off:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sweep-epochs", type=int, default=20)
+    parser.add_argument("--no-sweep", action="store_true")
+    args = parser.parse_args()
+    in_process(args.repeats)
+    if not args.no_sweep:
+        sweep(args.sweep_epochs)
+
+
+if __name__ == "__main__":
+    main()
