@@ -20,8 +20,33 @@ class Terminated(SystemExit):
         super().__init__(128 + signal.SIGTERM)
 
 
+#: signals turned into exceptions by this process (read when closing a sweep at exit)
+RECEIVED: list[int] = []
+
+
 def _raise(signum, frame) -> None:
+    RECEIVED.append(signum)
     raise Terminated()
+
+
+def _interrupt(signum, frame) -> None:
+    RECEIVED.append(signum)
+    raise KeyboardInterrupt()
+
+
+def install_process_handlers() -> dict:
+    """SIGTERM raises Terminated and Ctrl-C KeyboardInterrupt, both remembered in RECEIVED;
+    returns the previous handlers (main thread only, else {})."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise),
+            signal.SIGINT: signal.signal(signal.SIGINT, _interrupt)}
+
+
+def restore_handlers(previous: dict) -> None:
+    if threading.current_thread() is threading.main_thread():
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextmanager

@@ -13,14 +13,12 @@ and at interpreter exit as a last resort): no path leaves it RUNNING.
 from __future__ import annotations
 
 import atexit
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from . import handoff, store
+from . import handoff, signals, store
 from .signals import Terminated
 from .tags import SEP, clip, git_state
 
@@ -96,10 +94,9 @@ def open_sweep(config, n_jobs: int | None) -> str:
     name = SEP.join(["sweep", _experiment(config), *sweep_dir.parts[-2:]])
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     run_id = run.info.run_id
-    _OPEN.update(client=client, run_id=run_id, uri=uri, signalled=False,
-                 experiment_id=experiment_id)
+    _OPEN.update(client=client, run_id=run_id, uri=uri, experiment_id=experiment_id)
     handoff.write(sweep_dir, handoff.SweepTarget(uri, experiment_id, run_id, sweep_id))
-    _install_sigterm()
+    _install_handlers()
     return run_id
 
 
@@ -108,16 +105,10 @@ def _command_line(config) -> str:
     return " ".join(["ffexp", *sys.argv[1:]]) if sys.argv else "ffexp"
 
 
-def _install_sigterm() -> None:
-    """SIGTERM between jobs ends the sweep through Python, so the parent closes as KILLED."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def on_term(signum, frame):
-        _OPEN["signalled"] = True
-        raise Terminated()
-
-    _OPEN["previous_sigterm"] = signal.signal(signal.SIGTERM, on_term)
+def _install_handlers() -> None:
+    """SIGTERM and Ctrl-C between jobs end the sweep through Python (the parent closes as
+    KILLED); an exit without on_multirun_end (Hydra skips it when a job raised) closes it too."""
+    _OPEN["previous_handlers"] = signals.install_process_handlers()
     if not _OPEN.get("atexit"):
         atexit.register(close_open_sweep, "FAILED")
         _OPEN["atexit"] = True
@@ -139,11 +130,9 @@ def close_open_sweep(status: str = "FAILED") -> None:
     if run_id is None:
         return
     client, uri = _OPEN["client"], _OPEN["uri"]
-    if _OPEN.get("signalled"):
+    if signals.RECEIVED:
         status = "KILLED"
-    previous = _OPEN.pop("previous_sigterm", None)
-    if previous is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, previous)
+    signals.restore_handlers(_OPEN.pop("previous_handlers", {}))
     try:
         from .summary import summarize
         summarize(client, _OPEN["experiment_id"], run_id)

@@ -113,3 +113,36 @@ def test_failing_job_is_failed_and_the_others_finish(tmp_path, store):
     assert len(client.get_metric_history(failed.info.run_id, "train/cost")) == 2  # kept
     assert by_seed["0"].info.status == by_seed["2"].info.status == "FINISHED"
     assert (parent.data.metrics["sweep/failed"], parent.data.metrics["sweep/finished"]) == (1, 2)
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_sweep_kills_the_job_and_closes_the_parent(tmp_path, store):
+    import signal
+    import time
+
+    from helpers_tracking import FFEXP
+    proc = subprocess.Popen([FFEXP, "-m", "seed=0,1", "train.epochs=1000000",
+                             "tracking.flush_seconds=0.3", *FAST], cwd=tmp_path,
+                            env=ffexp_env(store), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    client = MlflowClient(store)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            children = [r for r in all_runs(store) if "mlflow.parentRunId" in r.data.tags]
+            if children and client.get_metric_history(children[0].info.run_id, "train/cost"):
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.3)
+        else:
+            pytest.fail("the first job never logged")
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    parent, children = parent_and_children(store)
+    assert [c.info.status for c in children] == ["KILLED"]
+    assert parent.info.status == "KILLED"
+    assert parent.data.metrics["sweep/killed"] == 1
