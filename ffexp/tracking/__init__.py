@@ -43,6 +43,15 @@ def record_job(settings, job, context):
         yield recorder
 
 
+def existing_run_id(settings, context) -> str | None:
+    """For ``tracking.skip_existing=true``: the id of a FINISHED run with this job's config hash
+    in its experiment (the entry point may then skip the job), else None."""
+    if not (settings.tracking.enabled and settings.tracking.skip_existing):
+        return None
+    from .run import existing_run_id as find
+    return find(settings, context)
+
+
 def close_sweep(exc: BaseException | None = None) -> None:
     """Close this process's sweep parent run if it is still open: FINISHED without ``exc``,
     KILLED for Ctrl-C / SIGTERM, FAILED otherwise. For the entry point, around Hydra: Hydra
@@ -51,4 +60,4 @@ def close_sweep(exc: BaseException | None = None) -> None:
     close_open_sweep(status_of(exc))
 
 
-__all__ = ["NullRecorder", "close_sweep", "record_job"]
+__all__ = ["NullRecorder", "close_sweep", "existing_run_id", "record_job"]

@@ -23,7 +23,7 @@ from .buffer import MetricsBuffer, finite_metrics, send_metrics
 from .diagnose import diagnosis_tags
 from .params import run_params
 from .signals import deferred_sigterm, killed, sigterm_raises
-from .tags import clip, run_name, run_tags
+from .tags import clip, config_hash, run_name, run_tags
 
 #: MLflow's limits per log_batch request
 PARAMS_PER_CALL = 100
@@ -146,6 +146,18 @@ def _target(settings, context):
     uri = store.resolve_uri(settings.tracking.uri)
     client, experiment_id = store.open_store(uri, experiment_name(settings))
     return client, uri, experiment_id, None, context.sweep_dir
+
+
+def existing_run_id(settings, context) -> str | None:
+    """With ``tracking.skip_existing``: the id of a FINISHED run of the same experiment whose
+    config hash (the resolved config without tracking settings) equals this job's, else None."""
+    if not settings.tracking.skip_existing:
+        return None
+    client, _, experiment_id, _, _ = _target(settings, context)
+    found = client.search_runs([experiment_id],
+                               f"tags.`ffexp.config_hash` = '{config_hash(context.config)}' "
+                               f"and attributes.status = 'FINISHED'", max_results=1)
+    return found[0].info.run_id if found else None
 
 
 def open_run(settings, context) -> Recorder:

@@ -157,3 +157,18 @@ def test_store_uri_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert resolve_uri(None, tmp_path) == "http://127.0.0.1:5000"
     assert resolve_uri("sqlite:///x/runs.db", tmp_path) == f"sqlite:///{tmp_path}/x/runs.db"
+
+
+def test_existing_run_id_finds_a_finished_run_with_the_same_config(tmp_path, store):
+    from dataclasses import replace
+
+    from ffexp.tracking import existing_run_id, record_job
+    s = _settings(store)
+    s = replace(s, tracking=replace(s.tracking, skip_existing=True))
+    context = _context(tmp_path)
+    assert existing_run_id(s, context) is None
+    with record_job(s, None, context) as recorder:
+        pass
+    assert existing_run_id(s, context) == recorder.run_id
+    other = replace(context, config={"seed": 1})
+    assert existing_run_id(s, other) is None
