@@ -20,6 +20,9 @@ from .select import (ReportError, connect, fetch_histories, resolve_uri, select_
 
 _GRAD = re.compile(r"grad_norm/[WZ]\d+$")
 _FINAL = re.compile(r"(val|test)/[a-z0-9_]+$")
+#: every file a report writes (removed first, so a rerun leaves no stale figure behind)
+OUTPUTS = ("report.md", "report.html", "groups.csv", "runs.csv", "paired.csv",
+           "learning_curves.png", "grad_norms.png", "heatmap.png")
 
 
 @dataclass
@@ -131,38 +134,21 @@ def _provenance(sel, uri: str, opts: Options, metric: str, at: str, keys: list[s
     return items, shlex.join(cmd)
 
 
-def build(opts: Options) -> tuple[Path, dict]:
-    """Write the report folder; returns it and a few numbers for the closing line."""
-    uri = resolve_uri(opts.tracking_uri)
-    at = parse_at(opts.at)
-    client = connect(uri)
-    sel = select_runs(client, opts.experiment, opts.sweep, opts.filter)
-    params = params_of(sel.runs)
-    swept = (swept_keys(" ".join(filter(None, (sweep_command(sel.parent["tags"]),
-                                                sel.parent["tags"].get("ffexp.overrides")))))
-             if sel.parent else None)
-    keys = (check_group_keys(opts.group_by, params) if opts.group_by
-            else detect_group_keys(params, swept))
-    metric = resolve_metric(opts.metric, sel.runs)
-    names = metric_names(sel.runs)
-    tasks = sorted(set(sel.runs.get("params.task", pd.Series(dtype=str)).dropna()))
+def _history_keys(runs, names: list[str], metric: str, at: str) -> tuple[list[str], list[str]]:
+    """(learning-curve metrics, every metric whose per-epoch history the report needs)."""
+    tasks = sorted(set(runs.get("params.task", pd.Series(dtype=str)).dropna()))
     main = main_metric(tasks[0]) if len(tasks) == 1 else None
     curve_metric = metric if metric.startswith("val/") else main
-    curves = [m for m in ("train/cost", "val/cost", curve_metric) if m in names]
-    curves = list(dict.fromkeys(curves))
+    curves = list(dict.fromkeys(m for m in ("train/cost", "val/cost", curve_metric)
+                                if m in names))
     wanted = sorted(set(curves + [m for m in names if _GRAD.match(m)]
                         + ([metric] if at != "final" else [])))
-    history = fetch_histories(client, list(sel.runs["run_id"]), wanted, workers=opts.workers)
-    per_run = _per_run(sel, params, keys, metric, at, history)
-    table = summarize(per_run, keys, metric, at)
-    pairs = paired(table)
-    notes = uncontrolled(sel.runs, params, keys)
+    return curves, wanted
 
-    name = sel.parent["run_name"] if sel.parent else (
-        next(iter(sel.experiments.values())) if len(sel.experiments) == 1 else "selection")
-    out = Path(opts.output) if opts.output else Path("reports") / _safe(name)
-    out.mkdir(parents=True, exist_ok=True)
 
+def _draw(out: Path, history, per_run, table: Table, curves: list[str]) -> list:
+    """The figures that have data: [(title, path)]."""
+    keys, metric = table.keys, table.metric
     labels = pd.Series(_label(per_run, keys).to_numpy(), index=per_run["run_id"])
     order = list(_label(table.groups, keys))
     figs = [("Learning curves", figures.learning_curves(history, labels, order, curves,
@@ -174,15 +160,19 @@ def build(opts: Options) -> tuple[Path, dict]:
         rows, cols = factor_importance(per_run, keys)[:2]
         figs.append((f"Heatmap of {metric} over {rows} × {cols}",
                      figures.heatmap(per_run, rows, cols, metric, out / "heatmap.png")))
+    return figs
 
-    finals = [m for m in names if _FINAL.match(m)]
+
+def _document(name, sel, table: Table, pairs, notes, figs, finals, provenance) -> list:
+    """The report's blocks, in reading order (see render.py)."""
+    keys, metric, at = table.keys, table.metric, table.at
     rank, pair, final, per = _tables(table, pairs, sel.runs, finals)
-    prov, regen = _provenance(sel, uri, opts, metric, at, keys)
+    prov, regen = provenance
     direction = "lower" if lower_is_better(metric) else "higher"
     blocks = [("h", 1, f"ffexp report: {name}")]
     blocks += [("warn", "uncontrolled comparison — the runs differ in more than the swept "
                         "factors and the seed: " + "; ".join(notes))] if notes else []
-    blocks += [("p", f"{len(per_run)} runs in {len(table.groups)} groups by "
+    blocks += [("p", f"{len(table.runs)} runs in {len(table.groups)} groups by "
                      f"{', '.join(f'`{k}`' for k in keys) or '(no factor varies)'}, "
                      f"ranked by `{metric}` ({at}, {direction} is better)."),
                ("h", 2, "Ranking"), ("table", *rank),
@@ -197,9 +187,41 @@ def build(opts: Options) -> tuple[Path, dict]:
     blocks += [("h", 2, "Final metrics (mean ± std over seeds)"), ("table", *final),
                ("h", 2, "Figures")]
     blocks += [b for title, path in figs for b in (("h", 3, title), ("img", title, path.name))]
-    blocks += [("h", 2, "Runs"), ("table", *per), ("h", 2, "Provenance"), ("ul", prov),
-               ("p", "Regenerate this report with:"), ("code", regen)]
+    return blocks + [("h", 2, "Runs"), ("table", *per), ("h", 2, "Provenance"), ("ul", prov),
+                     ("p", "Regenerate this report with:"), ("code", regen)]
 
+
+def build(opts: Options) -> tuple[Path, dict]:
+    """Write the report folder; returns it and a few numbers for the closing line."""
+    uri = resolve_uri(opts.tracking_uri)
+    at = parse_at(opts.at)
+    client = connect(uri)
+    sel = select_runs(client, opts.experiment, opts.sweep, opts.filter)
+    params = params_of(sel.runs)
+    swept = (swept_keys(" ".join(filter(None, (sweep_command(sel.parent["tags"]),
+                                                sel.parent["tags"].get("ffexp.overrides")))))
+             if sel.parent else None)
+    keys = (check_group_keys(opts.group_by, params) if opts.group_by
+            else detect_group_keys(params, swept))
+    metric = resolve_metric(opts.metric, sel.runs)
+    names = metric_names(sel.runs)
+    curves, wanted = _history_keys(sel.runs, names, metric, at)
+    history = fetch_histories(client, list(sel.runs["run_id"]), wanted, workers=opts.workers)
+    per_run = _per_run(sel, params, keys, metric, at, history)
+    table = summarize(per_run, keys, metric, at)
+    pairs = paired(table)
+    notes = uncontrolled(sel.runs, params, keys)
+
+    name = sel.parent["run_name"] if sel.parent else (
+        next(iter(sel.experiments.values())) if len(sel.experiments) == 1 else "selection")
+    out = Path(opts.output) if opts.output else Path("reports") / _safe(name)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in OUTPUTS:  # a previous report's figure must not outlive it (nor be logged)
+        (out / old).unlink(missing_ok=True)
+    figs = _draw(out, history, per_run, table, curves)
+    finals = [m for m in names if _FINAL.match(m)]
+    blocks = _document(name, sel, table, pairs, notes, figs, finals,
+                       _provenance(sel, uri, opts, metric, at, keys))
     (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
     (out / "report.html").write_text(to_html(blocks, out, f"ffexp report: {name}"),
                                      encoding="utf-8")
