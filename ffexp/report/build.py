@@ -177,7 +177,9 @@ def _document(name, sel, table: Table, pairs, notes, figs, finals, provenance) -
                      f"ranked by `{metric}` ({at}, {direction} is better)."),
                ("h", 2, "Ranking"), ("table", *rank),
                ("p", "n: runs with a value (finished, converged or diverged); runs: all runs "
-                     "of the group, whatever their outcome. 95% CI: Student's t over seeds.")]
+                     "of the group, whatever their outcome; running: still RUNNING in the store "
+                     "(a live job, or a process that died without closing its run). "
+                     "95% CI: Student's t over seeds.")]
     if pair:
         best = ", ".join(f"{k}={v}" for k, v in zip(keys, table.groups.loc[0, keys]))
         blocks += [("h", 2, "Paired comparison with the best group"),

@@ -12,9 +12,10 @@ import sys
 PROG = "ffexp-report"
 
 EPILOG = """\
-selection: with none of --experiment/--sweep/--filter, the most recent sweep (the latest run
-parent run). --filter takes MLflow's search syntax, e.g.
-  --filter "params.activation = 'relu' and tags.\\`ffexp.outcome\\` != 'diverged'"
+selection: with none of --experiment/--sweep/--filter, the most recent sweep (the sweep parent
+run started last). --experiment alone selects every job run of that experiment. --filter takes
+MLflow's search syntax (names with dots in backquotes; single-quote it in the shell), e.g.
+  --filter 'params.activation = "relu" and tags.`ffexp.outcome` != "diverged"'
 output: report.md (+ PNG figures and CSV tables beside it) and a self-contained report.html;
 the folder is also logged as artifact 'report/' of the sweep's parent run when one is selected.
 """
@@ -23,7 +24,7 @@ the folder is also logged as artifact 'report/' of the sweep's parent run when o
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Aggregate ffexp runs over seeds (mean, std, 95%% CI, paired comparison) and "
+        description="Aggregate ffexp runs over seeds (mean, std, 95% CI, paired comparison) and "
                     "write a Markdown + HTML report with learning curves, gradient-norm profiles "
                     "and a heatmap.")
     p.add_argument("--tracking-uri", metavar="URI",
@@ -48,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-log-artifact", action="store_true",
                    help="do not log the report to the sweep's parent run")
     p.add_argument("--workers", type=int, default=8, metavar="N",
-                   help="threads for fetching metric histories from non-SQL stores (default 8)")
+                   help="threads fetching metric histories (default 8)")
     return p
 
 
