@@ -36,7 +36,7 @@ class Options:
     group_by: list[str] = field(default_factory=list)
     output: str | None = None
     log_artifact: bool = True
-    workers: int = 8
+    workers: int | None = None  # None: 8 threads for a tracking server, 1 for a local store
 
 
 def parse_at(text: str) -> str:
@@ -208,7 +208,8 @@ def build(opts: Options) -> tuple[Path, dict]:
     metric = resolve_metric(opts.metric, sel.runs)
     names = metric_names(sel.runs)
     curves, wanted = _history_keys(sel.runs, names, metric, at)
-    history = fetch_histories(client, list(sel.runs["run_id"]), wanted, workers=opts.workers)
+    workers = opts.workers or (8 if uri.startswith(("http://", "https://")) else 1)
+    history = fetch_histories(client, list(sel.runs["run_id"]), wanted, workers=workers)
     per_run = _per_run(sel, params, keys, metric, at, history)
     table = summarize(per_run, keys, metric, at)
     pairs = paired(table)

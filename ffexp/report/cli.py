@@ -48,8 +48,10 @@ def parser() -> argparse.ArgumentParser:
                    help="output folder (default: reports/<sweep or experiment name>/)")
     p.add_argument("--no-log-artifact", action="store_true",
                    help="do not log the report to the sweep's parent run")
-    p.add_argument("--workers", type=int, default=8, metavar="N",
-                   help="threads fetching metric histories (default 8)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="threads fetching metric histories (default: 8 for an http(s) tracking "
+                        "server, whose round trips they overlap; 1 for SQLite, where they only "
+                        "contend)")
     return p
 
 
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                    filter=args.filter, metric=args.metric, at=args.at,
                    group_by=[k.strip() for k in (args.group_by or "").split(",") if k.strip()],
                    output=args.output, log_artifact=not args.no_log_artifact,
-                   workers=max(1, args.workers))
+                   workers=max(1, args.workers) if args.workers else None)
     try:
         out, info = build(opts)
     except ReportError as exc:

@@ -3,10 +3,11 @@
 The selection ends as a pandas frame from ``mlflow.search_runs`` (one row per job run, the sweep's
 parent run left out; final metric values, params and tags come with it in one query) plus, on
 demand, the per-epoch histories of a few metrics. Histories are the expensive part: MLflow's
-client has one call for them, ``get_metric_history(run_id, key)``, so the report issues those
-from a thread pool. (The SQL store's private ``get_metric_history_bulk`` — one query per metric
-for all runs — measured no faster on SQLite: building the Metric entities dominates; see
-benchmarks/report.py.)
+client has one call for them, ``get_metric_history(run_id, key)``, issued from a thread pool
+when the store is a server (the calls wait on the network); on SQLite threads only contend for
+the GIL and the file, so one does. The SQL store's private ``get_metric_history_bulk`` (one
+query per metric for all runs) measured no faster on SQLite — building the Metric entities
+dominates — so the report keeps to the public client (see benchmarks/report.py).
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ def select_runs(client, experiment: str | None = None, sweep: str | None = None,
 
 
 def fetch_histories(client, run_ids: list[str], keys: list[str],
-                    workers: int = 8) -> pd.DataFrame:
+                    workers: int = 1) -> pd.DataFrame:
     """Per-epoch values of ``keys`` for ``run_ids``: columns run_id, key, step, value.
 
     Sorted by (run_id, key, step); where a step was logged twice the last value wins.
