@@ -119,3 +119,19 @@ def test_defaults_store_in_cwd_and_reports_folder(real_sweep, monkeypatch, capsy
     assert len(folders) == 1 and folders[0].name.startswith("sweep")
     assert (folders[0] / "report.md").is_file() and (folders[0] / "report.html").is_file()
     assert "8 runs in 4 groups" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_rerunning_the_sweep_gives_the_same_numbers(real_sweep, tmp_path):
+    """Same seeds, new store, new run ids: the group statistics are equal."""
+    import subprocess
+
+    from .conftest import FFEXP, SWEEP
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    done = subprocess.run([FFEXP, "-m", *SWEEP, f"tracking.uri={uri}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for store, out in ((real_sweep["uri"], tmp_path / "a"), (uri, tmp_path / "b")):
+        assert main(["--tracking-uri", store, "--output", str(out), "--no-log-artifact"]) == 0
+    assert (tmp_path / "a" / "groups.csv").read_bytes() == (tmp_path / "b" / "groups.csv").read_bytes()
