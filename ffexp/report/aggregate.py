@@ -115,8 +115,10 @@ def t_interval(x: np.ndarray) -> tuple[float, float, float, float]:
     from scipy.stats import t
 
     std = float(np.std(x, ddof=1))
+    if std <= 1e-12 * max(1.0, abs(mean)):  # equal values up to rounding: say 0, not 1e-16
+        std = 0.0
     half = float(t.ppf(0.975, n - 1)) * std / np.sqrt(n)
-    return mean, std, mean - half, mean + half
+    return mean, std, float(mean - half), float(mean + half)
 
 
 @dataclass
