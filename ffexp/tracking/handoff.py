@@ -39,3 +39,8 @@ def read(sweep_dir) -> SweepTarget | None:
     if not path.is_file():
         return None
     return SweepTarget(**json.loads(path.read_text()))
+
+
+def remove(sweep_dir) -> None:
+    """Forget a previous sweep's parent (a sweep directory can be reused)."""
+    (Path(sweep_dir) / FILE).unlink(missing_ok=True)

@@ -13,6 +13,9 @@ and at interpreter exit as a last resort): no path leaves it RUNNING.
 from __future__ import annotations
 
 import atexit
+import os
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +34,12 @@ class MlflowSweep(Callback):
 
     def on_multirun_start(self, config, **kwargs: Any) -> None:
         if not config.tracking.enabled:
+            handoff.remove(_sweep_dir(config, Path.cwd()))  # no stale parent for the jobs
             return
         jobs = _sweep_jobs(config)
         if jobs is not None:
             _check_composes(config, jobs)
-        open_sweep(config, len(jobs) if jobs is not None else None)
+        open_sweep(config, jobs)
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         close_open_sweep("FINISHED")
@@ -56,42 +60,51 @@ def _sweep_jobs(config) -> list[list[str]] | None:
 
 
 def _check_composes(config, jobs: list[list[str]]) -> None:
-    """Compose every job's config now, before anything is written (Hydra does it too, but only
-    after this callback)."""
+    """Compose, before anything is written, the config of every distinct override value (with
+    the overrides common to all jobs): a misspelled option or a wrong type fails here. Hydra
+    composes every job too, but only after this callback; one composition per value rather
+    than per job keeps a 27-job sweep's start cheap."""
     from hydra.core.global_hydra import GlobalHydra
     loader = GlobalHydra.instance().config_loader()
-    for overrides in jobs:
-        loader.load_sweep_config(config, list(overrides))
+    common = [o for o in jobs[0] if all(o in job for job in jobs)] if jobs else []
+    distinct = dict.fromkeys(o for job in jobs for o in job if o not in common)
+    for override in distinct or [None]:
+        loader.load_sweep_config(config, common + ([override] if override else []))
 
 
-def _experiment(config) -> str:
+def _experiment(config, jobs: list[list[str]] | None) -> str:
     """tracking.experiment, else the dataset's name; ``ffexp`` when the sweep varies the dataset
     (all of a sweep's runs share the parent's experiment, so the UI can nest them)."""
     if config.tracking.experiment:
         return str(config.tracking.experiment)
-    swept = any(o.split("=", 1)[0].lstrip("+~") == "dataset" and "," in o
-                for o in config.hydra.overrides.task)
-    return "ffexp" if swept else str(config.dataset.name)
+    datasets = {o.split("=", 1)[1] for job in jobs or () for o in job
+                if o.split("=", 1)[0].lstrip("+~") == "dataset"}
+    return "ffexp" if len(datasets) > 1 else str(config.dataset.name)
 
 
-def open_sweep(config, n_jobs: int | None) -> str:
+def _sweep_dir(config, start: Path) -> Path:
+    return (start / str(config.hydra.sweep.dir)).resolve()
+
+
+def open_sweep(config, jobs: list[list[str]] | None) -> str:
     """Create the parent run and hand its id to the jobs; returns the run id."""
     start = Path.cwd()
     uri = store.resolve_uri(config.tracking.uri, base=start)
-    sweep_dir = (start / str(config.hydra.sweep.dir)).resolve()
+    sweep_dir = _sweep_dir(config, start)
+    experiment = _experiment(config, jobs)
     try:
         sweep_id = str(sweep_dir.relative_to(start))
     except ValueError:
         sweep_id = str(sweep_dir)
-    client, experiment_id = store.open_store(uri, _experiment(config))
+    client, experiment_id = store.open_store(uri, experiment)
     commit, dirty = git_state()
-    tags = {"ffexp.sweep_id": sweep_id, "ffexp.command_line": clip(_command_line(config)),
+    tags = {"ffexp.sweep_id": sweep_id, "ffexp.command_line": clip(_command_line()),
             "ffexp.overrides": clip(" ".join(config.hydra.overrides.task)),
             "ffexp.git_commit": commit, "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
             "mlflow.source.name": "ffexp"}
-    if n_jobs is not None:
-        tags["ffexp.n_jobs"] = str(n_jobs)
-    name = SEP.join(["sweep", _experiment(config), *sweep_dir.parts[-2:]])
+    if jobs is not None:
+        tags["ffexp.n_jobs"] = str(len(jobs))
+    name = SEP.join(["sweep", experiment, *sweep_dir.parts[-2:]])
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     run_id = run.info.run_id
     _OPEN.update(client=client, run_id=run_id, uri=uri, experiment_id=experiment_id)
@@ -100,9 +113,9 @@ def open_sweep(config, n_jobs: int | None) -> str:
     return run_id
 
 
-def _command_line(config) -> str:
-    import sys
-    return " ".join(["ffexp", *sys.argv[1:]]) if sys.argv else "ffexp"
+def _command_line() -> str:
+    """The user's command (the entry point puts it in FFEXP_COMMAND_LINE), else argv."""
+    return os.environ.get("FFEXP_COMMAND_LINE") or shlex.join(["ffexp", *sys.argv[1:]])
 
 
 def _install_handlers() -> None:
