@@ -21,6 +21,8 @@ class SweepTarget:
     experiment_id: str
     parent_run_id: str
     sweep_id: str
+    #: the override keys whose values differ between the sweep's jobs (for run names)
+    varied: tuple[str, ...] = ()
 
 
 def write(sweep_dir, target: SweepTarget) -> Path:
@@ -38,7 +40,8 @@ def read(sweep_dir) -> SweepTarget | None:
     path = Path(sweep_dir) / FILE
     if not path.is_file():
         return None
-    return SweepTarget(**json.loads(path.read_text()))
+    fields = json.loads(path.read_text())
+    return SweepTarget(**{**fields, "varied": tuple(fields.get("varied", ()))})
 
 
 def remove(sweep_dir) -> None:

@@ -138,14 +138,14 @@ def _end_leaked_fluent_run() -> None:
 
 
 def _target(settings, context):
-    """(client, uri, experiment_id, parent_run_id, sweep_id) for this job."""
+    """(client, uri, experiment_id, sweep) for this job; sweep is the parent's SweepTarget or
+    None (a single run, or a sweep without the callback)."""
     sweep = handoff.read(context.sweep_dir) if context.mode == "multirun" else None
     if sweep is not None:
-        return (store.client(sweep.tracking_uri), sweep.tracking_uri, sweep.experiment_id,
-                sweep.parent_run_id, sweep.sweep_id)
+        return store.client(sweep.tracking_uri), sweep.tracking_uri, sweep.experiment_id, sweep
     uri = store.resolve_uri(settings.tracking.uri)
     client, experiment_id = store.open_store(uri, experiment_name(settings))
-    return client, uri, experiment_id, None, context.sweep_dir
+    return client, uri, experiment_id, None
 
 
 def existing_run_id(settings, context) -> str | None:
@@ -153,7 +153,7 @@ def existing_run_id(settings, context) -> str | None:
     config hash (the resolved config without tracking settings) equals this job's, else None."""
     if not settings.tracking.skip_existing:
         return None
-    client, _, experiment_id, _, _ = _target(settings, context)
+    client, _, experiment_id, _ = _target(settings, context)
     found = client.search_runs([experiment_id],
                                f"tags.`ffexp.config_hash` = '{config_hash(context.config)}' "
                                f"and attributes.status = 'FINISHED'", max_results=1)
@@ -161,11 +161,13 @@ def existing_run_id(settings, context) -> str | None:
 
 
 def open_run(settings, context) -> Recorder:
-    client, uri, experiment_id, parent, sweep_id = _target(settings, context)
-    tags = run_tags(context.config, context.overrides, sweep_id)
-    if parent:
-        tags["mlflow.parentRunId"] = parent
-    run = client.create_run(experiment_id, run_name=run_name(settings), tags=tags)
+    client, uri, experiment_id, sweep = _target(settings, context)
+    tags = run_tags(context.config, context.overrides,
+                    sweep.sweep_id if sweep else context.sweep_dir)
+    if sweep:
+        tags["mlflow.parentRunId"] = sweep.parent_run_id
+    name = run_name(settings, context.overrides, sweep.varied if sweep else ())
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
     run_id = run.info.run_id
     try:
         _log_params(client, run_id, run_params(settings, context.config))

@@ -82,6 +82,16 @@ def _experiment(config, jobs: list[list[str]] | None) -> str:
     return "ffexp" if len(datasets) > 1 else str(config.dataset.name)
 
 
+def _varied(jobs: list[list[str]] | None) -> tuple[str, ...]:
+    """The override keys with more than one value across the jobs."""
+    values: dict[str, set] = {}
+    for job in jobs or ():
+        for override in job:
+            key, _, value = override.partition("=")
+            values.setdefault(key.lstrip("+~"), set()).add(value)
+    return tuple(k for k, v in values.items() if len(v) > 1)
+
+
 def _sweep_dir(config, start: Path) -> Path:
     return (start / str(config.hydra.sweep.dir)).resolve()
 
@@ -108,7 +118,8 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     run_id = run.info.run_id
     _OPEN.update(client=client, run_id=run_id, uri=uri, experiment_id=experiment_id)
-    handoff.write(sweep_dir, handoff.SweepTarget(uri, experiment_id, run_id, sweep_id))
+    handoff.write(sweep_dir, handoff.SweepTarget(uri, experiment_id, run_id, sweep_id,
+                                                 _varied(jobs)))
     _install_handlers()
     return run_id
 

@@ -51,11 +51,22 @@ def clip(text: str, limit: int = MAX_TAG) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def run_name(settings) -> str:
-    """``moons·relu·he·minibatch·s0``: what a person reads in the runs table."""
+#: override keys the run name always shows
+NAMED = ("dataset", "activation", "init", "optimizer", "seed")
+
+
+def run_name(settings, overrides=(), varied=()) -> str:
+    """``moons·relu·he·minibatch·s0``: what a person reads in the runs table; in a sweep, the
+    other varied overrides follow (``moons·relu·he·minibatch·s0·lr=0.5``), so that no two jobs
+    of a sweep share a name."""
     s = settings
-    return SEP.join([s.dataset.name, s.activation.name, s.init.name, s.optimizer.name,
-                     f"s{s.seed}"])
+    parts = [s.dataset.name, s.activation.name, s.init.name, s.optimizer.name, f"s{s.seed}"]
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key in varied and key not in NAMED:
+            parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
+    return SEP.join(parts)
 
 
 def run_tags(config: Mapping[str, Any], overrides, sweep_id: str | None) -> dict[str, str]:

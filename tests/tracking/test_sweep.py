@@ -39,7 +39,8 @@ def check_sweep(uri: str, n_children: int = 4):
 
 
 def test_2x2_sweep_parent_children_summary(tmp_path, store):
-    run_ffexp(tmp_path, "-m", *SWEEP, uri=store)
+    # a stray MLFLOW_RUN_ID would override the parent of every child (mlflow #15713)
+    run_ffexp(tmp_path, "-m", *SWEEP, uri=store, env={"MLFLOW_RUN_ID": "0" * 32})
     parent, children = check_sweep(store)
     assert all(c.info.status == "FINISHED" for c in children)
     assert sorted(c.data.params["activation"] + c.data.params["init"] for c in children) == \
@@ -52,6 +53,17 @@ def test_2x2_sweep_parent_children_summary(tmp_path, store):
     assert parent.data.tags["ffexp.best_metric"] == "val/accuracy"
     assert parent.data.tags["ffexp.best_run_id"] in {c.info.run_id for c in children}
     assert parent.data.tags["ffexp.summary"].startswith("4 jobs: 4 finished")
+
+
+def test_run_names_show_what_a_sweep_varies():
+    from types import SimpleNamespace as NS
+
+    from ffexp.tracking.tags import run_name
+    s = NS(dataset=NS(name="moons"), activation=NS(name="relu"), init=NS(name="he"),
+           optimizer=NS(name="sgd"), seed=1)
+    assert run_name(s) == "moons·relu·he·sgd·s1"
+    overrides = ["activation=relu", "optimizer.lr=0.5", "train.epochs=4"]
+    assert run_name(s, overrides, ("activation", "optimizer.lr")) == "moons·relu·he·sgd·s1·lr=0.5"
 
 
 def test_sweep_typo_creates_no_run(tmp_path):
