@@ -64,6 +64,22 @@ def test_every_study_folder_is_complete():
         assert f"ffexp -m +experiment={name}" in (folder / "README.md").read_text()
 
 
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_study_config_composes_with_three_seeds_or_more(name):
+    """In-process, through pkg://ffexp.conf: the config composes, names its own experiment and
+    store, and sweeps at least 3 seeds."""
+    from hydra import compose, initialize_config_module
+    from ffexp.config import register_schemas
+
+    register_schemas()
+    with initialize_config_module("ffexp.conf", version_base=None):
+        cfg = compose("config", overrides=[f"+experiment={name}"], return_hydra_config=True)
+    assert cfg.tracking.experiment == name
+    assert cfg.tracking.uri == f"sqlite:///experiments/{name}/mlflow.db"
+    sweep = cfg.hydra.sweeper.params
+    assert len(str(sweep["seed"]).split(",")) >= 3 and len(sweep) >= 2
+
+
 @pytest.mark.parametrize("name", list(params()))
 def test_study_runs_end_to_end_with_a_tiny_budget(tmp_path, name):
     overrides, label = STUDIES[name]
