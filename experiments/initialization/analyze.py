@@ -84,7 +84,8 @@ def main() -> None:
         md_table(["activation", "init", "outcomes", "‖∂J/∂W[1]‖, epoch 1", f"‖∂J/∂W[{L}]‖, epoch 1",
                   f"‖∂J/∂Z[1]‖ / ‖∂J/∂Z[{L}]‖, epoch 1", "diagnoses (runs)", "final val accuracy"],
                  rows),
-        "![‖∂J/∂W[l]‖ at epoch 1 per layer](profiles.png)",
+        "![‖∂J/∂W[l]‖ at epoch 1 per layer](profiles.png)\n\n(zeros: every ‖∂J/∂W[l]‖ is 0, "
+        "which a log scale cannot draw)",
     ])
 
 
