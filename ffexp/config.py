@@ -13,8 +13,8 @@ the schemas are stored as structured DictConfigs with the read-only flag cleared
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
-from typing import Any, Optional
+from dataclasses import dataclass, field, is_dataclass, replace
+from typing import Any, Optional, get_type_hints
 
 from omegaconf import MISSING, DictConfig, Node, OmegaConf, open_dict, read_write
 
@@ -152,12 +152,26 @@ def register_schemas() -> None:
         cs.store(group="schema", name=name, node=_writable(schema))
 
 
+def _refuse_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:
+    """ValueError for keys the schema does not know (Hydra lets ``+key=value`` add them)."""
+    types = get_type_hints(schema)
+    for key in cfg:
+        if key not in types:
+            raise ValueError(f"{prefix}{key}: unknown config key; accepted keys"
+                             f"{' of ' + prefix[:-1] if prefix else ''}: {sorted(types)}")
+        node = cfg._get_node(key)
+        sub = types[key]
+        if isinstance(node, DictConfig) and is_dataclass(sub):
+            _refuse_unknown_keys(node, sub, f"{prefix}{key}.")
+
+
 def to_settings(cfg: DictConfig) -> Settings:
     """The composed config (with or without its ``hydra`` node) as typed, frozen Settings."""
     if "hydra" in cfg:
         cfg = copy.deepcopy(cfg)  # keeps the schema's type, which masked_copy would drop
         with read_write(cfg), open_dict(cfg):
             del cfg["hydra"]
+    _refuse_unknown_keys(cfg, Settings)
     settings = OmegaConf.to_object(cfg)
     if not isinstance(settings, Settings):
         raise TypeError(f"the config's schema is {type(settings).__name__}, not Settings; "

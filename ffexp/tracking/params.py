@@ -36,20 +36,22 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def headline(settings) -> dict[str, str]:
-    """The choices a person sorts and filters the runs table by."""
+def headline(settings, job=None) -> dict[str, str]:
+    """The choices a person sorts and filters the runs table by; with the prepared job, the
+    task and loss as resolved (``loss=auto`` shows as the cost actually used)."""
     s = settings
     return {
-        "dataset": s.dataset.name, "task": s.dataset.task, "activation": s.activation.name,
-        "init": s.init.name, "loss": s.loss.name, "optimizer": s.optimizer.name,
+        "dataset": s.dataset.name, "task": job.task if job else s.dataset.task,
+        "activation": s.activation.name, "init": s.init.name,
+        "loss": job.loss if job else s.loss.name, "optimizer": s.optimizer.name,
         "lr": _text(s.optimizer.lr), "batch_size": _text(s.optimizer.batch_size),
         "hidden_sizes": _text(list(s.model.hidden_sizes)), "epochs": _text(s.train.epochs),
         "seed": _text(s.seed),
     }
 
 
-def run_params(settings, config: Mapping[str, Any]) -> dict[str, str]:
+def run_params(settings, config: Mapping[str, Any], job=None) -> dict[str, str]:
     """Headline params and the flattened config (without the tracking group, which says where
     results go; the headline names win a clash)."""
     body = {k: v for k, v in config.items() if k not in NOT_PARAMS and k != "tracking"}
-    return {**flatten(body), **{k: _text(v) for k, v in headline(settings).items()}}
+    return {**flatten(body), **{k: _text(v) for k, v in headline(settings, job).items()}}

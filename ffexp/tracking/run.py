@@ -160,7 +160,7 @@ def existing_run_id(settings, context) -> str | None:
     return found[0].info.run_id if found else None
 
 
-def open_run(settings, context) -> Recorder:
+def open_run(settings, job, context) -> Recorder:
     client, uri, experiment_id, sweep = _target(settings, context)
     tags = run_tags(context.config, context.overrides,
                     sweep.sweep_id if sweep else context.sweep_dir)
@@ -170,7 +170,7 @@ def open_run(settings, context) -> Recorder:
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     run_id = run.info.run_id
     try:
-        _log_params(client, run_id, run_params(settings, context.config))
+        _log_params(client, run_id, run_params(settings, context.config, job))
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
@@ -182,7 +182,7 @@ def record_job(settings, job, context):
     """Open the job's MLflow run; close it FINISHED / FAILED / KILLED (see the module doc)."""
     _end_leaked_fluent_run()
     with sigterm_raises():
-        recorder = open_run(settings, context)
+        recorder = open_run(settings, job, context)
         try:
             yield recorder
         except BaseException as exc:

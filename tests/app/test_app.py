@@ -45,6 +45,18 @@ def test_mistakes_are_one_value_error_naming_the_key(settings_of, overrides, mes
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("overrides,message", [
+    (["+study.x=1"], "study: unknown config key; accepted keys: ['activation', 'dataset',"),
+    (["+model.foo=1"], "model.foo: unknown config key; accepted keys of model: "),
+])
+def test_added_unknown_keys_are_refused_by_name(settings_of, overrides, message):
+    """Hydra lets ``+key=value`` add keys the schema does not have; to_settings refuses them."""
+    with pytest.raises(ValueError) as info:
+        settings_of(*overrides)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("dataset,output,loss", [
     ("moons", "sigmoid", "bce"), ("iris", "softmax", "cce"), ("multilabel", "sigmoid", "bce"),
     ("diabetes", "linear", "mse")])

@@ -41,10 +41,11 @@ def test_params(single):
     _, _, run = single
     p = run.data.params
     assert {k: p[k] for k in HEADLINE} == {
-        "dataset": "moons", "task": "binary", "activation": "relu", "init": "he", "loss": "auto",
+        "dataset": "moons", "task": "binary", "activation": "relu", "init": "he", "loss": "bce",
         "optimizer": "minibatch", "lr": "0.1", "batch_size": "32", "hidden_sizes": "[8,8]",
         "epochs": str(EPOCHS), "seed": "3"}
     assert p["dataset.params.n_samples"] == "200" and p["optimizer.lr"] == "0.1"
+    assert p["loss.name"] == "auto"   # as configured; the headline `loss` is the one resolved
     assert not any(k.startswith(("tracking.", "hydra.")) for k in p)
 
 
