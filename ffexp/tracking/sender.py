@@ -9,9 +9,10 @@ pipe and calls ``log_batch`` on the other core.
 Protocol on the helper's stdin/stdout, pickled tuples:
 ``("batch", uri, run_id, [(key, value, timestamp, step), ...])`` and
 ``("sync", token)`` -> ``(token, errors)``: the helper answers once everything sent before is
-stored, with the errors since the last sync (as text). The helper ignores SIGINT and SIGTERM (a
-Ctrl-C reaches the whole process group; the parent decides) and ends at EOF on its stdin, so it
-dies with its parent, however the parent ends.
+stored, with the errors since the last sync (as text). Its client (ffexp.tracking.store.client)
+retries SQLite's "database is locked", so the helpers of parallel jobs can share one SQLite file.
+The helper ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process group; the parent
+decides) and ends at EOF on its stdin, so it dies with its parent, however the parent ends.
 """
 
 from __future__ import annotations
@@ -86,9 +87,10 @@ def shared() -> SenderProcess:
 
 
 def _serve(stdin, stdout) -> None:
-    from mlflow import MlflowClient
     from mlflow.entities import Metric
-    clients: dict[str, MlflowClient] = {}
+
+    from ffexp.tracking import store
+    clients: dict = {}
     errors: list[str] = []
     while True:
         try:
@@ -98,7 +100,7 @@ def _serve(stdin, stdout) -> None:
         if message[0] == "batch":
             _, uri, run_id, rows = message
             try:
-                client = clients.get(uri) or clients.setdefault(uri, MlflowClient(uri))
+                client = clients.get(uri) or clients.setdefault(uri, store.client(uri))
                 metrics = [Metric(k, v, ts, step) for k, v, ts, step in rows]
                 for i in range(0, len(metrics), BATCH_LIMIT):
                     client.log_batch(run_id, metrics=metrics[i:i + BATCH_LIMIT], synchronous=True)

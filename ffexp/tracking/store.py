@@ -9,6 +9,11 @@ start directory as well.
 A fresh SQLite file needs its schema created (MLflow migrates it on first open, ~3 s); two
 processes doing that at once corrupt it (mlflow #4123). ``open_store`` does it, and creates the
 experiment, once: in a sweep, in the launching process before any job starts.
+
+Clients come from ``client(uri)``: an MlflowClient wrapped in ffexp.tracking.retry's
+RetryingClient (SQLite's "database is locked" under parallel jobs is retried with backoff), with
+ffexp's HTTP retry/timeout defaults in the environment (a dead tracking server fails a call
+in about 15 s, not minutes).
 """
 
 from __future__ import annotations
@@ -58,8 +63,11 @@ def artifact_location(uri: str) -> str | None:
 
 
 def client(uri: str):
+    """An MlflowClient for ``uri`` whose calls retry SQLite lock contention."""
     from mlflow import MlflowClient
-    return MlflowClient(tracking_uri=uri)
+    from .retry import RetryingClient, configure_http
+    configure_http()
+    return RetryingClient(MlflowClient(tracking_uri=uri))
 
 
 def open_store(uri: str, experiment: str):

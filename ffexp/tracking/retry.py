@@ -1,0 +1,94 @@
+"""Transient store errors, retried: SQLite's "database is locked" and sane HTTP limits.
+
+SQLite takes one writer at a time. MLflow's SQL store waits up to 20 s for the lock
+(``PRAGMA busy_timeout``), but SQLite gives up at once, without waiting, when waiting could
+deadlock, and a long write (a fresh schema, a big ``log_batch`` on a slow disk) can outlast the
+timeout; MLflow then raises an MlflowException (TEMPORARILY_UNAVAILABLE) that says "database is
+locked". The store rolled the transaction back, so the call can simply be made again:
+``RetryingClient`` does that, with exponential backoff and jitter, for every MlflowClient
+method. Other errors pass through at once.
+
+For a tracking server, MLflow's own HTTP layer retries (connection errors, 429 and 5xx); its
+defaults (7 retries, backoff factor 2, 120 s timeout) let a dead server hang a job for minutes.
+``configure_http`` lowers them, unless the user set them: 4 retries, backoff 1 s (about 15 s
+before a call fails, enough to ride out a server restart) and a 30 s timeout per request.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+import time
+
+log = logging.getLogger("ffexp")
+
+#: MLflow's HTTP retry/timeout settings, as ffexp sets them when the user did not
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+#: attempts of a call that keeps meeting a locked database, and the longest pause between two
+ATTEMPTS = 8
+MAX_PAUSE = 4.0
+
+_LOCKED = ("database is locked", "database table is locked", "database schema has changed")
+
+
+def configure_http() -> None:
+    """Set ffexp's HTTP retry/timeout defaults in this process's environment (inherited by the
+    metrics helper and by launcher workers); values the user set are kept."""
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def transient(err: BaseException) -> bool:
+    """Whether ``err`` is SQLite's lock contention (safe to retry: the store rolled back)."""
+    text = str(err).lower()
+    return any(s in text for s in _LOCKED)
+
+
+def pause(attempt: int) -> float:
+    """Seconds to wait before retry ``attempt`` (1, 2, ...): 0.1 s doubling, jittered, capped."""
+    return min(MAX_PAUSE, 0.1 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+
+
+def call_with_retries(fn, *args, attempts: int = ATTEMPTS, **kwargs):
+    """``fn(*args, **kwargs)``, made again after a transient lock error (see the module doc)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            if attempt == attempts or not transient(err):
+                raise
+            wait = pause(attempt)
+            log.warning("MLflow store busy (%s: %s); retry %d of %d in %.2f s",
+                        type(err).__name__, str(err).splitlines()[0][:200], attempt,
+                        attempts - 1, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+class RetryingClient:
+    """An MlflowClient whose method calls go through ``call_with_retries``."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    @property
+    def unwrapped(self):
+        return self._client
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._client, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def retried(*args, **kwargs):
+            return call_with_retries(attr, *args, **kwargs)
+        return retried
+
+    def __repr__(self) -> str:
+        return f"RetryingClient({self._client!r})"

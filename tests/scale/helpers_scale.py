@@ -1,0 +1,143 @@
+"""Helpers of the scale-out tests: a real ``mlflow server`` on 127.0.0.1, sweeps of tiny jobs
+through the real ``ffexp -m`` and their runs read back through MLflow's client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+FFEXP = str(Path(sys.executable).with_name("ffexp"))
+MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+#: a tiny job: 200 samples, two hidden layers of 8 units
+TINY = ["model.hidden_sizes=[8,8]", "dataset.params.n_samples=200"]
+
+
+def env_without_mlflow(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return {**env, **extra}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """``mlflow server`` bound to 127.0.0.1 on a free port, SQLite backend and artifacts in
+    ``root``; its own process group, so ``stop`` ends its workers too."""
+
+    def __init__(self, root: Path, *extra: str, port: int | None = None,
+                 db: Path | None = None) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.db = db or self.root / "server.db"
+        self.extra = list(extra)
+        self.proc: subprocess.Popen | None = None
+        self.log = self.root / "server.log"
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> "MlflowServer":
+        cmd = [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(self.port),
+               "--backend-store-uri", f"sqlite:///{self.db}",
+               "--artifacts-destination", str(self.root / "artifacts"), *self.extra]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=log, stderr=log,
+                                         env=env_without_mlflow(), start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited {self.proc.returncode}:\n"
+                                   f"{self.log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"mlflow server not up after {timeout} s:\n"
+                           f"{self.log.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """End the server's process group (SIGKILL if it does not end within 15 s)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> "MlflowServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def sweep_args(n_jobs: int, workers: int = 2, launcher: str = "joblib") -> list[str]:
+    """A sweep of ``n_jobs`` (even) tiny jobs: seeds 0..n/2-1 x 1 and 3 epochs."""
+    assert n_jobs % 2 == 0, n_jobs
+    args = ["-m", f"seed=range(0,{n_jobs // 2})", "train.epochs=1,3", *TINY]
+    if launcher == "joblib":
+        args += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={workers}"]
+    elif launcher:
+        args += [f"hydra/launcher={launcher}"]
+    return args
+
+
+def run_ffexp(cwd: Path, args: list[str], uri: str, timeout: float = 1800,
+              check: bool = True, env: dict | None = None) -> tuple[subprocess.CompletedProcess,
+                                                                     float]:
+    """The real command; returns (process, wall seconds)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([FFEXP, *args, f"tracking.uri={uri}"], cwd=cwd,
+                          env=env_without_mlflow(**(env or {})), capture_output=True,
+                          text=True, timeout=timeout)
+    seconds = time.perf_counter() - t0
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ffexp exited {proc.returncode}\nstdout:\n{proc.stdout[-5000:]}\n"
+                             f"stderr:\n{proc.stderr[-5000:]}")
+    return proc, seconds
+
+
+def check_sweep_store(uri: str, n_jobs: int, exclude_tag: str | None = None):
+    """One experiment (besides MLflow's Default) holding one FINISHED parent and ``n_jobs``
+    FINISHED children, each with a complete ``train/cost`` history (one value per epoch) and
+    its test metrics. Returns (parent, children)."""
+    from mlflow import MlflowClient
+    client = MlflowClient(uri)
+    experiments = [e for e in client.search_experiments() if e.name != "Default"]
+    assert len(experiments) == 1, [e.name for e in experiments]  # no duplicated experiment
+    runs = client.search_runs([experiments[0].experiment_id], max_results=50000)
+    runs = [r for r in runs if not (exclude_tag and exclude_tag in r.data.tags)]
+    parents = [r for r in runs if r.data.tags.get("ffexp.kind") == "sweep"]
+    assert len(parents) == 1, [p.info.run_name for p in parents]
+    parent = parents[0]
+    children = [r for r in runs if r is not parent]
+    assert len(children) == n_jobs, (len(children), n_jobs)
+    assert {c.data.tags.get("mlflow.parentRunId") for c in children} == {parent.info.run_id}
+    assert len({c.info.run_name for c in children}) == n_jobs  # every job once
+    assert [c.info.status for c in children] == ["FINISHED"] * n_jobs
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["sweep/finished"] == n_jobs
+    for c in children:
+        epochs = int(c.data.params["epochs"])
+        history = client.get_metric_history(c.info.run_id, "train/cost")
+        assert sorted(m.step for m in history) == list(range(1, epochs + 1)), c.info.run_name
+        assert "test/accuracy" in c.data.metrics and "val/accuracy" in c.data.metrics
+    return parent, children
