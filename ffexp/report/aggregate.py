@@ -70,15 +70,35 @@ def _compact(names: list[str]) -> list[str]:
     return sorted(out)
 
 
+def common_metric(runs: pd.DataFrame, tasks: list[str]) -> str | None:
+    """A validation metric every task of the runs logged: one of their main metrics, else
+    val/accuracy, else the first such metric by name; None when they share none."""
+    task = runs["params.task"]
+    common = None
+    for t in tasks:
+        sub = runs[task == t]
+        have = {m for m in metric_names(runs)
+                if m.startswith("val/") and sub[f"metrics.{m}"].notna().any()}
+        common = have if common is None else common & have
+    preferred = [main_metric(t) for t in tasks if t in _main_metrics()] + ["val/accuracy"]
+    return next((m for m in preferred if m in common), min(common, default=None))
+
+
 def resolve_metric(name: str | None, runs: pd.DataFrame) -> str:
     """--metric as given (``val/accuracy``; a bare ``accuracy`` means ``val/accuracy``), or the
     main validation metric of the runs' task."""
     available = metric_names(runs)
     if name is None:
         tasks = sorted(set(runs.get("params.task", pd.Series(dtype=str)).dropna()))
-        if len(tasks) != 1 or tasks[0] not in _main_metrics():
+        if not tasks or (len(tasks) == 1 and tasks[0] not in _main_metrics()):
             raise ReportError(f"cannot choose a default metric for tasks {tasks or ['(none)']}; "
                               "pass --metric")
+        if len(tasks) > 1:
+            common = common_metric(runs, tasks)
+            hint = (f"pass one common to them, e.g. --metric {common}" if common
+                    else "pass --metric (no validation metric is common to them)")
+            raise ReportError(f"cannot choose a default metric: the runs mix the tasks "
+                              f"{', '.join(tasks)}; {hint}")
         name = main_metric(tasks[0])
     elif name not in available and f"val/{name}" in available:
         name = f"val/{name}"
@@ -176,11 +196,37 @@ def paired(table: Table) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def factor_importance(per_run: pd.DataFrame, keys: list[str]) -> list[str]:
-    """Group keys ordered by the range of their marginal means (largest first)."""
-    scored = []
+def variance_explained(per_run: pd.DataFrame, key: str) -> float:
+    """η² of a factor: the share of the values' variance between its levels,
+    Σ_levels n_j (mean_j − mean)² / Σ_runs (x − mean)²; 0 when the values do not vary."""
+    v = per_run.dropna(subset=["value"])
+    x = v["value"].astype(float)
+    total = float(((x - x.mean()) ** 2).sum())
+    if total <= 1e-12 * max(1.0, float((x ** 2).sum())):
+        return 0.0
+    g = x.groupby(v[key])
+    return float((g.count() * (g.mean() - x.mean()) ** 2).sum() / total)
+
+
+def nested_in(params: pd.DataFrame, a: str, b: str) -> bool:
+    """Factor ``a`` is nested in ``b``: ``a`` is set inside ``b``'s config group (it, or a param
+    equal to it in every run, is named ``b.…``) and not every combination of their levels ran —
+    as ``init.scale`` varies only with ``init`` = random, ``optimizer.batch_size`` only with
+    ``optimizer`` = minibatch."""
+    inside = any(c.startswith(b + ".") and (params[c] == params[a]).all() for c in params)
+    crossed = len(params.groupby([a, b]).size()) == params[a].nunique() * params[b].nunique()
+    return inside and not crossed
+
+
+def heatmap_factors(per_run: pd.DataFrame, params: pd.DataFrame, keys: list[str]
+                    ) -> tuple[list[tuple[str, float]], list[tuple[str, str]]]:
+    """([(factor, η²)] of the (at most) two factors that explain the most variance of the value,
+    nested factors left out; [(nested factor, its parent)]). Ties go to the earlier key."""
+    parent: dict[str, str] = {}
     for k in keys:
-        means = per_run.dropna(subset=["value"]).groupby(k)["value"].mean()
-        spread = float(means.max() - means.min()) if len(means) > 1 else 0.0
-        scored.append((-spread, keys.index(k), k))
-    return [k for *_, k in sorted(scored)]
+        for o in keys:
+            if o != k and k not in parent and nested_in(params, k, o):
+                parent[k] = o
+    scored = sorted((-variance_explained(per_run, k), keys.index(k), k)
+                    for k in keys if k not in parent)
+    return [(k, -s) for s, _, k in scored[:2]], list(parent.items())

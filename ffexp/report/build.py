@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from . import figures
-from .aggregate import (OUTCOMES, Table, factor_importance, lower_is_better, main_metric,
+from . import figures, provenance
+from .aggregate import (OUTCOMES, Table, heatmap_factors, lower_is_better, main_metric,
                         metric_names, outcomes_of, paired, resolve_metric, run_values, summarize)
-from .design import (SEED, check_group_keys, detect_group_keys, params_of, swept_keys,
-                     uncontrolled)
+from .design import (SEED, check_group_keys, detect_group_keys, params_of, run_order,
+                     swept_keys, uncontrolled)
 from .render import fmt, to_html, to_markdown
-from .select import (ReportError, connect, fetch_histories, resolve_uri, select_runs,
-                     sweep_command)
+from .select import ReportError, connect, fetch_histories, resolve_uri, select_runs, sweep_command
 
 _GRAD = re.compile(r"grad_norm/[WZ]\d+$")
 _FINAL = re.compile(r"(val|test)/[a-z0-9_]+$")
 #: every file a report writes (removed first, so a rerun leaves no stale figure behind)
-OUTPUTS = ("report.md", "report.html", "groups.csv", "runs.csv", "paired.csv",
+OUTPUTS = ("report.md", "provenance.md", "report.html", "groups.csv", "runs.csv", "paired.csv",
            "learning_curves.png", "grad_norms.png", "heatmap.png")
 
 
@@ -59,6 +57,14 @@ def _label(per_run: pd.DataFrame, keys: list[str]) -> pd.Series:
         return pd.Series("all runs", index=per_run.index)
     return per_run[keys].astype(str).apply(
         lambda r: ", ".join(f"{k}={v}" for k, v in zip(keys, r)), axis=1)
+
+
+def _in_run_order(history: pd.DataFrame, run_ids: pd.Series) -> pd.DataFrame:
+    """Histories in the report's run order, so per-epoch means add up in the same order when
+    the sweep is rerun under new run ids."""
+    position = history["run_id"].map({r: i for i, r in enumerate(run_ids)})
+    return (history.assign(_p=position).sort_values(["_p", "key", "step"], kind="stable")
+            .drop(columns="_p").reset_index(drop=True))
 
 
 def _per_run(sel, params, keys, metric, at, history) -> pd.DataFrame:
@@ -99,39 +105,10 @@ def _tables(table: Table, pairs: pd.DataFrame, runs: pd.DataFrame, finals: list[
                          else f"{fmt(v.mean())} ± {fmt(v.std(ddof=1))}")
         fin_rows.append([group, *cells])
     final = (["group", *finals], fin_rows)
-    r = table.runs.sort_values([*k, SEED, "run_id"], kind="stable")
-    per = (["run", "run id", *k, "seed", "outcome", f"{table.metric} ({table.at})"],
-           [[row["run_name"], row["run_id"], *(str(row[c]) for c in k), str(row[SEED]),
-             row["outcome"], fmt(row["value"])] for _, row in r.iterrows()])
+    per = (["run", *k, "seed", "outcome", f"{table.metric} ({table.at})"],  # in run order
+           [[row["run_name"], *(str(row[c]) for c in k), str(row[SEED]), row["outcome"],
+             fmt(row["value"])] for _, row in table.runs.iterrows()])
     return rank, pair, final, per
-
-
-def _provenance(sel, uri: str, opts: Options, metric: str, at: str, keys: list[str]) -> list:
-    runs = sel.runs
-    items = [f"Tracking store: `{uri}`", "Selection: " + "; ".join(sel.criteria),
-             "Experiment(s): " + ", ".join(f"{n} (`{i}`)" for i, n in sel.experiments.items())]
-    if sel.parent:
-        tags = sel.parent["tags"]
-        items.append(f"Sweep parent run: {sel.parent['run_name']} (`{sel.parent['run_id']}`)"
-                     + (f", sweep id `{tags['ffexp.sweep_id']}`" if "ffexp.sweep_id" in tags else ""))
-        items.append(f"Sweep command line: `{sweep_command(tags) or '(not recorded)'}`")
-
-    def counted(col):
-        if col not in runs:
-            return "(not recorded)"
-        vc = runs[col].fillna("(none)").astype(str).value_counts()
-        return ", ".join(f"`{v}` ({vc[v]} runs)" for v in sorted(vc.index))
-
-    items += [f"Git commit(s): {counted('tags.ffexp.git_commit')}",
-              f"Uncommitted changes (git_dirty): {counted('tags.ffexp.git_dirty')}",
-              f"ffexp version(s) of the runs: {counted('tags.ffexp.version')}",
-              f"Runs: {len(runs)} (ids in the run table)"]
-    cmd = ["ffexp-report", "--tracking-uri", uri, *sel.args, "--metric", metric, "--at", at]
-    if opts.group_by:
-        cmd += ["--group-by", ",".join(keys)]
-    if opts.output:
-        cmd += ["--output", opts.output]
-    return items, shlex.join(cmd)
 
 
 def _history_keys(runs, names: list[str], metric: str, at: str) -> tuple[list[str], list[str]]:
@@ -146,28 +123,35 @@ def _history_keys(runs, names: list[str], metric: str, at: str) -> tuple[list[st
     return curves, wanted
 
 
-def _draw(out: Path, history, per_run, table: Table, curves: list[str]) -> list:
-    """The figures that have data: [(title, path)]."""
+def _draw(out: Path, history, per_run, params, table: Table, curves: list[str]) -> list:
+    """The figures that have data: [(title, path, caption or None)]."""
     keys, metric = table.keys, table.metric
     labels = pd.Series(_label(per_run, keys).to_numpy(), index=per_run["run_id"])
     order = list(_label(table.groups, keys))
     figs = [("Learning curves", figures.learning_curves(history, labels, order, curves,
-                                                        out / "learning_curves.png"))]
+                                                        out / "learning_curves.png"), None)]
     grad = figures.grad_profiles(history, labels, order, out / "grad_norms.png")
     if grad:
-        figs.append(("Gradient-norm profiles across layers", grad))
-    if len(keys) >= 2:
-        rows, cols = factor_importance(per_run, keys)[:2]
+        figs.append(("Gradient-norm profiles across layers", grad, None))
+    chosen, nested = heatmap_factors(per_run, params, keys)
+    if len(chosen) == 2:
+        (rows, eta_r), (cols, eta_c) = chosen
+        left = "".join(f"; `{n}` is left out, nested in `{o}`" for n, o in nested)
         figs.append((f"Heatmap of {metric} over {rows} × {cols}",
-                     figures.heatmap(per_run, rows, cols, metric, out / "heatmap.png")))
+                     figures.heatmap(per_run, rows, cols, metric, out / "heatmap.png"),
+                     f"The two factors that explain the most variance of {metric} over the runs: "
+                     f"`{rows}` (η² = {eta_r:.2f}) and `{cols}` (η² = {eta_c:.2f}){left}."))
+    elif len(keys) >= 2:
+        left = ", ".join(f"`{n}` is nested in `{o}`" for n, o in nested)
+        figs.append(("No heatmap", None, f"No heatmap: {left}, which leaves one factor."))
     return figs
 
 
-def _document(name, sel, table: Table, pairs, notes, figs, finals, provenance) -> list:
-    """The report's blocks, in reading order (see render.py)."""
+def _document(name, sel, table: Table, pairs, notes, figs, finals) -> list:
+    """The report's blocks, in reading order (see render.py); nothing a rerun of the sweep
+    changes (that is provenance.py's)."""
     keys, metric, at = table.keys, table.metric, table.at
     rank, pair, final, per = _tables(table, pairs, sel.runs, finals)
-    prov, regen = provenance
     direction = "lower" if lower_is_better(metric) else "higher"
     blocks = [("h", 1, f"ffexp report: {name}")]
     blocks += [("warn", "uncontrolled comparison — the runs differ in more than the swept "
@@ -188,9 +172,11 @@ def _document(name, sel, table: Table, pairs, notes, figs, finals, provenance) -
                    ("table", *pair)]
     blocks += [("h", 2, "Final metrics (mean ± std over seeds)"), ("table", *final),
                ("h", 2, "Figures")]
-    blocks += [b for title, path in figs for b in (("h", 3, title), ("img", title, path.name))]
-    return blocks + [("h", 2, "Runs"), ("table", *per), ("h", 2, "Provenance"), ("ul", prov),
-                     ("p", "Regenerate this report with:"), ("code", regen)]
+    for title, path, caption in figs:
+        blocks += [*([("h", 3, title)] if path else []), *([("p", caption)] if caption else []),
+                   *([("img", title, path.name)] if path else [])]
+    return blocks + [("h", 2, "Runs"), ("table", *per), ("h", 2, "Selection"),
+                     ("ul", provenance.stable_items(sel))]
 
 
 def build(opts: Options) -> tuple[Path, dict]:
@@ -205,31 +191,44 @@ def build(opts: Options) -> tuple[Path, dict]:
              if sel.parent else None)
     keys = (check_group_keys(opts.group_by, params) if opts.group_by
             else detect_group_keys(params, swept))
+    order = run_order(params, keys, sel.runs["run_id"])  # not by run id: a rerun keeps it
+    sel.runs = sel.runs.iloc[order].reset_index(drop=True)
+    params = params.iloc[order].reset_index(drop=True)
     metric = resolve_metric(opts.metric, sel.runs)
     names = metric_names(sel.runs)
     curves, wanted = _history_keys(sel.runs, names, metric, at)
     workers = opts.workers or (8 if uri.startswith(("http://", "https://")) else 1)
-    history = fetch_histories(client, list(sel.runs["run_id"]), wanted, workers=workers)
+    history = _in_run_order(fetch_histories(client, list(sel.runs["run_id"]), wanted,
+                                            workers=workers), sel.runs["run_id"])
     per_run = _per_run(sel, params, keys, metric, at, history)
     table = summarize(per_run, keys, metric, at)
     pairs = paired(table)
     notes = uncontrolled(sel.runs, params, keys)
 
-    name = sel.parent["run_name"] if sel.parent else (
-        next(iter(sel.experiments.values())) if len(sel.experiments) == 1 else "selection")
-    out = Path(opts.output) if opts.output else Path("reports") / _safe(name)
+    name = (provenance.experiment_names(sel) if len(set(sel.experiments.values())) == 1
+            else "selection")  # the title: the sweep's name would carry its date
+    folder = sel.parent["run_name"] if sel.parent else name
+    out = Path(opts.output) if opts.output else Path("reports") / _safe(folder)
     out.mkdir(parents=True, exist_ok=True)
     for old in OUTPUTS:  # a previous report's figure must not outlive it (nor be logged)
         (out / old).unlink(missing_ok=True)
-    figs = _draw(out, history, per_run, table, curves)
+    figs = _draw(out, history, per_run, params, table, curves)
     finals = [m for m in names if _FINAL.match(m)]
-    blocks = _document(name, sel, table, pairs, notes, figs, finals,
-                       _provenance(sel, uri, opts, metric, at, keys))
-    (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
-    (out / "report.html").write_text(to_html(blocks, out, f"ffexp report: {name}"),
+    blocks = _document(name, sel, table, pairs, notes, figs, finals)
+    regen = provenance.regenerate_command(sel, uri, metric, at,
+                                          keys if opts.group_by else [], opts.output)
+    (out / "report.md").write_text(to_markdown([*blocks, ("p", provenance.LINK_MD)]),
+                                   encoding="utf-8")
+    (out / "provenance.md").write_text(to_markdown(provenance.blocks(
+        sel, params, keys, uri, regen, f"Provenance of the ffexp report: {name}")),
+        encoding="utf-8")
+    html_blocks = [*blocks, ("p", provenance.LINK_HTML),
+                   *provenance.blocks(sel, params, keys, uri, regen, None)]
+    (out / "report.html").write_text(to_html(html_blocks, out, f"ffexp report: {name}"),
                                      encoding="utf-8")
     table.groups.to_csv(out / "groups.csv", index=False, float_format="%.10g")
-    table.runs.to_csv(out / "runs.csv", index=False, float_format="%.10g")
+    table.runs.drop(columns="run_id").to_csv(out / "runs.csv", index=False,
+                                             float_format="%.10g")
     if len(pairs):
         pairs.to_csv(out / "paired.csv", index=False, float_format="%.10g")
 

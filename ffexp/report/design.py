@@ -23,6 +23,9 @@ SEED = "seed"
 #: tags that must agree between compared runs, with what a difference means
 CONTROL_TAGS = {"ffexp.git_commit": "code commit", "ffexp.git_dirty": "uncommitted changes",
                 "ffexp.version": "ffexp version"}
+#: control tags whose values change on every rerun: the warning counts them, provenance.md
+#: names them
+VOLATILE_TAGS = {"ffexp.git_commit"}
 
 
 def params_of(runs: pd.DataFrame) -> pd.DataFrame:
@@ -117,6 +120,29 @@ def uncontrolled(runs: pd.DataFrame, params: pd.DataFrame, keys: list[str]) -> l
         col = f"tags.{tag}"
         if col in runs:
             values = sorted(runs[col].fillna("(none)").astype(str).unique())
-            if len(values) > 1:
+            if len(values) > 1 and tag in VOLATILE_TAGS:
+                counts = runs[col].fillna("(none)").astype(str).value_counts()
+                runs_per = " and ".join(str(n) for n in sorted(counts, reverse=True))
+                notes.append(f"{what} differs (`{tag}`: {len(values)} values, in {runs_per} "
+                             "runs; which run ran which in provenance.md)")
+            elif len(values) > 1:
                 notes.append(f"{what} differs (`{tag}`: {', '.join(values[:6])})")
     return notes
+
+
+def _natural(value: str) -> tuple:
+    """Sort key: numbers by value (2 before 10), before text."""
+    try:
+        x = float(value)
+    except ValueError:
+        return (1, 0.0, value)
+    return (0, x, value) if x == x else (1, 0.0, value)
+
+
+def run_order(params: pd.DataFrame, keys: list[str], run_ids) -> list[int]:
+    """Row positions sorted by the factors, then the seed, then the run id (a tie-break only:
+    a rerun of the sweep gets new ids but the same order)."""
+    cols = [*keys, SEED] if SEED in params else list(keys)
+    ids = list(run_ids)
+    rows = [(*(_natural(params[c].iat[i]) for c in cols), ids[i]) for i in range(len(ids))]
+    return sorted(range(len(ids)), key=rows.__getitem__)

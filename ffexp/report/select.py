@@ -45,9 +45,11 @@ class Selection:
 
     runs: pd.DataFrame  # mlflow.search_runs rows, sorted by run_id
     experiments: dict[str, str]  # experiment id -> name
-    criteria: list[str]  # human-readable, one line each
-    parent: dict | None = None  # {"run_id", "run_name", "tags"} of the sweep's parent run
+    criteria: list[str]  # human-readable, one line each, with the sweep's parent run id
+    parent: dict | None = None  # {"run_id", "run_name", "tags", "start_time", "end_time"}
     args: list[str] = field(default_factory=list)  # CLI options that reselect exactly these runs
+    #: the criteria in words that stay the same when the sweep is rerun (no id, no date)
+    stable: list[str] = field(default_factory=list)
 
 
 def resolve_uri(uri: str | None) -> str:
@@ -105,7 +107,8 @@ def _all_experiments(client) -> dict[str, str]:
 
 def _parent_info(run) -> dict:
     return {"run_id": run.info.run_id, "run_name": run.info.run_name,
-            "experiment_id": run.info.experiment_id, "tags": dict(run.data.tags)}
+            "experiment_id": run.info.experiment_id, "tags": dict(run.data.tags),
+            "start_time": run.info.start_time, "end_time": run.info.end_time}
 
 
 def _find_parent(client, experiments: dict[str, str], sweep: str):
@@ -147,7 +150,7 @@ def select_runs(client, experiment: str | None = None, sweep: str | None = None,
     out of the rows.
     """
     experiments = _all_experiments(client)
-    criteria, args = [], []
+    criteria, args, stable = [], [], []
     if experiment is not None:
         ids = sorted(i for i, n in experiments.items() if n == experiment)
         if not ids:
@@ -155,6 +158,7 @@ def select_runs(client, experiment: str | None = None, sweep: str | None = None,
             raise ReportError(f"unknown experiment {experiment!r} (experiments: {names})")
         experiments = {i: experiments[i] for i in ids}
         criteria.append(f"experiment = {experiment}")
+        stable.append(f"experiment `{experiment}`")
         args += ["--experiment", experiment]
     parent = None
     if sweep is not None or (experiment is None and filter_string is None):
@@ -167,9 +171,12 @@ def select_runs(client, experiment: str | None = None, sweep: str | None = None,
         experiments = {parent.info.experiment_id: _all_experiments(client).get(
             parent.info.experiment_id, parent.info.experiment_id)}
         criteria.append(f"sweep = parent run {parent.info.run_id} ({parent.info.run_name})")
+        stable.append("one sweep, chosen by its id (`--sweep`)" if sweep is not None
+                      else "the most recent sweep in the store")
         args += ["--sweep", parent.info.run_id]
     if filter_string:
         criteria.append(f"filter = {filter_string}")
+        stable.append(f"filter: {filter_string}")
         args += ["--filter", filter_string]
     clause = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'" if parent else None
     df = _search(sorted(experiments), _and(clause, filter_string))
@@ -179,7 +186,7 @@ def select_runs(client, experiment: str | None = None, sweep: str | None = None,
         raise ReportError("the selection has no runs (" + "; ".join(criteria) + ")")
     df = df.sort_values("run_id", kind="stable").reset_index(drop=True)
     used = {i: experiments[i] for i in sorted(set(df["experiment_id"])) if i in experiments}
-    return Selection(df, used, criteria, _parent_info(parent) if parent else None, args)
+    return Selection(df, used, criteria, _parent_info(parent) if parent else None, args, stable)
 
 
 def fetch_histories(client, run_ids: list[str], keys: list[str],

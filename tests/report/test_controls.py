@@ -10,6 +10,8 @@ from mlflow import MlflowClient
 
 from ffexp.report.cli import main
 
+from .contract_store import write_sweep
+
 
 def _rows(path):
     with open(path, newline="") as f:
@@ -45,7 +47,11 @@ def test_uncontrolled_comparison_is_flagged(mixed_report):
     warning = md.split("\n\n")[1]
     assert warning.startswith("> **Warning:** uncontrolled comparison")
     assert "param `epochs` varies within groups (5, 7)" in warning
-    assert "code commit differs (`ffexp.git_commit`: abc1234, def5678)" in warning
+    assert ("code commit differs (`ffexp.git_commit`: 2 values, in 7 and 1 runs; "
+            "which run ran which in provenance.md)") in warning
+    assert "abc1234" not in md  # a commit is provenance, named in provenance.md only
+    prov = (mixed_report["out"] / "provenance.md").read_text()
+    assert "| git commit |" in prov and "`abc1234` (7 runs), `def5678` (1 runs)" in prov
 
 
 def test_paired_comparison_uses_only_shared_seeds(mixed_report):
@@ -71,8 +77,9 @@ def test_at_best_and_at_epoch(mixed_store, tmp_path, at):
     assert main(["--tracking-uri", mixed_store["uri"], "--output", str(out), "--at", at,
                  "--no-log-artifact"]) == 0
     client = MlflowClient(tracking_uri=mixed_store["uri"])
-    for row in _rows(out / "runs.csv"):
-        hist = client.get_metric_history(row["run_id"], "val/accuracy")
+    ids = {client.get_run(r).info.run_name: r for r in mixed_store["children"]}
+    for row in _rows(out / "runs.csv"):  # run ids are provenance; the names are unique here
+        hist = client.get_metric_history(ids[row["run_name"]], "val/accuracy")
         expected = (max(m.value for m in hist) if at == "best"
                     else next(m.value for m in hist if m.step == 3))
         if row["outcome"] in ("failed", "running"):
@@ -90,4 +97,24 @@ def test_group_by_and_experiment_selection(mixed_store, tmp_path):
     md = (out / "report.md").read_text()
     assert "param `init` varies within groups (he, xavier)" in md
     assert "ranked by `test/accuracy`" in md and "heatmap.png" not in md
-    assert "--experiment contract --metric test/accuracy --at final --group-by activation" in md
+    assert "Selection: experiment `contract`" in md
+    assert ("--experiment contract --metric test/accuracy --at final --group-by activation"
+            in (out / "provenance.md").read_text())
+
+
+def test_two_sweeps_give_the_same_report_md(tmp_path):
+    """Two sweeps with the same seeds in one store (new run ids, sweep id, parent name): each
+    reported with --sweep, report.md and the result tables are the same bytes."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    sweeps = [write_sweep(uri, (tmp_path / "artifacts").as_uri(), sweep_id=f"sw-{i}")
+              for i in (1, 2)]
+    for i, (parent, _) in enumerate(sweeps):
+        assert main(["--tracking-uri", uri, "--sweep", parent, "--output", str(tmp_path / str(i)),
+                     "--no-log-artifact"]) == 0
+    for name in ("report.md", "groups.csv", "runs.csv", "paired.csv"):
+        assert (tmp_path / "0" / name).read_bytes() == (tmp_path / "1" / name).read_bytes(), name
+    md = (tmp_path / "0" / "report.md").read_text()
+    assert "Selection: one sweep, chosen by its id (`--sweep`)" in md
+    for i, (parent, children) in enumerate(sweeps):
+        assert parent in (tmp_path / str(i) / "provenance.md").read_text()
+        assert not any(r in md for r in [parent, *children]) and f"sw-{i + 1}" not in md

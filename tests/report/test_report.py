@@ -75,15 +75,37 @@ def test_tables_paired_comparison_and_provenance(report):
     assert "## Paired comparison with the best group" in md
     assert md.count("| 2            |") == 3  # three comparisons on 2 shared seeds each
     assert "Warning" not in md
-    assert report["parent"] in md and all(r in md for r in report["children"])
     assert "Sweep command line: `ffexp -m activation=relu,tanh init=he,xavier seed=0,1" in md
-    assert re.search(r"Git commit\(s\): `[0-9a-f]{7,40}` \(8 runs\)", md)
-    regen = md.split("```\n")[1].split("\n")[0]
+    assert "Selection: the most recent sweep in the store" in md
+    assert "[provenance.md](provenance.md) holds what changes when the sweep is rerun" in md
+    prov = (report["out"] / "provenance.md").read_text()
+    client = MlflowClient(tracking_uri=report["uri"])
+    volatile = [report["parent"], *report["children"],
+                client.get_run(report["parent"]).data.tags["ffexp.sweep_id"],
+                client.get_run(report["parent"]).info.run_name]
+    assert all(v in prov for v in volatile) and not any(v in md for v in volatile)
+    assert f"Tracking store: `{report['uri']}`" in prov  # in report.md only as the sweep's
+    assert "Tracking store" not in md                    # own command line names it
+    assert re.search(r"Git commit\(s\): `[0-9a-f]{7,40}` \(8 runs\)", prov)
+    assert "Git commit" not in md and not re.search(r"\d{4}-\d\d-\d\d", md)
+    regen = prov.split("```\n")[1].split("\n")[0]
     assert regen.startswith(f"ffexp-report --tracking-uri {report['uri']} --sweep {report['parent']}")
+    html = (report["out"] / "report.html").read_text()
+    assert "<h2>Provenance</h2>" in html and report["parent"] in html
+
+
+def test_run_table_sorted_by_factors_and_seed(report):
+    rows = list(csv.DictReader(open(report["out"] / "runs.csv", newline="")))
+    keys = [(r["activation"], r["init"], int(r["seed"])) for r in rows]
+    assert keys == sorted(keys) and "run_id" not in rows[0]
+    md = (report["out"] / "report.md").read_text()
+    table = md.split("## Runs\n\n")[1].split("\n\n")[0].splitlines()[2:]
+    assert [tuple(c.strip() for c in line.split("|")[2:5]) for line in table] == [
+        (a, i, str(s)) for a, i, s in keys]
 
 
 def test_two_reports_are_byte_identical(report, tmp_path):
-    names = ["report.md", "report.html", "groups.csv", "runs.csv", "paired.csv",
+    names = ["report.md", "provenance.md", "report.html", "groups.csv", "runs.csv", "paired.csv",
              "learning_curves.png", "grad_norms.png", "heatmap.png"]
     first = {n: (report["out"] / n).read_bytes() for n in names}
     assert main(report["argv"]) == 0
@@ -121,17 +143,35 @@ def test_defaults_store_in_cwd_and_reports_folder(real_sweep, monkeypatch, capsy
     assert "8 runs in 4 groups" in capsys.readouterr().out
 
 
+RESULTS = ["report.md", "groups.csv", "runs.csv", "paired.csv", "learning_curves.png",
+           "grad_norms.png", "heatmap.png"]
+
+
 @pytest.mark.slow
-def test_rerunning_the_sweep_gives_the_same_numbers(real_sweep, tmp_path):
-    """Same seeds, new store, new run ids: the group statistics are equal."""
+def test_rerunning_the_sweep_regenerates_the_report_byte_for_byte(tmp_path):
+    """The same sweep command twice into one store (the default one, so that both command lines
+    are the same): new run ids, sweep id and time, yet the same report.md, tables and figures;
+    provenance.md tells the two apart."""
+    import os
     import subprocess
 
     from .conftest import FFEXP, SWEEP
 
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    for _ in range(2):
+        done = subprocess.run([FFEXP, "-m", *SWEEP], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    done = subprocess.run([FFEXP, "-m", *SWEEP, f"tracking.uri={uri}"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    for store, out in ((real_sweep["uri"], tmp_path / "a"), (uri, tmp_path / "b")):
-        assert main(["--tracking-uri", store, "--output", str(out), "--no-log-artifact"]) == 0
-    assert (tmp_path / "a" / "groups.csv").read_bytes() == (tmp_path / "b" / "groups.csv").read_bytes()
+    client = MlflowClient(tracking_uri=uri)
+    parents = [r.info.run_id for r in client.search_runs(
+        [e.experiment_id for e in client.search_experiments()])
+        if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 2
+    for parent, out in zip(parents, (tmp_path / "a", tmp_path / "b")):
+        assert main(["--tracking-uri", uri, "--sweep", parent, "--output", str(out),
+                     "--no-log-artifact"]) == 0
+    for name in RESULTS:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert ((tmp_path / "a" / "provenance.md").read_text()
+            != (tmp_path / "b" / "provenance.md").read_text())

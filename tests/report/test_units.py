@@ -52,3 +52,67 @@ def test_parse_at_and_metric_direction():
         parse_at("epoch 0")
     assert lower_is_better("val/cost") and lower_is_better("test/hamming_loss")
     assert not lower_is_better("val/accuracy")
+
+
+def test_run_order_is_natural_by_factors_then_seed_then_id():
+    from ffexp.report.design import run_order
+
+    params = pd.DataFrame({"batch_size": ["32", "8", "8", "128"], "seed": ["10", "2", "2", "0"]})
+    assert run_order(params, ["batch_size"], ["a", "d", "c", "b"]) == [2, 1, 0, 3]
+
+
+def _runs(tasks_metrics):
+    """A search_runs-like frame: one run per (task, {metric: value})."""
+    return pd.DataFrame([{"params.task": t, **{f"metrics.{m}": v for m, v in ms.items()}}
+                         for t, ms in tasks_metrics])
+
+
+def test_mixed_tasks_error_suggests_a_common_metric():
+    from ffexp.report.aggregate import resolve_metric
+
+    runs = _runs([("binary", {"val/accuracy": 0.9, "val/f1": 0.8, "val/roc_auc": 0.9}),
+                  ("multiclass", {"val/accuracy": 0.7, "val/f1_micro": 0.7})])
+    with pytest.raises(ReportError, match=r"mix the tasks binary, multiclass; pass one common to "
+                                          r"them, e.g. --metric val/accuracy$"):
+        resolve_metric(None, runs)
+    runs = _runs([("binary", {"val/accuracy": 0.9, "val/cost": 0.3}),
+                  ("regression", {"val/r2": 0.5, "val/cost": 0.1})])
+    with pytest.raises(ReportError, match="e.g. --metric val/cost$"):
+        resolve_metric(None, runs)
+    runs = _runs([("binary", {"val/accuracy": 0.9}), ("regression", {"val/r2": 0.5})])
+    with pytest.raises(ReportError, match=r"no validation metric is common to them\)$"):
+        resolve_metric(None, runs)
+    assert resolve_metric("accuracy", runs) == "val/accuracy"
+
+
+def test_variance_explained_by_hand():
+    from ffexp.report.aggregate import variance_explained
+
+    # values 1, 3 | 5, 7: mean 4, total SS 9+1+1+9 = 20; between 2·(2−4)² + 2·(6−4)² = 16
+    per_run = pd.DataFrame({"a": ["x", "x", "y", "y"], "b": ["u", "v", "u", "v"],
+                            "value": [1.0, 3.0, 5.0, 7.0]})
+    assert variance_explained(per_run, "a") == pytest.approx(16 / 20)
+    assert variance_explained(per_run, "b") == pytest.approx(4 / 20)
+    assert variance_explained(per_run.assign(value=2.0), "a") == 0.0
+
+
+def test_heatmap_factors_explain_most_variance_and_skip_nested():
+    from ffexp.report.aggregate import heatmap_factors, nested_in
+
+    # init.scale varies only with init = random (as a swept dict {name:random,scale:1.0} does)
+    rows = [("relu", "he", "0.01", 0.95), ("relu", "random", "0.01", 0.5),
+            ("relu", "random", "1.0", 0.2), ("relu", "zeros", "0.01", 0.5),
+            ("tanh", "he", "0.01", 0.93), ("tanh", "random", "0.01", 0.5),
+            ("tanh", "random", "1.0", 0.9), ("tanh", "zeros", "0.01", 0.5)]
+    params = pd.DataFrame([r[:3] for r in rows], columns=["activation", "init", "init.scale"])
+    per_run = params.assign(value=[r[3] for r in rows])
+    assert nested_in(params, "init.scale", "init") and not nested_in(params, "init", "init.scale")
+    assert not nested_in(params, "activation", "init")  # crossed
+    chosen, nested = heatmap_factors(per_run, params, ["activation", "init", "init.scale"])
+    assert [k for k, _ in chosen] == ["init", "activation"] and nested == [("init.scale", "init")]
+    # a batch_size key nested through its alias optimizer.batch_size
+    params = pd.DataFrame({"optimizer": ["batch", "minibatch", "minibatch", "sgd"],
+                           "batch_size": ["32", "8", "32", "32"]})
+    params["optimizer.batch_size"] = params["batch_size"]
+    assert nested_in(params, "batch_size", "optimizer")
+    assert not nested_in(params, "optimizer", "batch_size")

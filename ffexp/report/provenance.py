@@ -1,0 +1,119 @@
+"""Where a report's runs came from, split in two by what a rerun of the sweep changes.
+
+report.md keeps what stays the same when the sweep is rerun with the same seeds and code
+(selection in words, experiment, the sweep's command line, ffexp version, counts), so the rerun
+regenerates it byte for byte. provenance.md (and the end of report.html) carries the rest: run
+ids, the sweep's parent run, id and time, git commit(s) and dirty flag, run times, the tracking
+store and the exact command that regenerates the report (``--sweep <id>``).
+"""
+
+from __future__ import annotations
+
+import shlex
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from .design import SEED
+from .render import fmt
+from .select import Selection, sweep_command
+
+#: what report.md says of provenance.md, in one line
+HOLDS = ("what changes when the sweep is rerun: the run ids, the sweep's parent run, id and "
+         "date-time, the git commit(s) and dirty flag, the run times, the tracking store and the "
+         "exact command that regenerates this report")
+LINK_MD = f"Provenance: [provenance.md](provenance.md) holds {HOLDS}."
+LINK_HTML = f"Provenance: the section at the end of this page holds {HOLDS}."
+
+
+def counted(runs: pd.DataFrame, col: str) -> str:
+    """```v` (n runs), …`` over the distinct values of a column, sorted."""
+    if col not in runs:
+        return "(not recorded)"
+    vc = runs[col].fillna("(none)").astype(str).value_counts()
+    return ", ".join(f"`{v}` ({vc[v]} runs)" for v in sorted(vc.index))
+
+
+def experiment_names(sel: Selection) -> str:
+    return ", ".join(sorted(set(sel.experiments.values())))
+
+
+def stable_items(sel: Selection) -> list[str]:
+    """The selection as report.md states it: the same words for a rerun of the sweep."""
+    items = ["Selection: " + ("; ".join(sel.stable) or "(none)"),
+             f"Experiment(s): {experiment_names(sel)}"]
+    if sel.parent:
+        items.append(f"Sweep command line: `{sweep_command(sel.parent['tags']) or '(not recorded)'}`")
+    return items + [f"ffexp version(s) of the runs: {counted(sel.runs, 'tags.ffexp.version')}",
+                    f"Runs: {len(sel.runs)}"]
+
+
+def regenerate_command(sel: Selection, uri: str, metric: str, at: str,
+                       group_by: list[str], output: str | None) -> str:
+    """The exact ffexp-report command that selects these runs again (``--sweep <id>``)."""
+    cmd = ["ffexp-report", "--tracking-uri", uri, *sel.args, "--metric", metric, "--at", at]
+    if group_by:
+        cmd += ["--group-by", ",".join(group_by)]
+    if output:
+        cmd += ["--output", output]
+    return shlex.join(cmd)
+
+
+def _utc(ms) -> str:
+    if ms is None or pd.isna(ms):
+        return "—"
+    return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _seconds(runs: pd.DataFrame) -> pd.Series:
+    if "start_time" not in runs or "end_time" not in runs:
+        return pd.Series(float("nan"), index=runs.index)
+    return (runs["end_time"] - runs["start_time"]).dt.total_seconds()
+
+
+def _items(sel: Selection, uri: str) -> list[str]:
+    runs = sel.runs
+    items = [f"Tracking store: `{uri}`", "Selection: " + "; ".join(sel.criteria),
+             "Experiment(s): " + ", ".join(f"{n} (`{i}`)" for i, n in sel.experiments.items())]
+    if sel.parent:
+        p = sel.parent
+        sweep_id = p["tags"].get("ffexp.sweep_id")
+        items.append(f"Sweep parent run: {p['run_name']} (`{p['run_id']}`)"
+                     + (f", sweep id `{sweep_id}`" if sweep_id else ""))
+        seconds = ((p["end_time"] - p["start_time"]) / 1000
+                   if p.get("end_time") and p.get("start_time") else None)
+        items.append(f"Sweep started {_utc(p.get('start_time'))}, ended {_utc(p.get('end_time'))}"
+                     + (f" ({seconds:.1f} s)" if seconds is not None else ""))
+    total = _seconds(runs).sum(min_count=1)
+    return items + [f"Git commit(s): {counted(runs, 'tags.ffexp.git_commit')}",
+                    f"Uncommitted changes (git_dirty): {counted(runs, 'tags.ffexp.git_dirty')}",
+                    f"Runs: {len(runs)}, {fmt(total)} s of run time in all"]
+
+
+def _run_table(sel: Selection, params: pd.DataFrame, keys: list[str]):
+    """Run name, factors, seed, run id (and commit or dirty flag where they differ), seconds:
+    in the order of report.md's run table."""
+    runs = sel.runs
+    extra = [(c, h) for c, h in (("tags.ffexp.git_commit", "git commit"),
+                                 ("tags.ffexp.git_dirty", "git dirty"))
+             if c in runs and runs[c].fillna("").nunique() > 1]
+    names = runs.get("tags.mlflow.runName", runs["run_id"]).fillna("")
+    seconds = _seconds(runs)
+    header = ["run", *keys, "seed", "run id", *(h for _, h in extra), "seconds"]
+    rows = [[names.iat[i], *(params[k].iat[i] for k in keys),
+             params[SEED].iat[i] if SEED in params else "", f"`{runs['run_id'].iat[i]}`",
+             *(str(runs[c].iat[i]) for c, _ in extra), fmt(seconds.iat[i])]
+            for i in range(len(runs))]
+    return header, rows
+
+
+def blocks(sel: Selection, params: pd.DataFrame, keys: list[str], uri: str, regen: str,
+           title: str | None) -> list:
+    """provenance.md's blocks; with ``title`` None, the section that ends report.html."""
+    top = [("h", 1, title), ("p", "The volatile part of [report.md](report.md): " + HOLDS + ".")
+           ] if title else [("h", 2, "Provenance")]
+    sub = 2 if title else 3
+    return [*top, ("ul", _items(sel, uri)), ("h", sub, "Runs"),
+            ("table", *_run_table(sel, params, keys)),
+            ("h", sub, "Regenerate"), ("p", "Exactly these runs, with the same options:"),
+            ("code", regen)]
