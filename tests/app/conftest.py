@@ -9,18 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
-
-from ffexp.config import Settings, register_schemas, to_settings
-
-register_schemas()
-
-
-@pytest.fixture(scope="session")
-def hydra_conf():
-    """compose(overrides) -> DictConfig, from the installed package ffexp.conf."""
-    with initialize_config_module("ffexp.conf", version_base=None):
-        yield lambda overrides=(): compose("config", overrides=list(overrides))
+from ffexp.config import Settings, to_settings
 
 
 @pytest.fixture(scope="session")

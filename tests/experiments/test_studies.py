@@ -65,15 +65,10 @@ def test_every_study_folder_is_complete():
 
 
 @pytest.mark.parametrize("name", list(STUDIES))
-def test_study_config_composes_with_three_seeds_or_more(name):
+def test_study_config_composes_with_three_seeds_or_more(hydra_conf, name):
     """In-process, through pkg://ffexp.conf: the config composes, names its own experiment and
     store, and sweeps at least 3 seeds."""
-    from hydra import compose, initialize_config_module
-    from ffexp.config import register_schemas
-
-    register_schemas()
-    with initialize_config_module("ffexp.conf", version_base=None):
-        cfg = compose("config", overrides=[f"+experiment={name}"], return_hydra_config=True)
+    cfg = hydra_conf([f"+experiment={name}"], return_hydra_config=True)
     assert cfg.tracking.experiment == name
     assert cfg.tracking.uri == f"sqlite:///experiments/{name}/mlflow.db"
     sweep = cfg.hydra.sweeper.params

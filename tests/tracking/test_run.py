@@ -96,7 +96,8 @@ def test_artifacts(single):
     assert list(history["epoch"]) == list(range(1, EPOCHS + 1))
 
 
-def test_pyfunc_predicts_like_the_network(single, monkeypatch):
+def test_pyfunc_predicts_like_the_network(single):
+    import mlflow
     import mlflow.pyfunc
 
     from ffexp.data import load_dataset
@@ -107,8 +108,13 @@ def test_pyfunc_predicts_like_the_network(single, monkeypatch):
     data = load_dataset("moons", params={"n_samples": 200})
     raw = data.feature_scaler.inverse_transform(data.X_test.T)      # the data's own units
     df = pd.DataFrame(raw, columns=list(data.feature_names))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # runs:/ URIs resolve on the fluent store
-    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    # runs:/ URIs resolve on the fluent store, which another in-process test may have set
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    finally:
+        mlflow.set_tracking_uri(previous)
     assert model.metadata.signature is not None
     predicted = model.predict(df)
     np.testing.assert_allclose(predicted.to_numpy(), net.forward(data.X_test).T, rtol=1e-9, atol=1e-12)
