@@ -165,7 +165,8 @@ def summarize(per_run: pd.DataFrame, keys: list[str], metric: str, at: str) -> T
                      "std": std, "ci_low": lo, "ci_high": hi,
                      **{o: int(counts.get(o, 0)) for o in OUTCOMES}})
     groups = pd.DataFrame(rows)
-    order = groups["mean"] if lower_is_better(metric) else -groups["mean"]
+    # rounded: equal means that differ in the last bits (summation order) tie, keys decide
+    order = (groups["mean"] if lower_is_better(metric) else -groups["mean"]).round(12)
     groups = groups.assign(_o=order).sort_values(["_o", *keys], kind="stable", na_position="last")
     groups = groups.drop(columns="_o").reset_index(drop=True)
     groups.insert(0, "rank", range(1, len(groups) + 1))

@@ -116,3 +116,15 @@ def test_heatmap_factors_explain_most_variance_and_skip_nested():
     params["optimizer.batch_size"] = params["batch_size"]
     assert nested_in(params, "batch_size", "optimizer")
     assert not nested_in(params, "optimizer", "batch_size")
+
+
+def test_equal_means_rank_by_keys_not_by_rounding_noise():
+    from ffexp.report.aggregate import summarize
+
+    per_run = pd.DataFrame({"a": ["x", "x", "x", "y", "y", "y"], "seed": ["0", "1", "2"] * 2,
+                            "outcome": ["finished"] * 6,
+                            "value": [0.1, 0.2, 0.3, 0.3, 0.2, 0.1]})  # means 0.2 ± 1 ulp
+    groups = summarize(per_run, ["a"], "val/accuracy", "final").groups
+    assert list(groups["a"]) == ["x", "y"]
+    groups = summarize(per_run.iloc[::-1], ["a"], "val/accuracy", "final").groups
+    assert list(groups["a"]) == ["x", "y"]
