@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from helpers_scale import MlflowServer
 
 
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory) -> Path:
+    """An empty SQLite store with MLflow's schema, created once (the migration takes seconds)."""
+    from mlflow import MlflowClient
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def server(tmp_path):
-    """A default ``mlflow server`` on 127.0.0.1:<free port> (SQLite backend, artifacts in
-    tmp_path/server), stopped however the test ends."""
-    srv = MlflowServer(tmp_path / "server", "--workers", "2")
-    with srv:
+def server_db(tmp_path, template_db) -> Path:
+    (tmp_path / "server").mkdir()
+    return Path(shutil.copy(template_db, tmp_path / "server" / "server.db"))
+
+
+@pytest.fixture
+def server(tmp_path, server_db):
+    """A ``mlflow server`` on 127.0.0.1:<free port> (2 uvicorn workers, SQLite backend,
+    artifacts in tmp_path/server), stopped however the test ends."""
+    with MlflowServer(tmp_path / "server", "--workers", "2", db=server_db) as srv:
         yield srv

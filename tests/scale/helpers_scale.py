@@ -70,12 +70,12 @@ class MlflowServer:
                            f"{self.log.read_text()[-3000:]}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        """End the server's process group (SIGKILL if it does not end within 15 s)."""
+        """End the server's process group (SIGKILL if it does not end within 5 s)."""
         if self.proc is None or self.proc.poll() is not None:
             return
         try:
             os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=15)
+            self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=15)

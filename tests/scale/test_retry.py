@@ -63,3 +63,34 @@ def test_store_client_wraps_every_method(monkeypatch):
     assert client.tracking_uri == "http://127.0.0.1:9"
     assert env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "4"
     assert env["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"
+
+
+def test_an_unreachable_server_fails_fast_until_it_answers(monkeypatch):
+    monkeypatch.setattr(retry, "_DOWN", {})
+    clock = [1000.0]
+    monkeypatch.setattr(retry.time, "monotonic", lambda: clock[0])
+    down = MlflowException("API request to http://127.0.0.1:9/api/2.0/mlflow/runs/create failed "
+                           "with exception HTTPConnectionPool(host='127.0.0.1', port=9): Max "
+                           "retries exceeded with url: /api/2.0/mlflow/runs/create")
+
+    class Fake:
+        tracking_uri = "http://127.0.0.1:9"
+        calls = 0
+        fail = True
+
+        def create_run(self):
+            Fake.calls += 1
+            if Fake.fail:
+                raise down
+            return "run"
+
+    client = retry.RetryingClient(Fake())
+    with pytest.raises(MlflowException, match="Max retries"):
+        client.create_run()
+    clock[0] += 5
+    with pytest.raises(retry.TrackingServerUnreachable, match="127.0.0.1:9 is unreachable"):
+        client.create_run()  # no new request while the server is known to be down
+    assert Fake.calls == 1
+    clock[0] += retry.DOWN_SECONDS
+    Fake.fail = False
+    assert client.create_run() == "run" and Fake.calls == 2 and not retry._DOWN
