@@ -10,12 +10,13 @@ method. Other errors pass through at once.
 
 For a tracking server, MLflow's own HTTP layer retries (connection errors, 429 and 5xx); its
 defaults (7 retries, backoff factor 2, 120 s timeout) let a dead server hang a job for minutes.
-``configure_http`` lowers them, unless the user set them: 4 retries, backoff 1 s (about 15 s
-before a call fails, enough to ride out a server restart) and a 30 s timeout per request.
+``configure_http`` lowers them, unless the user set them: 5 retries, backoff factor 1 (waits of
+about 1, 2, 4, 8 and 16 s: a call fails about 30 s after the server went away, which rides out
+a server restart) and a 30 s timeout per request.
 And once a call has failed that way (the server is unreachable), every call of this process to
 that server fails at once for ``DOWN_SECONDS`` instead of waiting again: a job that was closing
 its run (a dozen calls, and the metric batches queued in the helper process) fails in about
-15 s, with one clear error, rather than in minutes.
+30 s, with one clear error, rather than in many minutes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import time
 log = logging.getLogger("ffexp")
 
 #: MLflow's HTTP retry/timeout settings, as ffexp sets them when the user did not
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 

@@ -13,7 +13,7 @@ experiment, once: in a sweep, in the launching process before any job starts.
 Clients come from ``client(uri)``: an MlflowClient wrapped in ffexp.tracking.retry's
 RetryingClient (SQLite's "database is locked" under parallel jobs is retried with backoff), with
 ffexp's HTTP retry/timeout defaults in the environment (a dead tracking server fails a call
-in about 15 s, not minutes).
+in about 30 s, not minutes).
 """
 
 from __future__ import annotations

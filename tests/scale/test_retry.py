@@ -61,7 +61,7 @@ def test_store_client_wraps_every_method(monkeypatch):
     client = store.client("http://127.0.0.1:9")
     assert isinstance(client, retry.RetryingClient)
     assert client.tracking_uri == "http://127.0.0.1:9"
-    assert env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "4"
+    assert env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
     assert env["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"
 
 
