@@ -100,12 +100,13 @@ def sweep_args(n_jobs: int, workers: int = 2, launcher: str = "joblib") -> list[
     return args
 
 
-def run_ffexp(cwd: Path, args: list[str], uri: str, timeout: float = 1800,
+def run_ffexp(cwd: Path, args: list[str], uri: str | None, timeout: float = 1800,
               check: bool = True, env: dict | None = None) -> tuple[subprocess.CompletedProcess,
                                                                      float]:
-    """The real command; returns (process, wall seconds)."""
+    """The real command (with ``tracking.uri=<uri>`` unless None: the default store); returns
+    (process, wall seconds)."""
     t0 = time.perf_counter()
-    proc = subprocess.run([FFEXP, *args, f"tracking.uri={uri}"], cwd=cwd,
+    proc = subprocess.run([FFEXP, *args, *([f"tracking.uri={uri}"] if uri else [])], cwd=cwd,
                           env=env_without_mlflow(**(env or {})), capture_output=True,
                           text=True, timeout=timeout)
     seconds = time.perf_counter() - t0
@@ -141,3 +142,10 @@ def check_sweep_store(uri: str, n_jobs: int, exclude_tag: str | None = None):
         assert sorted(m.step for m in history) == list(range(1, epochs + 1)), c.info.run_name
         assert "test/accuracy" in c.data.metrics and "val/accuracy" in c.data.metrics
     return parent, children
+
+
+def lock_retries(cwd: Path, proc: subprocess.CompletedProcess) -> int:
+    """How many times a call met a locked SQLite database and was retried (job logs, and the
+    metrics helpers' stderr)."""
+    logs = "".join(p.read_text() for p in Path(cwd).rglob("ffexp.log"))
+    return (logs + proc.stderr).count("MLflow store busy")

@@ -1,0 +1,41 @@
+"""Load: a sweep of 200 tiny jobs (1 or 3 epochs) with 2 joblib workers, against the default
+SQLite store and against a tracking server; every child must exist with its full history.
+
+    pytest -m slow -s tests/scale/test_stress.py            # prints jobs per minute
+    FFEXP_STRESS_JOBS=40 pytest -m slow -s tests/scale/test_stress.py
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from helpers_scale import (MlflowServer, check_sweep_store, lock_retries, run_ffexp,
+                           sweep_args)
+
+N_JOBS = int(os.environ.get("FFEXP_STRESS_JOBS", "200"))
+WORKERS = 2
+
+
+def _report(store: str, seconds: float) -> None:
+    print(f"\nstress: {N_JOBS} jobs, {WORKERS} joblib workers, {store}: {seconds:.0f} s, "
+          f"{N_JOBS / seconds * 60:.0f} jobs/min")
+
+
+@pytest.mark.slow
+def test_stress_default_sqlite_store(tmp_path):
+    """The default store: no tracking.uri, no MLFLOW_TRACKING_URI: ./mlflow.db, created fresh."""
+    proc, seconds = run_ffexp(tmp_path, sweep_args(N_JOBS, WORKERS), uri=None)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    check_sweep_store(uri, N_JOBS)
+    assert "database is locked" not in proc.stdout
+    _report(f"default SQLite store ({lock_retries(tmp_path, proc)} lock retries)", seconds)
+
+
+@pytest.mark.slow
+def test_stress_tracking_server(tmp_path, server_db):
+    with MlflowServer(tmp_path / "server", "--workers", "2", db=server_db) as server:
+        proc, seconds = run_ffexp(tmp_path, sweep_args(N_JOBS, WORKERS), server.uri)
+        check_sweep_store(server.uri, N_JOBS)
+    _report(f"tracking server ({server.uri}, 2 uvicorn workers, SQLite backend)", seconds)
