@@ -8,6 +8,9 @@ batch at a time or at least every ``flush_seconds`` (a long run is visible live 
 keeps most of its history), to a writer thread that pipes them to the helper process.
 ``flush()`` (when the run is closed: finished, failed or killed) sends the rest and waits until
 everything is stored. If the helper cannot run, the writer thread calls log_batch itself.
+
+The same flush path advances the run's heartbeat tag (ffexp.tracking.stale), at most every
+HEARTBEAT_SECONDS: one set_tag off the training thread, nothing per epoch.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Mapping
 from ffexp.nn import Callback
 
 from . import sender
+from .stale import HEARTBEAT_SECONDS, HEARTBEAT_TAG
 
 #: MLflow's limit of metrics per log_batch request
 BATCH_LIMIT = sender.BATCH_LIMIT
@@ -48,7 +52,7 @@ class MetricsBuffer(Callback):
         self.flush_seconds = float(flush_seconds)
         self.pending: list = []
         self.sent = 0
-        self._last_send = time.monotonic()
+        self._last_send = self._last_beat = time.monotonic()
         self._writer: ThreadPoolExecutor | None = None
         self._inflight: list[Future] = []
         self._helper = None
@@ -79,15 +83,24 @@ class MetricsBuffer(Callback):
         from mlflow.entities import Metric
         send_metrics(self.client, self.run_id, [Metric(*row) for row in rows])
 
+    def _beat(self) -> None:
+        try:
+            self.client.set_tag(self.run_id, HEARTBEAT_TAG, str(int(time.time())))
+        except Exception:  # a missed heartbeat is no reason to fail the job
+            pass
+
     def _send_pending(self) -> None:
         pending, self.pending = self.pending, []
-        self._last_send = time.monotonic()
+        self._last_send = now = time.monotonic()
         if not pending:
             return
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="ffexp-mlflow-metrics")
         self._inflight.append(self._writer.submit(self._deliver, pending))
         self.sent += len(pending)
+        if now - self._last_beat >= HEARTBEAT_SECONDS:
+            self._last_beat = now
+            self._writer.submit(self._beat)
 
     def flush(self) -> None:
         """Send what is pending and wait until every value is stored (safe to call again, e.g.
