@@ -11,7 +11,13 @@ Errors:
 - in a multirun, a failing job does not stop the others: its traceback goes to the job's log,
   its outcome to ``<job dir>/ffexp_status.json``, and ``main`` exits 1 after the sweep,
   naming the failed jobs. Status files (not Hydra's return values) carry this, so it works
-  with launchers that run jobs in other processes (hydra/launcher=joblib).
+  with launchers that run jobs in other processes (hydra/launcher=joblib);
+- an unusable tracking store (no server at tracking.uri, a directory that cannot be written)
+  is a user's mistake too, found before training (ffexp.tracking.check_store).
+
+Resume: with ``tracking.skip_existing=true`` a job whose config already has a FINISHED run in
+the experiment is skipped (status ``skipped``, with that run's id; it counts as a success); the
+others run, and those that rerun a failed, killed or stale attempt say so (``rerun_of``).
 """
 
 from __future__ import annotations
@@ -33,9 +39,9 @@ from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
 from ffexp.app import Job, JobResult, execute, prepare
-from ffexp.config import RunContext, Settings, register_schemas, to_settings
+from ffexp.config import RunContext, Settings, hydra_error_line, register_schemas, to_settings
 from ffexp.progress import epoch_callbacks, job_line, print_job_line
-from ffexp.tracking import record_job
+from ffexp.tracking import check_store, existing_run_id, note_skipped, record_job
 
 log = logging.getLogger("ffexp")
 
@@ -66,22 +72,45 @@ def run_context(cfg: DictConfig, hc: DictConfig) -> RunContext:
 
 def _write_status(context: RunContext, status: str, seconds: float, outcome: str = "",
                   metric: tuple[str, float] | None = None, error: str = "",
-                  metrics: dict[str, float] | None = None) -> None:
-    """``<output dir>/ffexp_status.json``: the job's verdict, read by ``main`` after a sweep."""
+                  metrics: dict[str, float] | None = None, run_id: str | None = None,
+                  rerun_of: list[str] | None = None) -> None:
+    """``<output dir>/ffexp_status.json``: the job's verdict, read by ``main`` after a sweep.
+
+    ``status``: ok | failed | skipped (``run_id`` is then the earlier FINISHED run)."""
     record = {"job_num": context.job_num, "job_id": context.job_id,
               "overrides": context.overrides, "status": status, "outcome": outcome,
               "metric": metric[0] if metric else None, "value": metric[1] if metric else None,
-              "error": error, "seconds": round(seconds, 3), "metrics": metrics or {}}
+              "error": error, "seconds": round(seconds, 3), "metrics": metrics or {},
+              "run_id": run_id, "rerun_of": rerun_of or []}
     Path(context.output_dir, STATUS_FILE).write_text(json.dumps(record, indent=1) + "\n")
 
 
-def _train_and_record(settings: Settings, job: Job, context: RunContext) -> JobResult:
+def _train_and_record(settings: Settings, job: Job, context: RunContext):
+    """(result, recorder): the recorder tells the run's id and what it reruns."""
     with record_job(settings, job, context) as recorder, \
             threadpool_limits(limits=settings.train.blas_threads, user_api="blas"):
         callbacks = [*epoch_callbacks(context.mode, job.main_metric), *recorder.callbacks]
         result = execute(job, callbacks)
         recorder.finish(result)
-    return result
+    return result, recorder
+
+
+def _skip(settings: Settings, context: RunContext, t0: float) -> bool:
+    """With tracking.skip_existing: skip the job if its config has a FINISHED run."""
+    run_id = existing_run_id(settings, context)
+    if run_id is None:
+        return False
+    seconds = time.perf_counter() - t0
+    note_skipped(context, run_id)
+    _write_status(context, "skipped", seconds, "skipped", run_id=run_id)
+    log.info("skipped: run %s already finished this config", run_id)
+    if context.mode == "run":
+        print(f"ffexp: skipped: run {run_id} already finished this config "
+              f"(tracking.skip_existing=true)", flush=True)
+    else:
+        print_job_line(job_line(context.job_num, context.overrides, "skipped", seconds,
+                                error=f"run {run_id} finished it before"))
+    return True
 
 
 def _fmt_metrics(metrics: dict[str, float], split: str) -> str:
@@ -132,6 +161,7 @@ def run(cfg: DictConfig) -> float | None:
     try:
         settings = to_settings(cfg)
         job = prepare(settings)
+        check_store(settings, context)
     except ValueError as err:
         if context.mode == "run":
             _write_status(context, "failed", time.perf_counter() - t0, "failed", error=str(err))
@@ -141,7 +171,9 @@ def run(cfg: DictConfig) -> float | None:
         return None
     log.info("settings: %s", settings)
     try:
-        result = _train_and_record(settings, job, context)
+        if _skip(settings, context, t0):
+            return None
+        result, recorder = _train_and_record(settings, job, context)
     except Exception as err:  # a sweep goes on; a single run lets Hydra report it
         if context.mode == "run":
             raise
@@ -150,13 +182,15 @@ def run(cfg: DictConfig) -> float | None:
     metric = _main_metric(job, result)
     seconds = time.perf_counter() - t0
     log.info("%s: %s; metrics %s", result.train.outcome, result.train.message, result.metrics)
+    rerun_of = getattr(recorder, "rerun_of", [])
     _write_status(context, "ok", seconds, result.train.outcome, metric,
-                  metrics=result.metrics)
+                  metrics=result.metrics, run_id=recorder.run_id, rerun_of=rerun_of)
     if context.mode == "run":
         print(summary(job, result, context), flush=True)
     else:
         print_job_line(job_line(context.job_num, context.overrides, result.train.outcome,
-                                seconds, metric))
+                                seconds, metric,
+                                error=f"(rerun of {', '.join(rerun_of)})" if rerun_of else ""))
     return metric[1] if metric else None
 
 
@@ -176,40 +210,67 @@ class SweepStatus(HydraCallback):
         SweepStatus.sweep_dir = str(sweep)
 
 
-def sweep_failures(sweep_dir: Path) -> tuple[list[dict], int]:
-    """(failed jobs' status records, number of jobs) of a finished sweep.
+def sweep_records(sweep_dir: Path) -> list[dict]:
+    """Every job's status record, in job order.
 
     A job is a directory under the sweep with Hydra's ``.hydra`` record or a status file; one
     without a status file died before it could write one and counts as failed."""
     statuses = {p.parent: json.loads(p.read_text()) for p in sweep_dir.rglob(STATUS_FILE)}
     job_dirs = set(statuses) | {p.parent for p in sweep_dir.rglob(".hydra") if p.parent != sweep_dir}
-    failed = []
-    for d in sorted(job_dirs, key=lambda p: (statuses.get(p, {}).get("job_num", 1 << 30), str(p))):
-        record = statuses.get(d) or {"job_num": d.name, "overrides": [], "status": "failed",
-                                     "error": f"no {STATUS_FILE} in {d}: the job died"}
-        if record["status"] != "ok":
-            failed.append(record)
-    return failed, len(job_dirs)
+    return [statuses.get(d) or {"job_num": d.name, "overrides": [], "status": "failed",
+                                "error": f"no {STATUS_FILE} in {d}: the job died"}
+            for d in sorted(job_dirs, key=lambda p: (statuses.get(p, {}).get("job_num", 1 << 30),
+                                                     str(p)))]
+
+
+def sweep_failures(sweep_dir: Path) -> tuple[list[dict], int]:
+    """(failed jobs' status records, number of jobs) of a finished sweep; a skipped job
+    (tracking.skip_existing) is a success."""
+    records = sweep_records(sweep_dir)
+    return [r for r in records if r["status"] not in ("ok", "skipped")], len(records)
+
+
+def _resumed(records: list[dict]) -> str:
+    """`` (2 skipped: finished before; 1 rerun)`` for a sweep with tracking.skip_existing."""
+    skipped = sum(r["status"] == "skipped" for r in records)
+    rerun = sum(bool(r.get("rerun_of")) for r in records)
+    return f" ({skipped} skipped: finished before; {rerun} rerun)" if skipped or rerun else ""
 
 
 def report_sweep(sweep_dir: Path) -> int:
-    """Print the sweep's outcome; 0 if every job succeeded, else 1."""
-    failed, total = sweep_failures(sweep_dir)
+    """Print the sweep's outcome; 0 if every job succeeded (or was skipped), else 1."""
+    records = sweep_records(sweep_dir)
+    failed = [r for r in records if r["status"] not in ("ok", "skipped")]
+    total, resumed = len(records), _resumed(records)
     if not failed:
-        print(f"ffexp: {total} job(s) done; outputs in {sweep_dir}", flush=True)
+        print(f"ffexp: {total} job(s) done{resumed}; outputs in {sweep_dir}", flush=True)
         return 0
     names = "; ".join(f"[job {r['job_num']}] {' '.join(r['overrides']) or '(defaults)'}"
                       for r in failed)
-    print(f"ffexp: {len(failed)} of {total} jobs failed: {names} (see {STATUS_FILE} and the "
-          f"job logs under {sweep_dir})", file=sys.stderr, flush=True)
+    print(f"ffexp: {len(failed)} of {total} jobs failed{resumed}: {names} (see {STATUS_FILE} "
+          f"and the job logs under {sweep_dir})", file=sys.stderr, flush=True)
     return 1
 
 
 def main() -> int:
-    """The console script: Hydra's command line, then a sweep's verdict as the exit status."""
+    """The console script: Hydra's command line, then a sweep's verdict as the exit status.
+
+    Hydra's own errors (a wrong type, an unknown option) come back as one line and exit status
+    2, like ffexp's; HYDRA_FULL_ERROR=1 shows Hydra's full report instead."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     os.environ.setdefault(COMMAND_ENV, shlex.join(["ffexp", *sys.argv[1:]]))
     SweepStatus.sweep_dir = None
-    run()
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing: we print
+    try:
+        run()
+    except (HydraException, OmegaConfBaseException) as err:
+        if full_error:
+            raise
+        print(f"ffexp: error: {hydra_error_line(err)}", file=sys.stderr, flush=True)
+        return USAGE_EXIT
     if SweepStatus.sweep_dir is None:
         return 0
     return report_sweep(Path(SweepStatus.sweep_dir))

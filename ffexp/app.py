@@ -128,6 +128,10 @@ def _check_choices(s: Settings) -> None:
              "train.blas_threads", t.blas_threads,
              "must be a positive integer, or null for the BLAS library's default")
     _require(s.seed >= 0, "seed", s.seed, "must be a non-negative integer")
+    _require(_positive(s.tracking.flush_seconds), "tracking.flush_seconds",
+             s.tracking.flush_seconds, "must be a positive number of seconds")
+    _require(_positive(s.tracking.stale_seconds), "tracking.stale_seconds",
+             s.tracking.stale_seconds, "must be a positive number of seconds")
 
 
 def _load(d) -> tuple[Dataset, str]:

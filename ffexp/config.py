@@ -99,6 +99,8 @@ class TrackingSettings:
     log_plots: bool = True
     flush_seconds: float = 5.0
     skip_existing: bool = False
+    #: a RUNNING run silent for longer than this is stale (ffexp.tracking.stale)
+    stale_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,26 @@ def to_settings(cfg: DictConfig) -> Settings:
     model = replace(settings.model, hidden_sizes=tuple(settings.model.hidden_sizes))
     dataset = replace(settings.dataset, params=dict(settings.dataset.params))
     return replace(settings, model=model, dataset=dataset)
+
+
+def hydra_error_line(err: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line message (a wrong type, an unknown option) as one line:
+    the override, the reason, the key and the accepted options; no search path, no types."""
+    text = str(err)
+    if err.__cause__ is not None and str(err.__cause__) not in text:
+        text += "\n" + str(err.__cause__)
+    parts: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("Config search path"):
+            break
+        item = line.strip()
+        if not item or item.startswith(("reference_type=", "object_type=", "Set the env")):
+            continue
+        if line[:1] in ("\t", " ") and parts and not item.startswith("full_key"):
+            parts[-1] += (" " if parts[-1].endswith(":") else ", ") + item
+        else:
+            parts.append(item)
+    return "; ".join(parts)
 
 
 # ---- where and how the job runs -------------------------------------------------------------

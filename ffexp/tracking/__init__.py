@@ -14,7 +14,8 @@ yields a NullRecorder and MLflow is not even imported.
 
 Modules: store (URI, experiment, UI command), params, tags, buffer (the metrics callback),
 diagnose, model (npz + pyfunc), run (record_job), sweep (the Hydra callback of a multirun),
-handoff (the parent run's id, passed to jobs through a file in the sweep directory), signals.
+handoff (the parent run's id, passed to jobs through a file in the sweep directory), signals,
+stale (heartbeats, stale runs, ffexp-stale), preflight (is the store usable, before training).
 """
 
 from __future__ import annotations
@@ -52,6 +53,27 @@ def existing_run_id(settings, context) -> str | None:
     return find(settings, context)
 
 
+def check_store(settings, context) -> None:
+    """ValueError naming ``tracking.uri`` if the job's store cannot be used (an HTTP server that
+    does not answer, a SQLite file that cannot be created): before training, nothing created.
+    A sweep's job skips it: the launching process checked before the sweep began."""
+    if not settings.tracking.enabled:
+        return
+    from . import handoff
+    if context.mode == "multirun" and handoff.read(context.sweep_dir) is not None:
+        return
+    from .preflight import check_store as check
+    from .store import resolve_uri
+    check(resolve_uri(settings.tracking.uri))
+
+
+def note_skipped(context, run_id: str) -> None:
+    """Tell the sweep's parent that this job was skipped for the FINISHED run ``run_id``."""
+    if context.mode == "multirun":
+        from . import handoff
+        handoff.note_skipped(context.output_dir, run_id)
+
+
 def close_sweep(exc: BaseException | None = None) -> None:
     """Close this process's sweep parent run if it is still open: FINISHED without ``exc``,
     KILLED for Ctrl-C / SIGTERM, FAILED otherwise. For the entry point, around Hydra: Hydra
@@ -60,4 +82,5 @@ def close_sweep(exc: BaseException | None = None) -> None:
     close_open_sweep(status_of(exc))
 
 
-__all__ = ["NullRecorder", "close_sweep", "existing_run_id", "record_job"]
+__all__ = ["NullRecorder", "check_store", "close_sweep", "existing_run_id", "note_skipped",
+           "record_job"]

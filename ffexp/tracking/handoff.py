@@ -4,6 +4,9 @@ The launching process writes it (ffexp.tracking.sweep) before any job starts; ea
 this process or in a joblib worker, reads it. Explicit on purpose: the ``MLFLOW_RUN_ID``
 environment variable silently overrides a child's parent (mlflow #15713), and a worker process
 reused by joblib would keep a stale value.
+
+The other way, a job skipped by ``tracking.skip_existing`` leaves the id of the FINISHED run it
+relies on in ``<job dir>/mlflow_skipped.txt``; the parent's summary collects them.
 """
 
 from __future__ import annotations
@@ -47,3 +50,28 @@ def read(sweep_dir) -> SweepTarget | None:
 def remove(sweep_dir) -> None:
     """Forget a previous sweep's parent (a sweep directory can be reused)."""
     (Path(sweep_dir) / FILE).unlink(missing_ok=True)
+
+
+#: in a skipped job's output directory: the id of the FINISHED run that made it unnecessary
+SKIPPED = "mlflow_skipped.txt"
+
+
+def note_skipped(output_dir, run_id: str) -> None:
+    """A job of the sweep was skipped (tracking.skip_existing): its earlier run, for the
+    parent's summary."""
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    (Path(output_dir) / SKIPPED).write_text(run_id + "\n")
+
+
+def skipped(sweep_dir) -> list[str]:
+    """The run ids the sweep's skipped jobs point to."""
+    sweep = Path(sweep_dir)
+    return sorted({p.read_text().strip() for p in sweep.rglob(SKIPPED)} - {""}) \
+        if sweep.is_dir() else []
+
+
+def clear_skipped(sweep_dir) -> None:
+    """Forget the skip notes of an earlier sweep in the same directory."""
+    sweep = Path(sweep_dir)
+    for p in sweep.rglob(SKIPPED) if sweep.is_dir() else ():
+        p.unlink()

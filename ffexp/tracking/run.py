@@ -23,6 +23,7 @@ from .buffer import MetricsBuffer, finite_metrics, send_metrics
 from .diagnose import diagnosis_tags
 from .params import run_params
 from .signals import deferred_sigterm, killed, sigterm_raises
+from .stale import mark_stale, process_tags, why_stale
 from .tags import clip, config_hash, run_name, run_tags
 
 #: MLflow's limits per log_batch request
@@ -45,6 +46,8 @@ class Recorder:
         self.buffer = MetricsBuffer(client, run_id, uri, settings.tracking.flush_seconds)
         self.callbacks = [self.buffer]
         self.result = None
+        #: ids of the unfinished runs of the same config this one reruns (skip_existing)
+        self.rerun_of: list[str] = []
 
     def finish(self, result) -> None:
         """Keep the JobResult; the run is written and closed when the ``with`` block ends."""
@@ -160,12 +163,34 @@ def existing_run_id(settings, context) -> str | None:
     return found[0].info.run_id if found else None
 
 
+def earlier_attempts(client, experiment_id: str, settings, context) -> list[str]:
+    """Ids of the unfinished runs (FAILED, KILLED, or RUNNING but stale, which are closed as
+    such here) with this job's config hash: the job reruns them. A RUNNING run that still
+    shows signs of life is not an earlier attempt (and is not skipped either)."""
+    found = client.search_runs([experiment_id],
+                               f"tags.`ffexp.config_hash` = '{config_hash(context.config)}' "
+                               f"and attributes.status != 'FINISHED'", max_results=1000)
+    ids = []
+    for run in found:
+        if run.info.status == "RUNNING":
+            reason = why_stale(run, settings.tracking.stale_seconds)
+            if reason is None or not mark_stale(client, run, reason):
+                continue
+        ids.append(run.info.run_id)
+    return sorted(ids)
+
+
 def open_run(settings, job, context) -> Recorder:
     client, uri, experiment_id, sweep = _target(settings, context)
     tags = run_tags(context.config, context.overrides,
                     sweep.sweep_id if sweep else context.sweep_dir)
+    tags.update(process_tags())
     if sweep:
         tags["mlflow.parentRunId"] = sweep.parent_run_id
+    rerun_of = (earlier_attempts(client, experiment_id, settings, context)
+                if settings.tracking.skip_existing else [])
+    if rerun_of:
+        tags["ffexp.rerun_of"] = clip(",".join(rerun_of))
     name = run_name(settings, context.overrides, sweep.varied if sweep else ())
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     run_id = run.info.run_id
@@ -174,7 +199,9 @@ def open_run(settings, job, context) -> Recorder:
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
-    return Recorder(client, run_id, uri, experiment_id, settings, context)
+    recorder = Recorder(client, run_id, uri, experiment_id, settings, context)
+    recorder.rerun_of = rerun_of
+    return recorder
 
 
 @contextmanager

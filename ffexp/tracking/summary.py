@@ -1,10 +1,18 @@
 """The summary a sweep's parent run gets at the end, read back from its children.
 
 Parent metrics: ``sweep/jobs`` (child runs), ``sweep/finished`` (FINISHED and not diverged),
-``sweep/diverged``, ``sweep/failed``, ``sweep/killed``, ``sweep/running`` (should stay 0) and
+``sweep/diverged``, ``sweep/failed``, ``sweep/killed``, ``sweep/running`` (should stay 0),
+``sweep/skipped``, ``sweep/rerun`` (below) and
 ``best/val/<main>``; tags ``ffexp.best_run_id``, ``ffexp.best_run_name``, ``ffexp.best_metric``
 and ``ffexp.summary`` (one readable line). The best child is the finished one with the highest
 validation main metric (ffexp.metrics.MAIN_METRIC of its task; higher is better for all).
+
+A sweep resumed with ``tracking.skip_existing=true`` also gets ``sweep/skipped`` (jobs whose
+config already had a FINISHED run, which stays the child of its own sweep: MLflow has one
+parent per run) with those runs' ids in the tag ``ffexp.skipped_run_ids`` (comma-separated;
+also in the artifact ``sweep/skipped_run_ids.txt`` when the tag is too short for them), and
+``sweep/rerun`` (children tagged ``ffexp.rerun_of``: a config whose earlier run had failed, been
+killed or gone stale). The best run is chosen among the children and the skipped runs.
 """
 
 from __future__ import annotations
@@ -50,18 +58,40 @@ def best_child(runs) -> tuple[object, str, float] | None:
     return run, metric, value
 
 
-def summarize(client, experiment_id: str, parent_id: str) -> dict[str, int]:
+def _runs_by_id(client, experiment_id: str, run_ids: list[str]) -> list:
+    out = []
+    for i in range(0, len(run_ids), 100):
+        ids = ", ".join(f"'{r}'" for r in run_ids[i:i + 100])
+        out += client.search_runs([experiment_id], f"attributes.run_id IN ({ids})",
+                                  max_results=100)
+    return out
+
+
+def summarize(client, experiment_id: str, parent_id: str,
+              skipped: list[str] = ()) -> dict[str, int]:
     """Write the summary onto the parent run; returns the counts."""
     from mlflow.entities import Metric, RunTag
+    from .tags import MAX_TAG, clip
     import time
     runs = children(client, experiment_id, parent_id)
     counts = Counter(_state(r) for r in runs)
     names = ("finished", "diverged", "failed", "killed", "running")
     ts = int(time.time() * 1000)
+    rerun = sum(1 for r in runs if r.data.tags.get("ffexp.rerun_of"))
     metrics = [Metric("sweep/jobs", float(len(runs)), ts, 0)]
     metrics += [Metric(f"sweep/{k}", float(counts.get(k, 0)), ts, 0) for k in names]
     line = f"{len(runs)} jobs: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in names[:4])
     tags = []
+    metrics += [Metric("sweep/skipped", float(len(skipped)), ts, 0),
+                Metric("sweep/rerun", float(rerun), ts, 0)]
+    if skipped or rerun:
+        line += f"; {len(skipped)} skipped (finished before), {rerun} rerun"
+    if skipped:
+        ids = ",".join(skipped)
+        tags.append(RunTag("ffexp.skipped_run_ids", clip(ids)))
+        if len(ids) > MAX_TAG:
+            client.log_text(parent_id, "\n".join(skipped) + "\n", "sweep/skipped_run_ids.txt")
+        runs = runs + _runs_by_id(client, experiment_id, list(skipped))
     best = best_child(runs)
     if best is not None:
         run, metric, value = best

@@ -3,7 +3,9 @@
 ``on_multirun_start`` runs once, before any job: it checks that every job's config composes (a
 typo in a sweep value leaves the store untouched), creates the SQLite schema and the experiment
 (parallel jobs racing to do either break the store: mlflow #4123), creates the parent run and
-writes its id to ``<sweep dir>/mlflow_sweep.json`` for the jobs (ffexp.tracking.handoff).
+writes its id to ``<sweep dir>/mlflow_sweep.json`` for the jobs (ffexp.tracking.handoff). Before
+that, it checks that the store can be used (ffexp.tracking.preflight) and, with
+``tracking.skip_existing``, closes the experiment's stale runs (ffexp.tracking.stale).
 
 ``on_multirun_end`` writes the summary and closes the parent. Hydra skips it when a job raised,
 so the parent is also closed by ``close_open_sweep`` (called from the entry point's ``finally``,
@@ -23,6 +25,7 @@ from hydra.experimental.callback import Callback
 
 from . import handoff, signals, store
 from .signals import Terminated
+from .stale import process_tags
 from .tags import SEP, clip, git_state
 
 #: the parent run of this process's sweep, while it is open
@@ -38,7 +41,13 @@ class MlflowSweep(Callback):
             return
         jobs = _sweep_jobs(config)
         if jobs is not None:
-            _check_composes(config, jobs)
+            try:
+                _check_composes(config, jobs)
+            except Exception as err:  # Hydra would only warn: end the sweep with one line
+                from ffexp.config import hydra_error_line
+                print(f"ffexp: error: {hydra_error_line(err)}", file=sys.stderr, flush=True)
+                raise SystemExit(2) from None
+        _check_store(config)
         open_sweep(config, jobs)
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
@@ -70,6 +79,31 @@ def _check_composes(config, jobs: list[list[str]]) -> None:
     distinct = dict.fromkeys(o for job in jobs for o in job if o not in common)
     for override in distinct or [None]:
         loader.load_sweep_config(config, common + ([override] if override else []))
+
+
+def _check_store(config) -> None:
+    """An unusable store (no server at tracking.uri, a directory that cannot be written) ends
+    the sweep here, before any job, with one line and exit status 2."""
+    from .preflight import StoreError, check_store
+    try:
+        check_store(store.resolve_uri(config.tracking.uri, base=Path.cwd()))
+    except StoreError as err:
+        print(f"ffexp: error: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def _close_stale(config, client, experiment_id: str) -> None:
+    """With tracking.skip_existing: close the experiment's stale runs (ffexp.tracking.stale),
+    the jobs of a killed sweep and its parent among them, before the jobs look for them."""
+    from .stale import close_stale
+    try:
+        closed = close_stale(client, [experiment_id], float(config.tracking.stale_seconds))
+    except Exception as err:  # the sweep can go on; its jobs close their own stale runs
+        print(f"ffexp: warning: could not close stale runs: {err}", file=sys.stderr, flush=True)
+        return
+    if closed:
+        print(f"ffexp: {len(closed)} stale run(s) closed as KILLED (ffexp.outcome=stale): "
+              + ", ".join(run.info.run_name or run.info.run_id for run, _ in closed), flush=True)
 
 
 def _experiment(config, jobs: list[list[str]] | None) -> str:
@@ -107,17 +141,21 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
     except ValueError:
         sweep_id = str(sweep_dir)
     client, experiment_id = store.open_store(uri, experiment)
+    handoff.clear_skipped(sweep_dir)
+    if config.tracking.get("skip_existing"):
+        _close_stale(config, client, experiment_id)
     commit, dirty = git_state()
     tags = {"ffexp.sweep_id": sweep_id, "ffexp.command_line": clip(_command_line()),
             "ffexp.overrides": clip(" ".join(config.hydra.overrides.task)),
             "ffexp.git_commit": commit, "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
-            "mlflow.source.name": "ffexp"}
+            "mlflow.source.name": "ffexp", **process_tags()}
     if jobs is not None:
         tags["ffexp.n_jobs"] = str(len(jobs))
     name = SEP.join(["sweep", experiment, *sweep_dir.parts[-2:]])
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     run_id = run.info.run_id
-    _OPEN.update(client=client, run_id=run_id, uri=uri, experiment_id=experiment_id)
+    _OPEN.update(client=client, run_id=run_id, uri=uri, experiment_id=experiment_id,
+                 sweep_dir=sweep_dir)
     handoff.write(sweep_dir, handoff.SweepTarget(uri, experiment_id, run_id, sweep_id,
                                                  _varied(jobs)))
     _install_handlers()
@@ -159,7 +197,7 @@ def close_open_sweep(status: str = "FAILED") -> None:
     signals.restore_handlers(_OPEN.pop("previous_handlers", {}))
     try:
         from .summary import summarize
-        summarize(client, _OPEN["experiment_id"], run_id)
+        summarize(client, _OPEN["experiment_id"], run_id, handoff.skipped(_OPEN["sweep_dir"]))
     finally:
         client.set_tag(run_id, "ffexp.outcome", {"FINISHED": "finished", "KILLED": "killed"}
                        .get(status, "failed"))

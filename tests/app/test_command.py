@@ -47,8 +47,8 @@ def test_an_impossible_job_fails_alone_and_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("args,message,code", [
-    (["optimizer.lr=abc"], "Value 'abc' of type 'str' could not be converted to Float", 1),
-    (["activation=swish"], "Available options in 'activation'", 1),
+    (["optimizer.lr=abc"], "Value 'abc' of type 'str' could not be converted to Float", 2),
+    (["activation=swish"], "Available options in 'activation': leaky_relu, linear", 2),
     (["dataset=diabetes", "loss=cce"],
      "ffexp: error: loss=cce: categorical cross-entropy needs a softmax output", 2),
 ])
