@@ -1,0 +1,83 @@
+"""The real ``ffexp`` command in subprocesses, with the test-only faults of plugin/ on its
+PYTHONPATH, and the store read back through MLflow's client."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FFEXP = str(Path(sys.executable).with_name("ffexp"))
+PLUGIN = str(Path(__file__).with_name("plugin"))
+#: a small, fast job; tests add what they vary
+FAST = ["model.hidden_sizes=[8,8]", "dataset.params.n_samples=200", "tracking.log_plots=false",
+        "tracking.log_model=false"]
+
+
+def env(uri: str | None = None, **extra: str) -> dict:
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FFEXP_"))}
+    e["PYTHONPATH"] = os.pathsep.join(p for p in (PLUGIN, e.get("PYTHONPATH")) if p)
+    if uri:
+        e["MLFLOW_TRACKING_URI"] = uri
+    return {**e, **extra}
+
+
+def start(cwd: Path, *args: str, uri: str | None = None, **extra: str) -> subprocess.Popen:
+    return subprocess.Popen([FFEXP, *args], cwd=cwd, env=env(uri, **extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def ffexp(cwd: Path, *args: str, uri: str | None = None, timeout: float = 300,
+          **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([FFEXP, *args], cwd=cwd, env=env(uri, **extra), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def runs(uri: str) -> list:
+    from mlflow import MlflowClient
+    client = MlflowClient(uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, max_results=1000) if ids else []
+
+
+def jobs(uri: str) -> list:
+    """The job runs (not the sweep parents)."""
+    return [r for r in runs(uri) if r.data.tags.get("ffexp.kind") != "sweep"]
+
+
+def parents(uri: str) -> list:
+    """Sweep parent runs, oldest first."""
+    return sorted((r for r in runs(uri) if r.data.tags.get("ffexp.kind") == "sweep"),
+                  key=lambda r: r.info.start_time)
+
+
+def wait_for_history(proc: subprocess.Popen, uri: str, n_runs: int = 1,
+                     timeout: float = 120) -> list:
+    """Wait until ``n_runs`` job runs exist and the last has logged an epoch; their runs."""
+    from mlflow import MlflowClient
+    client = MlflowClient(uri)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(jobs(uri), key=lambda r: r.info.start_time)
+        if len(found) >= n_runs and \
+                client.get_metric_history(found[-1].info.run_id, "train/cost"):
+            return found
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.3)
+    raise AssertionError("the job never logged an epoch")
+
+
+def histories(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    """Every metric's history (step, value), except time/*."""
+    from mlflow import MlflowClient
+    client = MlflowClient(uri)
+    run = client.get_run(run_id)
+    return {k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k))
+            for k in run.data.metrics if not k.startswith("time/")}
