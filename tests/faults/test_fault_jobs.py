@@ -55,19 +55,22 @@ def test_a_job_raising_mid_training_fails_alone_and_a_rerun_completes_the_sweep(
 
 
 @pytest.mark.slow
-def test_sigterm_during_a_sweep_kills_the_running_job_and_a_rerun_completes_it(tmp_path, store):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_during_a_sweep_kills_the_running_job_and_a_rerun_completes_it(tmp_path, store,
+                                                                               signum):
     # long enough jobs that the signal lands in the second one
     sweep = ["-m", *FAST, "train.epochs=1500", "tracking.flush_seconds=0.3", "seed=0,1,2",
              "tracking.skip_existing=true"]
     proc = start(tmp_path, *sweep, uri=store)
     try:
         wait_for_history(proc, store, n_runs=2, timeout=240)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM
+    # SIGTERM: exit status 143; Ctrl-C: Python ends an uncaught KeyboardInterrupt by SIGINT
+    assert proc.returncode == (128 + signal.SIGTERM if signum == signal.SIGTERM else -signum)
     first = {r.data.params["seed"]: r for r in jobs(store)}
     assert first["0"].info.status == "FINISHED" and first["1"].info.status == "KILLED"
     assert first["1"].data.tags["ffexp.outcome"] == "killed" and "2" not in first
@@ -98,7 +101,9 @@ def test_sigkill_leaves_a_running_run_that_the_next_sweep_closes_as_stale(tmp_pa
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert MlflowClient(store).get_run(victim.info.run_id).info.status == "RUNNING"
+    left = MlflowClient(store).get_run(victim.info.run_id)
+    assert left.info.status == "RUNNING"
+    assert {"ffexp.host", "ffexp.pid", "ffexp.heartbeat"} <= set(left.data.tags)
     assert parents(store)[0].info.status == "RUNNING"  # nothing can help that
 
     again = ok(ffexp(tmp_path, *sweep, uri=store, timeout=600))

@@ -124,3 +124,22 @@ def test_rerunning_a_sweep_with_skip_existing_runs_only_what_is_missing(tmp_path
     skipped = [r for r in _statuses(str(sweep)) if r["status"] == "skipped"]
     assert sorted(r["run_id"] for r in skipped) == sorted(first.values())
     assert new.info.status == "FINISHED" and old.data.metrics["sweep/skipped"] == 0
+
+
+def test_the_heartbeat_advances_from_the_flush_path_only_when_due(tmp_path, store, monkeypatch):
+    from ffexp.tracking import buffer
+    client = MlflowClient(store)
+    exp = client.create_experiment("e", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_id = client.create_run(exp, tags={HEARTBEAT_TAG: "0"}).info.run_id
+    buf = buffer.MetricsBuffer(client, run_id, store, flush_seconds=0, use_helper=False)
+    buf.pending = [("train/cost", 1.0, 0, 1)]
+    buf._send_pending()  # not due yet: the buffer was created just now
+    buf.flush()
+    assert client.get_run(run_id).data.tags[HEARTBEAT_TAG] == "0"
+    monkeypatch.setattr(buffer, "HEARTBEAT_SECONDS", 0.0)
+    buf.pending = [("train/cost", 0.5, 0, 2)]
+    buf._send_pending()
+    buf.flush()
+    beat = int(client.get_run(run_id).data.tags[HEARTBEAT_TAG])
+    assert abs(beat - time.time()) < 60
+    assert [m.value for m in client.get_metric_history(run_id, "train/cost")] == [1.0, 0.5]
