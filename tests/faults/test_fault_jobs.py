@@ -143,3 +143,32 @@ def test_diverging_jobs_in_a_sweep_are_finished_diverged_with_only_finite_metric
     (parent,) = parents(store)
     assert parent.data.metrics["sweep/diverged"] >= 1
     assert all(math.isfinite(v) for r in runs(store) for v in r.data.metrics.values())
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_joblib_worker_is_resumed_without_duplicates(tmp_path, store):
+    """loky gives up the whole pool when a worker dies; every run left RUNNING is stale (its
+    process is gone) and the same command finishes the sweep."""
+    import os
+    sweep = ["-m", *FAST, "train.epochs=1500", "tracking.flush_seconds=0.3", "seed=0,1,2",
+             "tracking.skip_existing=true", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    proc = start(tmp_path, *sweep, uri=store)
+    try:
+        (victim, *_) = wait_for_history(proc, store, n_runs=1, timeout=240)
+        os.kill(int(victim.data.tags["ffexp.pid"]), signal.SIGKILL)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    left = [r for r in jobs(store) if r.info.status == "RUNNING"]
+    assert victim.info.run_id in {r.info.run_id for r in left}
+
+    again = ok(ffexp(tmp_path, *sweep, uri=store, timeout=600))
+    assert f"{len(left)} stale run(s) closed" in again.stdout
+    _complete_without_duplicates(store, 3)
+    client = MlflowClient(store)
+    for r in left:
+        old = client.get_run(r.info.run_id)
+        assert old.info.status == "KILLED" and old.data.tags["ffexp.outcome"] == "stale"
+    assert not [r for r in runs(store) if r.info.status == "RUNNING"]
