@@ -271,6 +271,16 @@ def main() -> int:
             raise
         print(f"ffexp: error: {hydra_error_line(err)}", file=sys.stderr, flush=True)
         return USAGE_EXIT
+    except Exception as err:
+        if SweepStatus.sweep_dir is None or full_error:
+            raise  # a single run's failure keeps its traceback
+        # the launcher itself broke (e.g. joblib lost a worker to SIGKILL): jobs are lost, not
+        # the finished runs; the same command with skip_existing finishes the sweep
+        reason = (str(err).strip().splitlines() or [""])[0]
+        print(f"ffexp: error: the sweep stopped: {type(err).__name__}: {reason} (outputs in "
+              f"{SweepStatus.sweep_dir}); rerun the same command with "
+              f"tracking.skip_existing=true to finish it", file=sys.stderr, flush=True)
+        return 1
     if SweepStatus.sweep_dir is None:
         return 0
     return report_sweep(Path(SweepStatus.sweep_dir))
