@@ -7,8 +7,11 @@ the working directory before a job runs). ``MLFLOW_TRACKING_URI`` overrides it, 
 start directory as well.
 
 A fresh SQLite file needs its schema created (MLflow migrates it on first open, ~3 s); two
-processes doing that at once corrupt it (mlflow #4123). ``open_store`` does it, and creates the
-experiment, once: in a sweep, in the launching process before any job starts.
+processes doing that at once corrupt it (mlflow #4123; measured here: 3 of 4 single runs
+started at once on a fresh store failed in alembic). ``open_store`` does it, and creates the
+experiment, once: in a sweep, in the launching process before any job starts; and it holds an
+exclusive lock (flock on the database's directory) meanwhile, so that independent ``ffexp``
+processes started at once on one host take turns.
 
 Clients come from ``client(uri)``: an MlflowClient wrapped in ffexp.tracking.retry's
 RetryingClient (SQLite's "database is locked" under parallel jobs is retried with backoff), with
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from contextlib import contextmanager
 from pathlib import Path
 
 #: the directory ffexp was started from (before Hydra could change it)
@@ -70,11 +74,39 @@ def client(uri: str):
     return RetryingClient(MlflowClient(tracking_uri=uri))
 
 
+@contextmanager
+def creation_lock(db: Path | None):
+    """An exclusive lock on the SQLite file's directory among this host's processes, for the
+    schema migration and the experiment's creation (no-op for servers, or without flock)."""
+    if db is None:
+        yield
+        return
+    try:
+        import fcntl
+        fd = os.open(db.parent, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # e.g. a filesystem without flock: MLflow's own locking remains
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def open_store(uri: str, experiment: str):
     """(client, experiment_id): creates the schema (first open) and the experiment if needed."""
     db = sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
+    with creation_lock(db):
+        return _open_store(uri, experiment)
+
+
+def _open_store(uri: str, experiment: str):
     c = client(uri)
     exp = c.get_experiment_by_name(experiment)
     if exp is not None:
