@@ -32,7 +32,10 @@ log = logging.getLogger("ffexp")
 #: MLflow's HTTP retry/timeout settings, as ffexp sets them when the user did not
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+                 # MLflow prints two "View run/experiment at" lines per run closed on a server,
+                 # between the sweep's one line per job; ffexp prints where the runs are
+                 "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 #: attempts of a call that keeps meeting a locked database, and the longest pause between two
 ATTEMPTS = 8
@@ -53,8 +56,9 @@ class TrackingServerUnreachable(ConnectionError):
 
 
 def configure_http() -> None:
-    """Set ffexp's HTTP retry/timeout defaults in this process's environment (inherited by the
-    metrics helper and by launcher workers); values the user set are kept."""
+    """Set ffexp's defaults for MLflow's HTTP client (retries, timeout, no run URLs printed) in
+    this process's environment (inherited by the metrics helper and by launcher workers);
+    values the user set are kept."""
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
 
