@@ -3,13 +3,12 @@ the key (and the accepted values where there is a list), exit status 2, no trace
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from faults_helpers import FAST, env, ffexp, runs, start
+from faults_helpers import FAST, FFEXP, env, ffexp, runs, start
 
 #: (overrides, what the one line must contain)
 BAD = [
@@ -96,10 +95,8 @@ def _read_only_dir(tmp_path: Path) -> Path:
 def test_read_only_directory_for_the_default_store(tmp_path):
     cwd = _read_only_dir(tmp_path)
     out = tmp_path / "out"
-    e = env()
-    proc = subprocess.run([str(Path(os.sys.executable).with_name("ffexp")), *FAST,
-                           "train.epochs=3", f"hydra.run.dir={out}"], cwd=cwd, env=e,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([FFEXP, *FAST, "train.epochs=3", f"hydra.run.dir={out}"], cwd=cwd,
+                          env=env(), capture_output=True, text=True, timeout=120)
     (tmp_path / "ro").chmod(0o755)
     line = _one_line_error(proc)
     assert f"tracking.uri=sqlite:///{cwd.resolve()}/mlflow.db" in line

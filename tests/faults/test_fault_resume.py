@@ -9,9 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace as NS
 
-import pytest
 from mlflow import MlflowClient
 
 from faults_helpers import FAST, ffexp, jobs, ok, parents
@@ -94,8 +94,7 @@ def test_ffexp_stale_marks_only_dead_runs_and_the_report_counts_them_killed(tmp_
 
 
 def _statuses(sweep: str) -> list[dict]:
-    found = [json.loads(p.read_text()) for p in __import__("pathlib").Path(sweep).rglob(
-        "ffexp_status.json")]
+    found = [json.loads(p.read_text()) for p in Path(sweep).rglob("ffexp_status.json")]
     return sorted(found, key=lambda r: r["job_num"])
 
 
