@@ -42,13 +42,15 @@ ATTEMPTS = 8
 MAX_PAUSE = 4.0
 
 _LOCKED = ("database is locked", "database table is locked", "database schema has changed")
-#: how MLflow's HTTP layer reports a server it could not reach (after its own retries)
-_UNREACHABLE = ("Max retries exceeded", "Connection refused", "Failed to establish a new "
-                "connection", "Read timed out", "Connection aborted", "RemoteDisconnected")
+#: how MLflow's HTTP layer reports a server it could not reach (after its own retries), the
+#: most telling first
+_UNREACHABLE = ("Connection refused", "Read timed out", "RemoteDisconnected",
+                "Connection aborted", "Failed to establish a new connection",
+                "Max retries exceeded")
 #: after an unreachable-server failure, calls to that server fail at once for this long
 DOWN_SECONDS = 30.0
-#: tracking URI -> time.monotonic() of its last unreachable-server failure (this process)
-_DOWN: dict[str, float] = {}
+#: tracking URI -> (time.monotonic(), reason) of its last unreachable-server failure
+_DOWN: dict[str, tuple[float, str]] = {}
 
 
 class TrackingServerUnreachable(ConnectionError):
@@ -98,18 +100,20 @@ def unreachable(err: BaseException) -> bool:
 def _guarded(uri: str, fn, *args, **kwargs):
     """``call_with_retries(fn, ...)`` for a call to a tracking server: fails at once while the
     server is known to be down, and marks it down when a call could not reach it."""
-    since = _DOWN.get(uri)
-    if since is not None:
-        ago = time.monotonic() - since
+    down = _DOWN.get(uri)
+    if down is not None:
+        ago = time.monotonic() - down[0]
         if ago < DOWN_SECONDS:
             raise TrackingServerUnreachable(
-                f"the tracking server {uri} is unreachable (a request failed after MLflow's "
-                f"retries {ago:.0f} s ago; no new attempt for {DOWN_SECONDS:.0f} s)")
+                f"the tracking server {uri} is unreachable ({down[1]} after MLflow's retries, "
+                f"{ago:.0f} s ago; no new attempt for {DOWN_SECONDS:.0f} s)")
     try:
         result = call_with_retries(fn, *args, **kwargs)
     except Exception as err:
         if unreachable(err):
-            _DOWN[uri] = time.monotonic()
+            text = str(err)
+            reason = next((s for s in _UNREACHABLE if s in text), type(err).__name__)
+            _DOWN[uri] = (time.monotonic(), reason)
         raise
     _DOWN.pop(uri, None)
     return result

@@ -71,7 +71,8 @@ def test_an_unreachable_server_fails_fast_until_it_answers(monkeypatch):
     monkeypatch.setattr(retry.time, "monotonic", lambda: clock[0])
     down = MlflowException("API request to http://127.0.0.1:9/api/2.0/mlflow/runs/create failed "
                            "with exception HTTPConnectionPool(host='127.0.0.1', port=9): Max "
-                           "retries exceeded with url: /api/2.0/mlflow/runs/create")
+                           "retries exceeded with url: /api/2.0/mlflow/runs/create (Caused by "
+                           "NewConnectionError(...: [Errno 111] Connection refused))")
 
     class Fake:
         tracking_uri = "http://127.0.0.1:9"
@@ -88,7 +89,7 @@ def test_an_unreachable_server_fails_fast_until_it_answers(monkeypatch):
     with pytest.raises(MlflowException, match="Max retries"):
         client.create_run()
     clock[0] += 5
-    with pytest.raises(retry.TrackingServerUnreachable, match="127.0.0.1:9 is unreachable"):
+    with pytest.raises(retry.TrackingServerUnreachable, match="127.0.0.1:9 is unreachable .Connection refused"):
         client.create_run()  # no new request while the server is known to be down
     assert Fake.calls == 1
     clock[0] += retry.DOWN_SECONDS

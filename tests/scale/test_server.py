@@ -100,8 +100,7 @@ def test_server_gone_mid_sweep_jobs_fail_clearly_nothing_lost(tmp_path, server_d
     print(f"sweep ended {seconds:.0f} s after the server died\n{out[-2000:]}\n{err[-2000:]}")
     # the failure is reported and names the jobs; no job hangs for minutes on a dead server
     assert "failed" in (out + err).lower()
-    assert "Connection refused" in out + err or "ConnectionError" in out + err \
-        or "Max retries exceeded" in out + err
+    assert "Connection refused" in out + err
     assert seconds < 90
     # nothing recorded before is lost: read the server's database directly
     local = MlflowClient(f"sqlite:///{server.db}")
