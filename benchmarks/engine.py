@@ -6,7 +6,7 @@ interleaved loop of repeats; the script prints the median wall-time ratio ffexp 
 every case, with ffexp's per-epoch bookkeeping (training cost, gradient norms, activation
 statistics) on and off. Target (issue 2): ≤ 0.5 with bookkeeping on, ≤ 0.33 with it off.
 
-    python benchmarks/engine.py [--repeats 5] [--quick]
+    python benchmarks/engine.py [--repeats 5] [--quick] [--blas-threads 1] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def run_sklearn(X, y, hidden, batch, epochs, lr):
     return time.perf_counter() - t, clf.n_iter_
 
 
-def run_ffexp(X, Y, hidden, batch, epochs, lr, output, loss, bookkeeping):
-    net = ffexp.Network([X.shape[1], *hidden, Y.shape[0]], "relu", output, "he", seed=0)
+def run_ffexp(X, Y, hidden, batch, epochs, lr, output, loss, bookkeeping, dtype="float64"):
+    net = ffexp.Network([X.shape[1], *hidden, Y.shape[0]], "relu", output, "he", seed=0, dtype=dtype)
     t = time.perf_counter()
     r = ffexp.train(net, X.T, Y, loss, optimizer="batch" if batch is None else "minibatch",
                     lr=lr, batch_size=batch or 1, epochs=epochs, bookkeeping=bookkeeping)
@@ -71,18 +71,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="limit BLAS to this many threads for both sides (ffexp's app uses 1); "
+                         "default: the library's default")
+    ap.add_argument("--dtype", default="float64", choices=["float64", "float32"],
+                    help="ffexp's dtype (scikit-learn is given float64 data either way)")
     args = ap.parse_args()
+    if args.blas_threads:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(args.blas_threads, user_api="blas")
     repeats = 1 if args.quick else args.repeats
     warnings.simplefilter("ignore", ConvergenceWarning)
-    print(f"ffexp {ffexp.__version__}, numpy {np.__version__}; median of {repeats} interleaved repeats")
+    threads = args.blas_threads or "library default"
+    print(f"ffexp {ffexp.__version__}, numpy {np.__version__}, ffexp dtype {args.dtype}, BLAS threads "
+          f"{threads}; median of {repeats} interleaved repeats")
     print(f"{'case':34s} {'sklearn s':>10s} {'ffexp s':>9s} {'ratio':>6s} {'ffexp-off s':>12s} {'ratio':>6s}")
     for name, (data, hidden, batch, epochs, lr, output, loss) in CASES.items():
         X, y, Y = data()
         sk, on, off = [], [], []
         for _ in range(repeats):
             sk.append(run_sklearn(X, y, hidden, batch, epochs, lr)[0])
-            on.append(run_ffexp(X, Y, hidden, batch, epochs, lr, output, loss, True))
-            off.append(run_ffexp(X, Y, hidden, batch, epochs, lr, output, loss, False))
+            on.append(run_ffexp(X, Y, hidden, batch, epochs, lr, output, loss, True, args.dtype))
+            off.append(run_ffexp(X, Y, hidden, batch, epochs, lr, output, loss, False, args.dtype))
         s, a, b = statistics.median(sk), statistics.median(on), statistics.median(off)
         print(f"{name:34s} {s:10.3f} {a:9.3f} {a / s:6.2f} {b:12.3f} {b / s:6.2f}")
     print("targets: ratio <= 0.50 with bookkeeping on, <= 0.33 off")
