@@ -10,15 +10,6 @@ import pytest
 from helpers_scale import MlflowServer
 
 
-@pytest.fixture(scope="session")
-def template_db(tmp_path_factory) -> Path:
-    """An empty SQLite store with MLflow's schema, created once (the migration takes seconds)."""
-    from mlflow import MlflowClient
-    path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
 def server_db(tmp_path, template_db) -> Path:
     (tmp_path / "server").mkdir()
