@@ -187,6 +187,8 @@ def run(cfg: DictConfig) -> float | None:
                   metrics=result.metrics, run_id=recorder.run_id, rerun_of=rerun_of)
     if context.mode == "run":
         print(summary(job, result, context), flush=True)
+        if recorder.hint:
+            print(recorder.hint, flush=True)
     else:
         print_job_line(job_line(context.job_num, context.overrides, result.train.outcome,
                                 seconds, metric,

@@ -28,6 +28,8 @@ class NullRecorder:
 
     callbacks: list = []
     run_id = None
+    #: what to print after a single run's summary (where to look at the runs)
+    hint = ""
 
     def finish(self, result) -> None:
         pass

@@ -49,6 +49,11 @@ class Recorder:
         #: ids of the unfinished runs of the same config this one reruns (skip_existing)
         self.rerun_of: list[str] = []
 
+    @property
+    def hint(self) -> str:
+        """What to print after a single run's summary (where to look at the runs)."""
+        return store.ui_hint(self.uri)
+
     def finish(self, result) -> None:
         """Keep the JobResult; the run is written and closed when the ``with`` block ends."""
         self.result = result
@@ -223,5 +228,3 @@ def record_job(settings, job, context):
                 except BaseException as exc:
                     recorder.close_broken(exc)
                     raise
-    if context.mode == "run":
-        store.print_ui_command(uri=recorder.uri)

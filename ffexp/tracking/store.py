@@ -128,8 +128,12 @@ def ui_command(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
 
 
-def print_ui_command(uri: str) -> None:
+def ui_hint(uri: str) -> str:
+    """Where to look at the runs: the UI command for a local store, the server's address."""
     if uri.startswith(("http://", "https://")):
-        print(f"MLflow: runs are on the tracking server {uri}", flush=True)
-    else:
-        print(f"MLflow: view the runs with\n  {ui_command(uri)}", flush=True)
+        return f"MLflow: runs are on the tracking server {uri}"
+    return f"MLflow: view the runs with\n  {ui_command(uri)}"
+
+
+def print_ui_command(uri: str) -> None:
+    print(ui_hint(uri), flush=True)

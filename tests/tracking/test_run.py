@@ -31,6 +31,8 @@ def single(tmp_path_factory, template_db):
 def test_default_store_and_ui_command(single):
     proc, uri, run = single
     assert f"mlflow ui --backend-store-uri {uri}" in proc.stdout
+    # the last thing a single run prints: after the summary, where the user's eye lands
+    assert proc.stdout.rstrip().endswith(f"mlflow ui --backend-store-uri {uri}")
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "moons·relu·he·minibatch·s3"
     exp = MlflowClient(uri).get_experiment(run.info.experiment_id)
