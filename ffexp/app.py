@@ -124,6 +124,8 @@ def _check_choices(s: Settings) -> None:
     _require(_positive(t.patience, integer=True), "train.patience", t.patience,
              "must be a positive integer")
     _choice("train.epoch_gradients", t.epoch_gradients, EPOCH_GRADIENTS)
+    _require(_positive(t.eval_every, integer=True), "train.eval_every", t.eval_every,
+             "must be a positive integer (validation metrics every that many epochs)")
     _require(t.blas_threads is None or _positive(t.blas_threads, integer=True),
              "train.blas_threads", t.blas_threads,
              "must be a positive integer, or null for the BLAS library's default")
@@ -220,9 +222,10 @@ def prepare(settings: Settings) -> Job:
 # ---- execute -------------------------------------------------------------------------------
 
 
-def split_metrics(job: Job, split: str, net: Network | None = None) -> dict[str, float]:
-    """``<split>/cost`` and ``<split>/<metric>`` of the network on a split (none if Ŷ is not
-    finite, e.g. after a divergence)."""
+def split_metrics(job: Job, split: str, net: Network | None = None,
+                  task_metrics: bool = True) -> dict[str, float]:
+    """``<split>/cost`` and (with ``task_metrics``) ``<split>/<metric>`` of the network on a
+    split (none if Ŷ is not finite, e.g. after a divergence)."""
     net = net or job.net
     X = getattr(job.dataset, f"X_{split}")
     Y = getattr(job.dataset, f"Y_{split}")
@@ -230,18 +233,25 @@ def split_metrics(job: Job, split: str, net: Network | None = None) -> dict[str,
         Yhat = net.forward(X.astype(net.dtype, copy=False))
     if not np.all(np.isfinite(Yhat)):
         return {}
-    out = {"cost": float(make_loss(job.loss).cost(Y, Yhat)), **evaluate(job.task, Y, Yhat)}
+    out = {"cost": float(make_loss(job.loss).cost(Y, Yhat)),
+           **(evaluate(job.task, Y, Yhat) if task_metrics else {})}
     return {f"{split}/{k}": v for k, v in out.items() if math.isfinite(v)}
 
 
 class Validation(Callback):
-    """Adds ``val/cost`` and ``val/<metric>`` to every epoch's stats.metrics."""
+    """Adds ``val/cost`` to every epoch's stats.metrics, and ``val/<metric>`` every
+    ``train.eval_every`` epochs and at the last (scikit-learn's metric functions cost a few
+    milliseconds a call, more than an epoch of a small network)."""
 
     def __init__(self, job: Job):
-        self.job = job
+        self.job, self.every, self.last = job, job.settings.train.eval_every, 0
+
+    def on_train_begin(self, net: Network, info: dict) -> None:
+        self.last = info["epochs"]
 
     def on_epoch_end(self, net: Network, stats: EpochStats) -> None:
-        stats.metrics.update(split_metrics(self.job, "val", net))
+        due = stats.epoch % self.every == 0 or stats.epoch == self.last
+        stats.metrics.update(split_metrics(self.job, "val", net, task_metrics=due))
 
 
 def execute(job: Job, callbacks: Sequence[Callback] = ()) -> JobResult:

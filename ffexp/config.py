@@ -83,6 +83,8 @@ class TrainSettings:
     tol_on: str = "cost"
     patience: int = 1
     epoch_gradients: str = "mean"
+    #: the task's validation metrics every that many epochs and at the last (val/cost: every)
+    eval_every: int = 1
     #: BLAS threads while training: ffexp's matrices are small, so extra threads cost more
     #: than they give (10x slower on a busy 2-core machine) and oversubscribe parallel sweeps;
     #: null leaves the BLAS library's default

@@ -26,6 +26,7 @@ from ffexp.progress import EpochBar, epoch_callbacks, job_line
     (["optimizer.batch_size=0"], "optimizer.batch_size=0: "),
     (["train.epochs=0"], "train.epochs=0: "),
     (["train.blas_threads=0"], "train.blas_threads=0: "),
+    (["train.eval_every=0"], "train.eval_every=0: "),
     (["train.tol=-1"], "train.tol=-1.0: "),
     (["train.tol_on=loss"], "train.tol_on=loss: unknown; accepted: cost, params"),
     (["model.hidden_sizes=[16,0]"], "model.hidden_sizes=[16,0]: "),
@@ -98,6 +99,17 @@ def test_execute_reports_val_every_epoch_before_other_callbacks(settings_of):
     assert result.seconds > 0 and result.net is job.net
 
 
+def test_eval_every_thins_the_task_metrics_not_the_cost(settings_of):
+    """train.eval_every=3 over 7 epochs: val/cost every epoch; val/accuracy etc. at epochs 3, 6
+    and the last, 7 — with the values an every-epoch run computes at those epochs."""
+    every = execute(prepare(settings_of("train.epochs=7", "seed=2"))).train.history
+    thin = execute(prepare(settings_of("train.epochs=7", "seed=2", "train.eval_every=3"))).train.history
+    assert [s.epoch for s in thin if "val/accuracy" in s.metrics] == [3, 6, 7]
+    assert all("val/cost" in s.metrics for s in thin)
+    for a, b in zip(every, thin):
+        assert {k: v for k, v in a.metrics.items() if k in b.metrics} == b.metrics
+
+
 def test_same_settings_same_metrics(settings_of):
     a = execute(prepare(settings_of("train.epochs=5", "seed=4"))).metrics
     b = execute(prepare(settings_of("train.epochs=5", "seed=4"))).metrics
@@ -114,7 +126,7 @@ def test_seed_changes_the_network_not_the_data(settings_of):
 def test_validation_skips_nonfinite_outputs(settings_of):
     job = prepare(settings_of("dataset=diabetes", "train.epochs=1"))
     job.net.weights[-1][...] = np.inf
-    stats = type("S", (), {"metrics": {}})()
+    stats = type("S", (), {"metrics": {}, "epoch": 1})()
     Validation(job).on_epoch_end(job.net, stats)
     assert stats.metrics == {}
 
