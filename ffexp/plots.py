@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatter, NullFormatter
+from matplotlib.ticker import LogFormatter, MaxNLocator
 
 DPI = 100
 GRID = 150  # decision-boundary grid points per axis
@@ -67,7 +67,9 @@ def gradient_norms(result, title: str = "") -> Figure:
             ax.set_yscale("log")
             # plain-text tick labels: the default 10^k labels go through mathtext, ~0.1 s a plot
             ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=True))
-            ax.yaxis.set_minor_formatter(NullFormatter())
+            # within about a decade there is no major tick: label some minor ones instead
+            ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel="epoch", ylabel=label, title=f"{title} {label}".strip())
         ax.legend(loc="upper right", fontsize="small")
     return fig
