@@ -141,6 +141,17 @@ def _latest_sweep(client, experiment_ids: list[str]):
     return client.get_run(max(found)[1]) if found else None
 
 
+def _skipped_ids(client, parent) -> list[str]:
+    """The runs a resumed sweep skipped (``tracking.skip_existing``: finished by an earlier
+    sweep, so they stay that sweep's children): they are part of this sweep's grid. The parent
+    lists them in ``ffexp.skipped_run_ids``, and in full in an artifact when the tag is clipped."""
+    tag = parent.data.tags.get("ffexp.skipped_run_ids", "")
+    if tag.endswith("…"):
+        path = client.download_artifacts(parent.info.run_id, "sweep/skipped_run_ids.txt")
+        return sorted(Path(path).read_text().split())
+    return sorted(i for i in tag.split(",") if i)
+
+
 def select_runs(client, experiment: str | None = None, sweep: str | None = None,
                 filter_string: str | None = None) -> Selection:
     """The job runs chosen by experiment name, sweep (parent run id or sweep id) and filter.
@@ -180,6 +191,14 @@ def select_runs(client, experiment: str | None = None, sweep: str | None = None,
         args += ["--filter", filter_string]
     clause = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'" if parent else None
     df = _search(sorted(experiments), _and(clause, filter_string))
+    skipped = _skipped_ids(client, parent) if parent else []
+    if skipped:   # MLflow's search has no OR: the skipped runs are a second search
+        ids = ", ".join(f"'{i}'" for i in skipped)
+        more = _search(sorted(experiments), _and(f"attributes.run_id IN ({ids})", filter_string))
+        df = pd.concat([df, more[~more["run_id"].isin(set(df["run_id"]))]], ignore_index=True) \
+            if len(df) else more
+        criteria.append(f"with the {len(skipped)} run(s) the sweep skipped as finished before")
+        stable.append("with the runs it skipped as finished before (`tracking.skip_existing`)")
     if len(df) and "tags.mlflow.parentRunId" in df:
         df = df[~df["run_id"].isin(set(df["tags.mlflow.parentRunId"].dropna()))]
     if not len(df):

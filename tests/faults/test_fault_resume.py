@@ -123,6 +123,12 @@ def test_rerunning_a_sweep_with_skip_existing_runs_only_what_is_missing(tmp_path
     skipped = [r for r in _statuses(str(sweep)) if r["status"] == "skipped"]
     assert sorted(r["run_id"] for r in skipped) == sorted(first.values())
     assert new.info.status == "FINISHED" and old.data.metrics["sweep/skipped"] == 0
+    # the report of the resumed sweep covers its whole grid: the rerun job and the skipped ones
+    from ffexp.report.cli import main as report
+    assert report(["--tracking-uri", store, "--output", str(tmp_path / "report"),
+                   "--no-log-artifact"]) == 0
+    runs_csv = (tmp_path / "report" / "runs.csv").read_text().splitlines()
+    assert len(runs_csv) == 1 + 3
 
 
 def test_the_heartbeat_advances_from_the_flush_path_only_when_due(tmp_path, store, monkeypatch):
