@@ -123,7 +123,7 @@ def test_store_text_is_escaped_in_markdown_and_html():
     evil = "<img src=x onerror=alert(1)> *bold* [link](http://x) a_b _c_"
     md = esc(evil)
     assert "<" not in md.replace("\\<", "") and "*" not in md.replace("\\*", "")
-    assert "](" not in md and "[link\\](" in md and "a_b" in md and "\\_c\\_" in md
+    assert "](" not in md.replace("\\](", "") and "[link\\](" in md and "a_b" in md and "\\_c\\_" in md
     assert esc("[32,32]") == "[32,32]"  # brackets that cannot make a link stay as they are
     assert _inline(md) == ("&lt;img src=x onerror=alert(1)&gt; *bold* [link](http://x) "
                            "a_b _c_")  # the HTML shows the text, and only the text
