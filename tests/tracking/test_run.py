@@ -96,7 +96,8 @@ def test_artifacts(single):
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"history.csv", "hydra", "plots", "config", "model_npz"} <= top
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
-        "plots/learning_curves.png", "plots/gradient_norms.png", "plots/decision_boundary.png"}
+        "plots/learning_curves.png", "plots/gradient_norms.png", "plots/gradient_flow.png",
+        "plots/decision_boundary.png"}
     assert {"hydra/config.yaml", "hydra/overrides.yaml"} <= {
         a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
     history = pd.read_csv(client.download_artifacts(run.info.run_id, "history.csv"))
