@@ -39,8 +39,10 @@ def experiment_name(settings) -> str:
 class Recorder:
     """The open run of one job: ``callbacks`` for training, ``finish(result)`` at the end."""
 
-    def __init__(self, client, run_id: str, uri: str, experiment_id: str, settings, context):
+    def __init__(self, client, run_id: str, uri: str, experiment_id: str, settings, context,
+                 name: str = ""):
         self.client, self.run_id, self.uri = client, run_id, uri
+        self.name = name
         self.experiment_id = experiment_id
         self.settings, self.context = settings, context
         self.buffer = MetricsBuffer(client, run_id, uri, settings.tracking.flush_seconds)
@@ -48,6 +50,12 @@ class Recorder:
         self.result = None
         #: ids of the unfinished runs of the same config this one reruns (skip_existing)
         self.rerun_of: list[str] = []
+
+    @property
+    def identity(self) -> str:
+        """What the figures are titled with: the dataset and the run's name."""
+        return f"{self.settings.dataset.name} · {self.name}" if self.name else \
+            self.settings.dataset.name
 
     @property
     def hint(self) -> str:
@@ -111,12 +119,11 @@ class Recorder:
             if hydra_dir.is_dir():
                 shutil.copytree(hydra_dir, tmp / "hydra")
             if self.settings.tracking.log_plots:
-                from ffexp.nn import TASKS
                 from ffexp.plots import write_plots
                 plots = tmp / "plots"
                 plots.mkdir()
-                task = TASKS.get(getattr(r.dataset, "task", None))
-                write_plots(r.train, plots, r.net, r.dataset, task.predict if task else None)
+                write_plots(r.train, plots, r.net, r.dataset, self.identity,
+                            self.settings.train.epoch_gradients)
             self.client.log_artifacts(self.run_id, str(tmp))
         self.client.log_dict(self.run_id, self.context.config, "config/resolved.yaml")
 
@@ -204,7 +211,7 @@ def open_run(settings, job, context) -> Recorder:
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
-    recorder = Recorder(client, run_id, uri, experiment_id, settings, context)
+    recorder = Recorder(client, run_id, uri, experiment_id, settings, context, name)
     recorder.rerun_of = rerun_of
     return recorder
 
