@@ -155,7 +155,8 @@ def _end_leaked_fluent_run() -> None:
 def _target(settings, context):
     """(client, uri, experiment_id, sweep) for this job; sweep is the parent's SweepTarget or
     None (a single run, or a sweep without the callback)."""
-    sweep = handoff.read(context.sweep_dir) if context.mode == "multirun" else None
+    sweep = handoff.read(context.sweep_dir, context.sweep_uid) \
+        if context.mode == "multirun" else None
     if sweep is not None:
         return store.client(sweep.tracking_uri), sweep.tracking_uri, sweep.experiment_id, sweep
     uri = store.resolve_uri(settings.tracking.uri)
@@ -199,6 +200,7 @@ def open_run(settings, job, context) -> Recorder:
     tags.update(process_tags())
     if sweep:
         tags["mlflow.parentRunId"] = sweep.parent_run_id
+        tags["ffexp.sweep_uid"] = sweep.sweep_uid
     rerun_of = (earlier_attempts(client, experiment_id, settings, context)
                 if settings.tracking.skip_existing else [])
     if rerun_of:
