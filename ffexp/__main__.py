@@ -38,6 +38,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
+from ffexp import cli
 from ffexp.app import Job, JobResult, execute, prepare
 from ffexp.config import RunContext, Settings, hydra_error_line, register_schemas, to_settings
 from ffexp.progress import epoch_callbacks, job_line, print_job_line
@@ -51,6 +52,7 @@ COMMAND_ENV = "FFEXP_COMMAND_LINE"
 USAGE_EXIT = 2
 
 register_schemas()
+cli.register_help()
 
 
 # ---- the job --------------------------------------------------------------------------------
@@ -262,6 +264,13 @@ def main() -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    if "--version" in sys.argv[1:]:
+        print(cli.version_text(), flush=True)
+        return 0
+    problem = cli.flag_problem(sys.argv[1:], dict(os.environ))
+    if problem:
+        print(f"ffexp: error: {problem}", file=sys.stderr, flush=True)
+        return USAGE_EXIT
     os.environ.setdefault(COMMAND_ENV, shlex.join(["ffexp", *sys.argv[1:]]))
     SweepStatus.sweep_dir = None
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
