@@ -42,6 +42,7 @@ from ffexp.app import Job, JobResult, execute, prepare
 from ffexp.config import RunContext, Settings, hydra_error_line, register_schemas, to_settings
 from ffexp.progress import epoch_callbacks, job_line, print_job_line
 from ffexp.tracking import check_store, existing_run_id, note_skipped, record_job
+from ffexp.tracking.signals import TimeLimit
 
 log = logging.getLogger("ffexp")
 
@@ -140,14 +141,15 @@ def _main_metric(job: Job, result: JobResult) -> tuple[str, float] | None:
     return (key, result.metrics[key]) if key in result.metrics else None
 
 
-def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str) -> None:
+def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str,
+                outcome: str = "failed") -> None:
     """A sweep job's failure: traceback to its log, a status file and one console line."""
     seconds = time.perf_counter() - t0
     message = f"{type(err).__name__}: {err}" if stage == "train" else str(err)
-    log.error("job failed while %s: %s", "training" if stage == "train" else "preparing",
-              message, exc_info=stage == "train")
-    _write_status(context, "failed", seconds, outcome="failed", error=message)
-    print_job_line(job_line(context.job_num, context.overrides, "FAILED", seconds,
+    when = {"train": "while training", "prepare": "while preparing"}.get(stage, f"({stage})")
+    log.error("job failed %s: %s", when, message, exc_info=stage == "train")
+    _write_status(context, "failed", seconds, outcome=outcome, error=message)
+    print_job_line(job_line(context.job_num, context.overrides, outcome.upper(), seconds,
                             error=message))
 
 
@@ -174,6 +176,11 @@ def run(cfg: DictConfig) -> float | None:
         if _skip(settings, context, t0):
             return None
         result, recorder = _train_and_record(settings, job, context)
+    except TimeLimit as err:  # the run closed as KILLED (ffexp.outcome=timeout); the sweep goes on
+        if context.mode == "run":
+            raise
+        _job_failed(context, err, t0, "timeout", outcome="timeout")
+        return None
     except Exception as err:  # a sweep goes on; a single run lets Hydra report it
         if context.mode == "run":
             raise
