@@ -41,6 +41,7 @@ from threadpoolctl import threadpool_limits
 from ffexp.app import Job, JobResult, execute, prepare
 from ffexp.config import RunContext, Settings, hydra_error_line, register_schemas, to_settings
 from ffexp.progress import epoch_callbacks, job_line, print_job_line
+from ffexp.search import recorded_value, register_resolver
 from ffexp.tracking import check_store, existing_run_id, note_skipped, record_job
 from ffexp.tracking.signals import TimeLimit
 
@@ -52,6 +53,7 @@ COMMAND_ENV = "FFEXP_COMMAND_LINE"
 USAGE_EXIT = 2
 
 register_schemas()
+register_resolver()
 
 
 # ---- the job --------------------------------------------------------------------------------
@@ -96,11 +98,11 @@ def _train_and_record(settings: Settings, job: Job, context: RunContext):
     return result, recorder
 
 
-def _skip(settings: Settings, context: RunContext, t0: float) -> bool:
-    """With tracking.skip_existing: skip the job if its config has a FINISHED run."""
+def _skip(settings: Settings, context: RunContext, t0: float) -> str | None:
+    """With tracking.skip_existing: skip the job if its config has a FINISHED run (its id)."""
     run_id = existing_run_id(settings, context)
     if run_id is None:
-        return False
+        return None
     seconds = time.perf_counter() - t0
     note_skipped(context, run_id)
     _write_status(context, "skipped", seconds, "skipped", run_id=run_id)
@@ -111,7 +113,7 @@ def _skip(settings: Settings, context: RunContext, t0: float) -> bool:
     else:
         print_job_line(job_line(context.job_num, context.overrides, "skipped", seconds,
                                 error=f"run {run_id} finished it before"))
-    return True
+    return run_id
 
 
 def _fmt_metrics(metrics: dict[str, float], split: str) -> str:
@@ -157,7 +159,8 @@ def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str,
 def run(cfg: DictConfig) -> float | None:
     """One job: compose -> Settings -> prepare -> record(execute) -> summary.
 
-    Returns the main validation metric (for sweepers that optimize), None if unavailable."""
+    Returns the main validation metric (for sweepers that optimize: a skipped job's recorded
+    value), None if unavailable or the training diverged (Optuna counts a FAIL trial)."""
     t0 = time.perf_counter()
     context = run_context(cfg, HydraConfig.get())
     try:
@@ -173,8 +176,9 @@ def run(cfg: DictConfig) -> float | None:
         return None
     log.info("settings: %s", settings)
     try:
-        if _skip(settings, context, t0):
-            return None
+        skipped = _skip(settings, context, t0)
+        if skipped:
+            return recorded_value(context.sweep_dir, skipped, f"val/{job.main_metric}")
         result, recorder = _train_and_record(settings, job, context)
     except TimeLimit as err:  # the run closed as KILLED (ffexp.outcome=timeout); the sweep goes on
         if context.mode == "run":
@@ -200,7 +204,7 @@ def run(cfg: DictConfig) -> float | None:
         print_job_line(job_line(context.job_num, context.overrides, result.train.outcome,
                                 seconds, metric,
                                 error=f"(rerun of {', '.join(rerun_of)})" if rerun_of else ""))
-    return metric[1] if metric else None
+    return metric[1] if metric and result.train.outcome != "diverged" else None
 
 
 # ---- the sweep ------------------------------------------------------------------------------
