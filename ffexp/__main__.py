@@ -44,7 +44,9 @@ from ffexp import cli
 from ffexp.app import Job, JobResult, execute, prepare
 from ffexp.config import RunContext, Settings, hydra_error_line, register_schemas, to_settings
 from ffexp.progress import epoch_callbacks, job_line, print_job_line
+from ffexp.search import recorded_value, register_resolver
 from ffexp.tracking import check_store, existing_run_id, note_skipped, record_job
+from ffexp.tracking.signals import TimeLimit
 
 log = logging.getLogger("ffexp")
 
@@ -57,6 +59,7 @@ USAGE_EXIT = 2
 
 register_schemas()
 cli.register_help()
+register_resolver()
 
 
 # ---- the job --------------------------------------------------------------------------------
@@ -102,11 +105,11 @@ def _train_and_record(settings: Settings, job: Job, context: RunContext):
     return result, recorder
 
 
-def _skip(settings: Settings, context: RunContext, t0: float) -> bool:
-    """With tracking.skip_existing: skip the job if its config has a FINISHED run."""
+def _skip(settings: Settings, context: RunContext, t0: float) -> str | None:
+    """With tracking.skip_existing: skip the job if its config has a FINISHED run (its id)."""
     run_id = existing_run_id(settings, context)
     if run_id is None:
-        return False
+        return None
     seconds = time.perf_counter() - t0
     note_skipped(context, run_id)
     _write_status(context, "skipped", seconds, "skipped", run_id=run_id)
@@ -117,7 +120,7 @@ def _skip(settings: Settings, context: RunContext, t0: float) -> bool:
     else:
         print_job_line(job_line(context.job_num, context.overrides, "skipped", seconds,
                                 error=f"run {run_id} finished it before"))
-    return True
+    return run_id
 
 
 def _fmt_metrics(metrics: dict[str, float], split: str) -> str:
@@ -147,14 +150,15 @@ def _main_metric(job: Job, result: JobResult) -> tuple[str, float] | None:
     return (key, result.metrics[key]) if key in result.metrics else None
 
 
-def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str) -> None:
+def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str,
+                outcome: str = "failed") -> None:
     """A sweep job's failure: traceback to its log, a status file and one console line."""
     seconds = time.perf_counter() - t0
     message = f"{type(err).__name__}: {err}" if stage == "train" else str(err)
-    log.error("job failed while %s: %s", "training" if stage == "train" else "preparing",
-              message, exc_info=stage == "train")
-    _write_status(context, "failed", seconds, outcome="failed", error=message)
-    print_job_line(job_line(context.job_num, context.overrides, "FAILED", seconds,
+    when = {"train": "while training", "prepare": "while preparing"}.get(stage, f"({stage})")
+    log.error("job failed %s: %s", when, message, exc_info=stage == "train")
+    _write_status(context, "failed", seconds, outcome=outcome, error=message)
+    print_job_line(job_line(context.job_num, context.overrides, outcome.upper(), seconds,
                             error=message))
 
 
@@ -162,7 +166,8 @@ def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str) 
 def run(cfg: DictConfig) -> float | None:
     """One job: compose -> Settings -> prepare -> record(execute) -> summary.
 
-    Returns the main validation metric (for sweepers that optimize), None if unavailable."""
+    Returns the main validation metric (for sweepers that optimize: a skipped job's recorded
+    value), None if unavailable or the training diverged (Optuna counts a FAIL trial)."""
     t0 = time.perf_counter()
     context = run_context(cfg, HydraConfig.get())
     try:
@@ -178,9 +183,15 @@ def run(cfg: DictConfig) -> float | None:
         return None
     log.info("settings: %s", settings)
     try:
-        if _skip(settings, context, t0):
-            return None
+        skipped = _skip(settings, context, t0)
+        if skipped:
+            return recorded_value(context.sweep_dir, skipped, f"val/{job.main_metric}")
         result, recorder = _train_and_record(settings, job, context)
+    except TimeLimit as err:  # the run closed as KILLED (ffexp.outcome=timeout); the sweep goes on
+        if context.mode == "run":
+            raise
+        _job_failed(context, err, t0, "timeout", outcome="timeout")
+        return None
     except Exception as err:  # a sweep goes on; a single run lets Hydra report it
         if context.mode == "run":
             raise
@@ -200,7 +211,7 @@ def run(cfg: DictConfig) -> float | None:
         print_job_line(job_line(context.job_num, context.overrides, result.train.outcome,
                                 seconds, metric,
                                 error=f"(rerun of {', '.join(rerun_of)})" if rerun_of else ""))
-    return metric[1] if metric else None
+    return metric[1] if metric and result.train.outcome != "diverged" else None
 
 
 # ---- the sweep ------------------------------------------------------------------------------

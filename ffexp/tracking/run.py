@@ -22,7 +22,7 @@ from . import handoff, store
 from .buffer import MetricsBuffer, finite_metrics, send_metrics
 from .diagnose import diagnosis_tags
 from .params import run_params
-from .signals import deferred_sigterm, killed, sigterm_raises
+from .signals import TimeLimit, deferred_sigterm, killed, sigterm_raises
 from .stale import mark_stale, process_tags, why_stale
 from .tags import clip, config_hash, run_name, run_tags
 
@@ -95,7 +95,9 @@ class Recorder:
         try:
             self.buffer.flush()
             message = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-            tags = {"ffexp.outcome": "killed" if interrupted else "failed",
+            outcome = ("timeout" if isinstance(exc, TimeLimit)
+                       else "killed" if interrupted else "failed")
+            tags = {"ffexp.outcome": outcome,
                     "ffexp.error": clip(message)}
             self._tags(tags)
             if not interrupted:
