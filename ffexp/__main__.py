@@ -323,6 +323,9 @@ def main() -> int:
     from ffexp.tracking import handoff
     try:
         return _main()
+    except BrokenPipeError:  # `ffexp --help | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         handoff.release()  # the sweep directory's lock (claim_sweep_dir)
 
