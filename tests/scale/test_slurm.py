@@ -8,7 +8,6 @@ stopped. Slow: each test submits a SLURM array and waits for it.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -18,29 +17,9 @@ from mlflow import MlflowClient
 
 from helpers_scale import FFEXP, TINY, check_sweep_store, env_without_mlflow, run_ffexp
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "slurm-local"
 SLURM = ["hydra/launcher=ffexp_slurm", "hydra.launcher.timeout_min=10"]
 
 pytestmark = pytest.mark.slow
-
-
-def _up() -> bool:
-    return subprocess.run([str(SCRIPT), "status"], capture_output=True).returncode == 0
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """The local cluster (started and stopped here, unless it was running before)."""
-    started = False
-    if not _up():
-        if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
-            pytest.skip("no SLURM and no apt-get to install it")
-        subprocess.run([str(SCRIPT), "start"], check=True, timeout=900)
-        started = True
-    yield
-    if started:
-        subprocess.run([str(SCRIPT), "stop"], check=True, timeout=120)
 
 
 def _sacct(job_id: str) -> dict[str, str]:
