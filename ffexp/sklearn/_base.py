@@ -37,7 +37,8 @@ def _history(result, offset: int = 0) -> pd.DataFrame:
     """One row per epoch of a TrainResult, epochs numbered from ``offset``."""
     cols = result.columns()
     epochs = np.asarray(cols.pop("epoch"), dtype=np.int64) + offset
-    return pd.DataFrame(cols, index=pd.Index(epochs, name="epoch"))
+    values = np.array(list(cols.values()), dtype=np.float64).reshape(len(cols), len(epochs))
+    return pd.DataFrame(values.T, columns=list(cols), index=pd.Index(epochs, name="epoch"))
 
 
 class _FFBase(BaseEstimator):
