@@ -91,6 +91,12 @@ def test_regressor_is_linear_and_predicts_the_networks_forward_pass(kind, output
     assert reg.score(X, y) > 0.5
 
 
+@pytest.mark.parametrize("hidden, sizes", [((), [2, 1]), (5, [2, 5, 1]), ([4, 3], [2, 4, 3, 1])])
+def test_hidden_layer_sizes_give_the_layers_between_input_and_output(moons, hidden, sizes):
+    clf = FFClassifier(hidden_layer_sizes=hidden, epochs=2, random_state=0).fit(*moons)
+    assert clf.network_.layer_sizes == sizes     # () is logistic regression: one sigmoid unit
+
+
 def test_fit_trains_the_same_weights_as_the_engine_called_directly(moons):
     """A thin adapter: an int random_state is the engine's seed, y the 0/1 label row."""
     X, y = moons

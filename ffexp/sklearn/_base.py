@@ -106,7 +106,10 @@ class _FFBase(BaseEstimator):
                        callbacks=list(self.callbacks or ()),
                        epoch_gradients=self.epoch_gradients, bookkeeping=self.bookkeeping)
         rows = _history(result, offset=self.n_iter_)
-        self.history_ = rows if self.history_ is None else pd.concat([self.history_, rows])
+        if self.history_ is not None:   # a continuation's step 0 is the last epoch's θ again
+            rows = rows[rows.index > self.n_iter_]
+            rows = pd.concat([self.history_, rows])
+        self.history_ = rows
         self.outcome_, self.n_iter_ = result.outcome, self.n_iter_ + result.epochs
         self._calls += 1
         if result.outcome == "diverged":
@@ -116,16 +119,20 @@ class _FFBase(BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
-        """Validate the parameters, then train a new network for ``epochs`` epochs on X (n_samples, n_features), y."""
+        """Validate the parameters, then train a new network for ``epochs`` epochs on X
+        (n_samples, n_features) and y."""
         X, Y = self._targets(X, y, first=True)
         self._train(X, Y, self.epochs)
         return self
 
+    def _checked(self, X) -> np.ndarray:
+        """X (n_samples, n[0]) of the fitted network's width and dtype."""
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=self.network_.dtype)
+
     def _forward(self, X) -> np.ndarray:
         """Ŷᵀ = forward(Xᵀ)ᵀ, (n_samples, n[L])."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=self.network_.dtype)
-        return self.network_.forward(X.T).T
+        return self.network_.forward(self._checked(X).T).T
 
 
 _COMMON = """
@@ -135,7 +142,7 @@ _COMMON = """
         g[l] of the hidden layers.
     init : {'random', 'xavier', 'he', 'zeros'}, default='he'
     loss : {'auto', 'mse', 'bce', 'cce'}, default='auto'
-        The cost J; 'auto' is the task's (table above); other allowed pairs train through the
+        The cost J; 'auto' is the task's (bce, cce, bce, mse); other allowed pairs train through the
         general chain rule dZ[L] = g'ᵀ ∂J/∂Ŷ instead of the shortcut (Ŷ − Y)/m.
     optimizer : {'batch', 'sgd', 'minibatch'}, default='minibatch'
     learning_rate : float, default=0.1
@@ -156,7 +163,8 @@ _COMMON = """
     epoch_gradients : {'mean', 'full'}, default='mean'
         Where ``history_``'s gradient norms come from (see ``ffexp.train``).
     bookkeeping : bool, default=True
-        False skips the per-epoch cost, norms and activation statistics (NaN in history_).
+        False skips the per-epoch cost, norms and activation statistics (history_ then holds
+        only the timings).
     callbacks : list of ffexp.Callback, default=None
         Called by ``ffexp.train`` every epoch (e.g. ffexp.tracking's MLflow MetricsBuffer).
     random_state : int, RandomState instance or None, default=None

@@ -6,11 +6,14 @@ import numpy as np
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import column_or_1d, validate_data
 
 from ffexp.nn import TASKS
 
 from ._base import _COMMON, _POSITIVE, _FFBase
+
+#: scikit-learn's type of target -> the engine's task (ffexp.TASKS)
+_TASK_OF = {"binary": "binary", "multiclass": "multiclass", "multilabel-indicator": "multilabel"}
 
 
 class FFClassifier(ClassifierMixin, _FFBase):
@@ -56,8 +59,7 @@ class FFClassifier(ClassifierMixin, _FFBase):
             if kind != "multilabel-indicator" and len(self.classes_) < 2:
                 raise ValueError(f"{type(self).__name__} needs at least 2 classes; y has 1 class "
                                  f"({self.classes_[0]!r})")
-            self.task_ = {"binary": "binary", "multiclass": "multiclass",
-                          "multilabel-indicator": "multilabel"}[kind]
+            self.task_ = _TASK_OF[kind]
             self._start(1 if self.task_ == "binary" else len(self.classes_))
         elif self.task_ != "multilabel":
             unseen = np.setdiff1d(unique_labels(y), self.classes_)
@@ -88,9 +90,7 @@ class FFClassifier(ClassifierMixin, _FFBase):
 
     def decision_function(self, X) -> np.ndarray:
         """Z[L]ᵀ, the output layer's pre-activations (the logit for binary y, shape (n,))."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=self.network_.dtype)
-        Zs, _ = self.network_.forward_all(X.T)
+        Zs, _ = self.network_.forward_all(self._checked(X).T)
         return Zs[-1][0] if self.task_ == "binary" else Zs[-1].T
 
     def predict(self, X) -> np.ndarray:
