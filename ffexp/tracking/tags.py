@@ -59,8 +59,9 @@ def run_name(settings, overrides=(), varied=()) -> str:
     """``moons·relu·he·minibatch·s0``: what a person reads in the runs table; in a sweep, the
     other varied overrides follow (``moons·relu·he·minibatch·s0·lr=0.5``), so that no two jobs
     of a sweep share a name."""
+    from ffexp.config import activation_label
     s = settings
-    parts = [s.dataset.name, s.activation.name, s.init.name, s.optimizer.name, f"s{s.seed}"]
+    parts = [s.dataset.name, activation_label(s), s.init.name, s.optimizer.name, f"s{s.seed}"]
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
