@@ -145,7 +145,8 @@ def _main_metric(job: Job, result: JobResult) -> tuple[str, float] | None:
 def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str) -> None:
     """A sweep job's failure: traceback to its log, a status file and one console line."""
     seconds = time.perf_counter() - t0
-    message = f"{type(err).__name__}: {err}" if stage == "train" else str(err)
+    from ffexp.tracking.tags import short_error  # no SQL text in the job's line
+    message = short_error(f"{type(err).__name__}: {err}" if stage == "train" else str(err))
     log.error("job failed while %s: %s", "training" if stage == "train" else "preparing",
               message, exc_info=stage == "train")
     _write_status(context, "failed", seconds, outcome="failed", error=message)

@@ -66,10 +66,17 @@ def artifact_location(uri: str) -> str | None:
     return (db.parent / ARTIFACTS_DIR).as_uri() if db else None
 
 
+#: loggers that narrate a fresh store's schema creation at INFO (not ffexp's user's business)
+QUIET_LOGGERS = ("mlflow.store.db.utils", "alembic")
+
+
 def client(uri: str):
     """An MlflowClient for ``uri`` whose calls retry SQLite lock contention."""
+    import logging
     from mlflow import MlflowClient
     from .retry import RetryingClient, configure_http
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
     configure_http()
     return RetryingClient(MlflowClient(tracking_uri=uri))
 

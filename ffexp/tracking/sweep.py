@@ -151,8 +151,10 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
     commit, dirty = git_state()
     tags = {"ffexp.sweep_id": sweep_id, "ffexp.command_line": clip(_command_line()),
             "ffexp.overrides": clip(" ".join(config.hydra.overrides.task)),
-            "ffexp.git_commit": commit, "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
+            "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
             "mlflow.source.name": "ffexp", **process_tags()}
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit
     if jobs is not None:
         tags["ffexp.n_jobs"] = str(len(jobs))
     name = SEP.join(["sweep", experiment, *sweep_dir.parts[-2:]])
