@@ -63,7 +63,7 @@ class Recorder:
     @property
     def hint(self) -> str:
         """What to print after a single run's summary (where to look at the runs)."""
-        return store.ui_hint(self.uri)
+        return store.ui_hint(self.uri, self.experiment_id)
 
     def finish(self, result) -> None:
         """Keep the JobResult; the run is written and closed when the ``with`` block ends."""

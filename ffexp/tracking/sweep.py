@@ -208,4 +208,4 @@ def close_open_sweep(status: str = "FAILED") -> None:
         client.set_tag(run_id, "ffexp.outcome", {"FINISHED": "finished", "KILLED": "killed"}
                        .get(status, "failed"))
         client.set_terminated(run_id, status)
-        store.print_ui_command(uri)
+        store.print_ui_command(uri, _OPEN.get("experiment_id"))

@@ -105,30 +105,45 @@ def _page(ui, path: str, shot: str | None = None, budget: int = 20000) -> str:
     return dom
 
 
+def _text(dom: str) -> str:
+    """The page's visible text, roughly: tags and scripts removed, whitespace collapsed."""
+    import html
+    import re
+    body = re.sub(r"<script.*?</script>|<style.*?</style>", " ", dom, flags=re.S)
+    return html.unescape(" ".join(re.sub(r"<[^>]+>", " ", body).split()))
+
+
 def test_runs_view_with_nested_named_children_and_datasets(ui):
-    _, _, parent, children, _, _ = ui
+    """The address ffexp prints opens the runs table (not MLflow 3.17's GenAI overview): the
+    sweep parent with its children nested, named by what varies, the Dataset column filled."""
+    _, _, parent, children, _, root = ui
     exp = parent.info.experiment_id
-    dom = _page(ui, f"/experiments/{exp}", "runs_table")
-    assert parent.info.run_name in dom                      # the runs view, not GenAI's overview
-    assert "Traces" not in dom.split("Runs")[0][-2000:] or "Runs" in dom
+    text = _text(_page(ui, f"/experiments/{exp}?workflowType=machine_learning", "runs_table"))
+    (root / "runs_table.txt").write_text(text)
+    assert "Run Name" in text and "Dataset" in text and "Token Usage" not in text
     names = {c.info.run_name for c in children}
     assert names == {"relu·s0", "relu·s1", "tanh·s0", "tanh·s1"}   # the varied factors only
-    assert all(name in dom for name in names), [n for n in names if n not in dom]
-    assert "moons" in dom and children[0].inputs.dataset_inputs[0].dataset.digest in dom
+    assert parent.info.run_name in text
+    assert all(name in text for name in names), [n for n in names if n not in text]
+    # nested: the children come after their parent in the table
+    assert min(text.index(n) for n in names) > text.index(parent.info.run_name)
+    digest = children[0].inputs.dataset_inputs[0].dataset.digest
+    assert f"moons ({digest})" in text
 
 
 def test_run_page_lists_the_step_images(ui):
-    _, client, _, children, _, _ = ui
+    _, client, _, children, _, root = ui
     run = children[0]
-    dom = _page(ui, f"/experiments/{run.info.experiment_id}/runs/{run.info.run_id}/model-metrics",
-                "run_images")
-    assert "decision_boundary" in dom and "gradient_flow" in dom
+    text = _text(_page(ui, f"/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+                           f"/model-metrics", "run_images", budget=30000))
+    (root / "run_images.txt").write_text(text)
+    assert "decision_boundary" in text and "gradient_flow" in text
 
 
 def test_compare_view_opens_on_the_children(ui):
-    _, _, parent, children, _, _ = ui
-    ids = [c.info.run_id for c in children]
-    path = (f"/compare-runs?runs={str(ids).replace(' ', '')}".replace("'", "%22")
-            + f"&experiments=[%22{parent.info.experiment_id}%22]")
-    dom = _page(ui, path, "compare")
-    assert all(c.info.run_name in dom for c in children)
+    _, _, parent, children, _, root = ui
+    ids = ",".join(f"%22{c.info.run_id}%22" for c in children)
+    text = _text(_page(ui, f"/compare-runs?runs=[{ids}]&experiments=[%22"
+                           f"{parent.info.experiment_id}%22]", "compare"))
+    (root / "compare.txt").write_text(text)
+    assert all(c.info.run_name in text for c in children)

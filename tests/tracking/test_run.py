@@ -33,8 +33,12 @@ def single(tmp_path_factory, template_db):
 def test_default_store_and_ui_command(single):
     proc, uri, run = single
     assert f"mlflow ui --backend-store-uri {uri}" in proc.stdout
-    # the last thing a single run prints: after the summary, where the user's eye lands
-    assert proc.stdout.rstrip().endswith(f"mlflow ui --backend-store-uri {uri}")
+    # the last thing a single run prints: after the summary, where the user's eye lands; the
+    # address opens the runs table (MLflow 3.17 would open its GenAI overview)
+    exp = run.info.experiment_id
+    assert proc.stdout.rstrip().endswith(
+        f"mlflow ui --backend-store-uri {uri}\n  then open "
+        f"http://127.0.0.1:5000/#/experiments/{exp}?workflowType=machine_learning")
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "relu·he·minibatch·s3"  # moons is the experiment
     exp = MlflowClient(uri).get_experiment(run.info.experiment_id)
