@@ -53,11 +53,13 @@ class ActivationSettings:
 
 @dataclass(frozen=True)
 class InitSettings:
-    """Weight initialization; ``scale`` is the standard deviation of ``random``."""
+    """Weight initialization; ``scale`` is the standard deviation of ``random``, ``bias`` the
+    constant of every b[l], ``output_gain`` the factor W[L] is multiplied by after the draw."""
     name: str = MISSING
     distribution: str = "normal"
     scale: float = 0.01
     bias: float = 0.0
+    output_gain: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -223,3 +225,4 @@ class RunContext:
     job_id: str
     command_line: str
     config: dict = field(default_factory=dict)
+    sweep_uid: Optional[str] = None  # the sweep's unique id (ffexp.tracking.handoff)

@@ -22,7 +22,7 @@ from . import handoff, store
 from .buffer import MetricsBuffer, finite_metrics, send_metrics
 from .diagnose import diagnose, diagnosis_tags
 from .params import headline, run_params
-from .signals import deferred_sigterm, killed, sigterm_raises
+from .signals import TimeLimit, deferred_sigterm, killed, sigterm_raises
 from .snapshots import Snapshots
 from .stale import mark_stale, process_tags, why_stale
 from .summary import NOTE, run_note
@@ -106,7 +106,8 @@ class Recorder:
         try:
             self.buffer.flush()
             message = short_error(f"{type(exc).__name__}: {exc}".strip().rstrip(":"))
-            outcome = "killed" if interrupted else "failed"
+            outcome = ("timeout" if isinstance(exc, TimeLimit)
+                       else "killed" if interrupted else "failed")
             tags = {"ffexp.outcome": outcome, "ffexp.error": clip(message),
                     NOTE: clip(f"**{self.name}**: {outcome}: {message}")}
             self._tags(tags)
@@ -175,7 +176,8 @@ def _end_leaked_fluent_run() -> None:
 def _target(settings, context):
     """(client, uri, experiment_id, sweep) for this job; sweep is the parent's SweepTarget or
     None (a single run, or a sweep without the callback)."""
-    sweep = handoff.read(context.sweep_dir) if context.mode == "multirun" else None
+    sweep = handoff.read(context.sweep_dir, context.sweep_uid) \
+        if context.mode == "multirun" else None
     if sweep is not None:
         return store.client(sweep.tracking_uri), sweep.tracking_uri, sweep.experiment_id, sweep
     uri = store.resolve_uri(settings.tracking.uri)
@@ -220,6 +222,7 @@ def open_run(settings, job, context) -> Recorder:
     tags.update(process_tags())
     if sweep:
         tags["mlflow.parentRunId"] = sweep.parent_run_id
+        tags["ffexp.sweep_uid"] = sweep.sweep_uid
     rerun_of = (earlier_attempts(client, experiment_id, settings, context)
                 if settings.tracking.skip_existing else [])
     if rerun_of:

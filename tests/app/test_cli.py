@@ -78,3 +78,14 @@ def test_flag_problem_accepts_the_working_combinations():
     assert cli.flag_problem(["-sc", "install=zsh"], {}) is None
     assert cli.flag_problem(["-sc", "query=bash"], {"COMP_LINE": "ffexp "}) is None
     assert cli.flag_problem(["activation=relu"], {}) is None
+
+
+def test_help_into_a_closed_pipe_prints_no_traceback(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    exe = str(Path(sys.executable).with_name("ffexp"))
+    run = subprocess.run(f"'{exe}' --help | head -n 1", shell=True, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert run.stdout.startswith("ffexp trains") and len(run.stdout.splitlines()) == 1
+    assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr
