@@ -126,7 +126,7 @@ def test_snapshots_are_step_images(single):
             steps.setdefault(key, set()).add(int(step))
     assert set(steps) == {"decision_boundary", "gradient_flow"}
     for key, found in steps.items():
-        assert len(found) == 10 and {1, EPOCHS} <= found <= set(range(1, EPOCHS + 1)), key
+        assert len(found) == 10 and {0, EPOCHS} <= found <= set(range(0, EPOCHS + 1)), key
     assert sum(p.endswith(".webp") for p in files) == 20
     assert run.data.tags["mlflow.loggedImages"] == "True"
     png = next(p for p in files if "decision_boundary+step+12+" in p and p.endswith(".png"))
