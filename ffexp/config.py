@@ -53,11 +53,13 @@ class ActivationSettings:
 
 @dataclass(frozen=True)
 class InitSettings:
-    """Weight initialization; ``scale`` is the standard deviation of ``random``."""
+    """Weight initialization; ``scale`` is the standard deviation of ``random``, ``bias`` the
+    constant of every b[l], ``output_gain`` the factor W[L] is multiplied by after the draw."""
     name: str = MISSING
     distribution: str = "normal"
     scale: float = 0.01
     bias: float = 0.0
+    output_gain: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class TrackingSettings:
     experiment: Optional[str] = None
     log_model: bool = True
     log_plots: bool = True
+    #: epochs at which the decision boundary and gradient flow are logged as step images
+    snapshots: int = 10
     flush_seconds: float = 5.0
     skip_existing: bool = False
     #: a RUNNING run silent for longer than this is stale (ffexp.tracking.stale)
@@ -221,3 +225,4 @@ class RunContext:
     job_id: str
     command_line: str
     config: dict = field(default_factory=dict)
+    sweep_uid: Optional[str] = None  # the sweep's unique id (ffexp.tracking.handoff)
