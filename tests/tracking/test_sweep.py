@@ -45,6 +45,9 @@ def test_2x2_sweep_parent_children_summary(tmp_path, store):
     assert all(c.info.status == "FINISHED" for c in children)
     assert sorted(c.data.params["activation"] + c.data.params["init"] for c in children) == \
         ["reluhe", "reluxavier", "tanhhe", "tanhxavier"]
+    # names lead with what varies: the varied factors only
+    assert sorted(c.info.run_name for c in children) == \
+        ["relu·he", "relu·xavier", "tanh·he", "tanh·xavier"]
     m = parent.data.metrics
     assert (m["sweep/jobs"], m["sweep/finished"], m["sweep/diverged"], m["sweep/failed"]) == \
         (4, 4, 0, 0)
@@ -53,6 +56,17 @@ def test_2x2_sweep_parent_children_summary(tmp_path, store):
     assert parent.data.tags["ffexp.best_metric"] == "val/accuracy"
     assert parent.data.tags["ffexp.best_run_id"] in {c.info.run_id for c in children}
     assert parent.data.tags["ffexp.summary"].startswith("4 jobs: 4 finished")
+    # the description: counts, the top groups by the main metric, the best run
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("**Sweep**: 4 jobs: 4 finished")
+    assert "Top groups of 4 by val/accuracy" in note and f"**{best.info.run_name}**" in note
+    first = note.split("1. ", 1)[1].split("\n")[0]
+    top = max(children, key=lambda c: c.data.metrics["val/accuracy"])
+    assert first.startswith(f"activation={top.data.params['activation']}, "
+                            f"init={top.data.params['init']}: ")
+    exp = MlflowClient(store).get_experiment(parent.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert exp.tags["mlflow.experiment.primaryMetric.name"] == "val/accuracy"
 
 
 def test_run_names_show_what_a_sweep_varies():
@@ -60,10 +74,21 @@ def test_run_names_show_what_a_sweep_varies():
 
     from ffexp.tracking.tags import run_name
     s = NS(dataset=NS(name="moons"), activation=NS(name="relu"), init=NS(name="he"),
-           optimizer=NS(name="sgd"), seed=1)
-    assert run_name(s) == "moons·relu·he·sgd·s1"
-    overrides = ["activation=relu", "optimizer.lr=0.5", "train.epochs=4"]
-    assert run_name(s, overrides, ("activation", "optimizer.lr")) == "moons·relu·he·sgd·s1·lr=0.5"
+           optimizer=NS(name="sgd"), seed=1, tracking=NS(experiment=None))
+    assert run_name(s) == "relu·he·sgd·s1"  # the dataset is the experiment
+    assert run_name(NS(**{**vars(s), "tracking": NS(experiment="study")})) == \
+        "moons·relu·he·sgd·s1"
+    # a sweep: the varied overrides only, in command-line order, the seed last
+    overrides = ["seed=1", "optimizer.lr=0.5", "activation=relu", "train.epochs=4"]
+    assert run_name(s, overrides, ("seed", "optimizer.lr", "activation")) == "lr=0.5·relu·s1"
+    assert run_name(s, overrides, ("activation",)) == "relu"
+    # an Optuna trial: its sampled overrides, numbers shortened
+    trial = ["optimizer.lr=0.012345678901", "model.hidden_sizes=[8,8]", "init.name=xavier"]
+    assert run_name(s, trial, ("optimizer.lr", "model.hidden_sizes", "init.name")) == \
+        "lr=0.01235·hidden_sizes=[8,8]·xavier"
+    # two varied keys with the same last part keep their full keys
+    assert run_name(s, ["dataset.seed=2", "a.b.seed=3"], ("dataset.seed", "a.b.seed")) == \
+        "dataset.seed=2·a.b.seed=3"
 
 
 def test_sweep_typo_creates_no_run(tmp_path):
@@ -84,7 +109,7 @@ def test_2x2_sweep_joblib_two_workers_on_a_fresh_store(tmp_path):
     assert parent.data.metrics["sweep/finished"] == 4
     client = MlflowClient(uri)
     for c in children:  # nothing missing: full histories in every child
-        assert len(client.get_metric_history(c.info.run_id, "train/cost")) == 4
+        assert len(client.get_metric_history(c.info.run_id, "train/cost")) == 5  # steps 0-4
 
 
 FAILING = textwrap.dedent("""
@@ -122,7 +147,7 @@ def test_failing_job_is_failed_and_the_others_finish(tmp_path, store):
     client = MlflowClient(store)
     text = open(client.download_artifacts(failed.info.run_id, "error/traceback.txt")).read()
     assert "boom at epoch 2" in text and "Traceback" in text
-    assert len(client.get_metric_history(failed.info.run_id, "train/cost")) == 2  # kept
+    assert len(client.get_metric_history(failed.info.run_id, "train/cost")) == 3  # 0-2 kept
     assert by_seed["0"].info.status == by_seed["2"].info.status == "FINISHED"
     assert (parent.data.metrics["sweep/failed"], parent.data.metrics["sweep/finished"]) == (1, 2)
 
