@@ -69,8 +69,10 @@ def artifact_location(uri: str) -> str | None:
 def client(uri: str):
     """An MlflowClient for ``uri`` whose calls retry SQLite lock contention."""
     from mlflow import MlflowClient
+    from .faults import quiet_store_loggers
     from .retry import RetryingClient, configure_http
     configure_http()
+    quiet_store_loggers()
     return RetryingClient(MlflowClient(tracking_uri=uri))
 
 
