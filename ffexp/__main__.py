@@ -170,14 +170,11 @@ def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str,
 def _discard_output(out: Path) -> None:
     """A refused single run leaves no folder: Hydra creates ``outputs/<date>/<time>/`` (its
     ``.hydra`` record, the log) before ffexp can check anything, so ffexp removes what Hydra put
-    there, and the folder and its date folder if that leaves them empty."""
+    there, and the folders above it that this leaves empty (up to the working directory)."""
+    from ffexp.tracking.handoff import remove_empty
     shutil.rmtree(out / ".hydra", ignore_errors=True)
     (out / "ffexp.log").unlink(missing_ok=True)
-    for folder in (out, out.parent):
-        try:
-            folder.rmdir()
-        except OSError:  # not empty (the user's own files, other runs): kept
-            break
+    remove_empty(out)  # and outputs/<date>/ if empty; never the user's files
 
 
 @hydra.main(version_base=None, config_path="pkg://ffexp.conf", config_name="config")

@@ -174,6 +174,10 @@ def _resolve_output(s: Settings, data: Dataset, task: str) -> str:
     out = s.model.output_activation
     if out == AUTO:
         return TASKS[task].output_activation
+    trainable = [AUTO, *(n for n, c in ACTIVATIONS.items() if not c.blocks_gradient)]
+    _require(not ACTIVATIONS[out].blocks_gradient, "model.output_activation", out,
+             f"its derivative is 0 everywhere, so no gradient reaches any weight and nothing "
+             f"can learn; accepted outputs: {', '.join(trainable)}")
     _require(not (out == "softmax" and data.n_outputs == 1), "model.output_activation", out,
              f"a softmax over the single output of dataset={data.name} ({task}) is always 1; "
              f"use sigmoid")
