@@ -43,7 +43,8 @@ from threadpoolctl import threadpool_limits
 
 from ffexp import cli
 from ffexp.app import Job, JobResult, execute, prepare
-from ffexp.config import RunContext, Settings, hydra_error_line, register_schemas, to_settings
+from ffexp.config import (RunContext, Settings, activation_label, hydra_error_line,
+                          register_schemas, to_settings)
 from ffexp.progress import epoch_callbacks, job_line, print_job_line
 from ffexp.search import recorded_value, register_resolver
 from ffexp.tracking import check_store, existing_run_id, note_skipped, record_job
@@ -138,10 +139,12 @@ def summary(job: Job, result: JobResult, context: RunContext) -> str:
     sizes = f"{d.X_train.shape[1]}/{d.X_val.shape[1]}/{d.X_test.shape[1]}"
     return "\n".join([
         f"ffexp: dataset={d.name} ({job.task}, train/val/test {sizes})  "
-        f"activation={s.activation.name}  init={s.init.name}  "
+        f"activation={activation_label(s)}  init={s.init.name}  "
         f"loss={auto(s.loss.name, job.loss)}  optimizer={s.optimizer.name} "
         f"(lr={s.optimizer.lr:g}, batch_size={s.optimizer.batch_size})",
-        f"  val   {_fmt_metrics(result.metrics, 'val')}",
+        f"  val   {_fmt_metrics(result.metrics, 'val')}" if d.has_validation else
+        f"  train {_fmt_metrics(result.metrics, 'train')}  (no validation split: "
+        f"dataset.val_fraction=0)",
         f"  test  {_fmt_metrics(result.metrics, 'test')}",
         f"  {t.outcome}: {t.message} ({t.epochs} epochs, {t.updates} updates) in "
         f"{result.seconds:.2f} s; outputs in {context.output_dir}",
@@ -149,7 +152,7 @@ def summary(job: Job, result: JobResult, context: RunContext) -> str:
 
 
 def _main_metric(job: Job, result: JobResult) -> tuple[str, float] | None:
-    key = f"val/{job.main_metric}"
+    key = job.main_key   # val/<metric>; train/<metric> with dataset.val_fraction=0
     return (key, result.metrics[key]) if key in result.metrics else None
 
 
@@ -157,8 +160,9 @@ def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str,
                 outcome: str = "failed") -> None:
     """A sweep job's failure: traceback to its log, a status file and one console line."""
     seconds = time.perf_counter() - t0
+    from ffexp.tracking.tags import short_error  # no SQL text in the job's line
     text = (str(err).strip().splitlines() or [""])[0]  # the rest (SQL, ...) is in the log
-    message = f"{type(err).__name__}: {text}" if stage == "train" else text
+    message = short_error(f"{type(err).__name__}: {text}" if stage == "train" else text)
     when = {"train": "while training", "prepare": "while preparing"}.get(stage, f"({stage})")
     log.error("job failed %s: %s", when, message, exc_info=stage in ("train", "store"))
     _write_status(context, "failed", seconds, outcome=outcome, error=message,
@@ -379,7 +383,10 @@ def _main() -> int:
             raise  # a single run's failure keeps its traceback
         # the launcher itself broke (e.g. joblib lost a worker to SIGKILL): jobs are lost, not
         # the finished runs; the same command with skip_existing finishes the sweep
-        reason = (str(err).strip().splitlines() or [""])[0]
+        # (submitit's "Job 3_1 ... with path ..." / "has not produced any output (state:
+        # CANCELLED ...)": its first two lines, which name the SLURM task and its state)
+        lines = str(err).strip().splitlines() or [""]
+        reason = " ".join(lines[:2] if type(err).__name__ == "UncompletedJobError" else lines[:1])
         print(f"ffexp: error: the sweep stopped: {type(err).__name__}: {reason} (outputs in "
               f"{SweepStatus.sweep_dir}); rerun the same command with "
               f"tracking.skip_existing=true to finish it", file=sys.stderr, flush=True)

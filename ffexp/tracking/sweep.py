@@ -26,7 +26,7 @@ from hydra.experimental.callback import Callback
 from . import handoff, signals, store
 from .signals import Terminated
 from .stale import process_tags
-from .tags import SEP, clip, git_state
+from .tags import SEP, clip, experiment_tags, git_state
 
 #: the parent run of this process's sweep, while it is open
 _OPEN: dict[str, Any] = {}
@@ -153,7 +153,7 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
     except ValueError:
         sweep_id = str(sweep_dir)
     uid = str(config.hydra.job.env_set.get("FFEXP_SWEEP_UID") or handoff.new_uid())
-    client, experiment_id = store.open_store(uri, experiment)
+    client, experiment_id = store.open_store(uri, experiment, experiment_tags())
     handoff.clear_skipped(sweep_dir)
     if config.tracking.get("skip_existing"):
         _close_stale(config, client, experiment_id)
@@ -161,8 +161,10 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
     tags = {"ffexp.sweep_id": sweep_id, "ffexp.sweep_uid": uid,
             "ffexp.command_line": clip(_command_line()),
             "ffexp.overrides": clip(" ".join(config.hydra.overrides.task)),
-            "ffexp.git_commit": commit, "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
+            "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
             "mlflow.source.name": "ffexp", **process_tags()}
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit
     if jobs is not None:
         tags["ffexp.n_jobs"] = str(len(jobs))
     name = SEP.join(["sweep", experiment, *sweep_dir.parts[-2:]])
@@ -221,7 +223,7 @@ def close_open_sweep(status: str = "FAILED") -> None:
             step()
         except Exception as err:
             errors.append(err)
-    store.print_ui_command(uri)
+    store.print_ui_command(uri, _OPEN.get("experiment_id"))
     if errors:
         from .faults import STALE_HINT, cause
         fate = f"left RUNNING: {STALE_HINT}" if _still_running(client, run_id) \
