@@ -48,11 +48,11 @@ def _console_is_clean(proc) -> None:
 
 @pytest.mark.slow
 def test_a_full_disk_under_the_sqlite_store(tmp_path, template_db):
-    with small_fs(tmp_path / "small", "4m") as small:
+    with small_fs(tmp_path / "small", "16m") as small:
         shutil.copy(template_db, small / "mlflow.db")
         uri = f"sqlite:///{small / 'mlflow.db'}"
         filler = _fill(small, leave=300 * 1024)
-        sweep = ["-m", *FAST, "train.epochs=30", "seed=0,1,2,3,4,5",
+        sweep = ["-m", *FAST, "tracking.snapshots=0", "train.epochs=30", "seed=0,1,2,3,4,5",
                  "tracking.skip_existing=true"]
         proc = ffexp(tmp_path, *sweep, uri=uri, timeout=900)
         assert proc.returncode == 1, (proc.stdout[-3000:], proc.stderr[-3000:])
