@@ -124,10 +124,15 @@ class Recorder:
             self.client.log_batch(self.run_id, tags=items[i:i + TAGS_PER_CALL])
 
     def _artifacts(self, r) -> None:
-        """History CSV, Hydra's files, plots: written to one folder, logged in one call."""
+        """History CSV, Hydra's files, the resolved config, plots: written to one folder,
+        logged in one call."""
+        import yaml
         with tempfile.TemporaryDirectory(prefix="ffexp-run-") as tmp:
             tmp = Path(tmp)
             _write_history(r.train, tmp / "history.csv")
+            (tmp / "config").mkdir()
+            with open(tmp / "config" / "resolved.yaml", "w") as f:  # as client.log_dict writes it
+                yaml.dump(self.context.config, f, indent=2, default_flow_style=False)
             hydra_dir = Path(self.context.output_dir or ".") / ".hydra"
             if hydra_dir.is_dir():
                 shutil.copytree(hydra_dir, tmp / "hydra")
@@ -138,7 +143,6 @@ class Recorder:
                 write_plots(r.train, plots, r.net, r.dataset, self.identity,
                             self.settings.train.epoch_gradients)
             self.client.log_artifacts(self.run_id, str(tmp))
-        self.client.log_dict(self.run_id, self.context.config, "config/resolved.yaml")
 
 
 def _linked(metrics: list, model_id: str | None) -> list:

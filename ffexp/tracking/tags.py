@@ -108,7 +108,8 @@ def run_name(settings, overrides=(), varied=()) -> str:
         keys = [k for k, _ in pairs]
         pairs.sort(key=lambda kv: kv[0] == "seed")
         return SEP.join(_label(k, v, keys) for k, v in pairs)
-    parts = [s.activation.name, s.init.name, s.optimizer.name, f"s{s.seed}"]
+    from ffexp.config import activation_label
+    parts = [activation_label(s), s.init.name, s.optimizer.name, f"s{s.seed}"]
     if s.tracking.experiment and s.tracking.experiment != s.dataset.name:
         parts.insert(0, s.dataset.name)
     return SEP.join(parts)

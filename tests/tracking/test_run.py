@@ -172,6 +172,19 @@ def test_pyfunc_predicts_like_the_network(single):
     assert accuracy == pytest.approx(run.data.metrics["test/accuracy"])
 
 
+def test_no_validation_split_and_per_layer_activations_in_mlflow(tmp_path, store):
+    run_ffexp(tmp_path, *FAST, "train.epochs=3", "dataset.val_fraction=0",
+              "model.activations=[tanh,relu]", "tracking.log_plots=false",
+              "tracking.log_model=false", uri=store)
+    (run,) = all_runs(store)
+    assert run.info.run_name == "tanh,relu·he·minibatch·s0"
+    assert run.data.params["activation"] == "tanh,relu"
+    assert not any(k.startswith("val/") for k in run.data.metrics)
+    assert {"train/accuracy", "test/accuracy", "train/cost"} <= set(run.data.metrics)
+    history = MlflowClient(store).get_metric_history(run.info.run_id, "act_mean/1")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3]
+
+
 def test_model_is_named_linked_and_stored_without_pickle(single):
     _, uri, run = single
     client = MlflowClient(uri)
