@@ -24,9 +24,10 @@ the folder is also logged as artifact 'report/' of the sweep's parent run when o
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Aggregate ffexp runs over seeds (mean, std, 95% CI, paired comparison) and "
-                    "write a Markdown + HTML report with learning curves, gradient-norm profiles "
-                    "and a heatmap.")
+        description="Aggregate ffexp runs over seeds (mean, std, 95% t interval inside the "
+                    "metric's range, paired t tests against the best group with Holm's "
+                    "correction) and write a Markdown + HTML report with learning curves, "
+                    "gradient-norm profiles and a heatmap.")
     p.add_argument("--tracking-uri", metavar="URI",
                    help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db "
                         "in the current directory, as ffexp)")

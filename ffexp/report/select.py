@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .render import code
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 _HTTP_FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
@@ -174,7 +176,7 @@ def select_runs(client, experiment: str | None = None, sweep: str | None = None,
             raise ReportError(f"unknown experiment {experiment!r} (experiments: {names})")
         experiments = {i: experiments[i] for i in ids}
         criteria.append(f"experiment = {experiment}")
-        stable.append(f"experiment `{experiment}`")
+        stable.append(f"experiment {code(experiment)}")
         args += ["--experiment", experiment]
     parent = None
     if sweep is not None or (experiment is None and filter_string is None):
@@ -192,7 +194,7 @@ def select_runs(client, experiment: str | None = None, sweep: str | None = None,
         args += ["--sweep", parent.info.run_id]
     if filter_string:
         criteria.append(f"filter = {filter_string}")
-        stable.append(f"filter: {filter_string}")
+        stable.append(f"filter: {code(filter_string)}")
         args += ["--filter", filter_string]
     clause = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'" if parent else None
     df = _search(sorted(experiments), _and(clause, filter_string))
