@@ -6,7 +6,16 @@ interleaved loop of repeats; the script prints the median wall-time ratio ffexp 
 every case, with ffexp's per-epoch bookkeeping (training cost, gradient norms, activation
 statistics) on and off. Target (issue 2): ≤ 0.5 with bookkeeping on, ≤ 0.33 with it off.
 
-    python benchmarks/engine.py [--repeats 5] [--quick] [--blas-threads 1] [--dtype float32]
+A last row compares the two through the same scikit-learn API on case (a):
+``ffexp.sklearn.FFClassifier(...).fit(X, y)`` against ``MLPClassifier(...).fit(X, y)``, and
+prints the adapter's overhead: FFClassifier.fit against ``ffexp.train`` called directly on the
+same network and data (the same seed, so the same weights come out; bookkeeping on for both),
+as the median over repeats of the paired ratio − 1, in wall time and in this process's CPU time
+(steadier when other work shares the cores), and as the share of FFClassifier.fit spent outside
+the ffexp.train call it makes (timed within the same fit, so immune to the pairing's noise).
+Target (issue 16): < 5 % of fit time.
+
+    python benchmarks/engine.py [--repeats 5] [--quick] [--blas-threads 1] [--dtype float32] [--api-only]
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 import ffexp
+from ffexp.sklearn import FFClassifier
+from ffexp.sklearn import _base as sklearn_base
 
 
 def _moons():
@@ -67,6 +78,69 @@ def run_ffexp(X, Y, hidden, batch, epochs, lr, output, loss, bookkeeping, dtype=
     return time.perf_counter() - t
 
 
+def run_estimator(X, y, hidden, batch, epochs, lr, dtype="float64", inside=None):
+    """Wall seconds of FFClassifier.fit; ``inside`` (a list) gets those of the ffexp.train call
+    the adapter makes, timed by wrapping the function it calls."""
+    clf = FFClassifier(hidden_layer_sizes=hidden, activation="relu", init="he",
+                       optimizer="batch" if batch is None else "minibatch", learning_rate=lr,
+                       batch_size=batch or 1, epochs=epochs, random_state=0, dtype=dtype)
+
+    def timed_train(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return ffexp.train(*args, **kwargs)
+        finally:
+            inside.append(time.perf_counter() - t0)
+
+    if inside is not None:
+        sklearn_base.train = timed_train
+    try:
+        t = time.perf_counter()
+        clf.fit(X, y)
+        elapsed = time.perf_counter() - t
+    finally:
+        sklearn_base.train = ffexp.train
+    assert clf.n_iter_ == epochs, clf.outcome_
+    return elapsed
+
+
+def api_row(repeats: int, dtype: str) -> None:
+    """FFClassifier vs MLPClassifier, both through fit(X, y), and the adapter's overhead."""
+    name = next(iter(CASES))
+    data, hidden, batch, epochs, lr, output, loss = CASES[name]
+    X, y, Y = data()
+    sk, est, direct, wall, cpu, inside = [], [], [], [], [], []
+
+    def timed(times: list, run) -> float:
+        """Run; append its wall time to ``times`` and return this process's CPU seconds."""
+        t = time.process_time()
+        times.append(run())
+        return time.process_time() - t
+
+    for i in range(repeats):
+        sk.append(run_sklearn(X, y, hidden, batch, epochs, lr)[0])
+        pair = [lambda: timed(est, lambda: run_estimator(X, y, hidden, batch, epochs, lr, dtype,
+                                                         inside)),
+                lambda: timed(direct, lambda: run_ffexp(X, Y, hidden, batch, epochs, lr, output,
+                                                        loss, True, dtype))]
+        c = [0.0, 0.0]
+        for k in ((0, 1) if i % 2 == 0 else (1, 0)):   # alternate which of the pair goes first
+            c[k] = pair[k]()
+        wall.append(est[-1] / direct[-1] - 1.0)
+        cpu.append(c[0] / c[1] - 1.0)
+    s, e, d = statistics.median(sk), statistics.median(est), statistics.median(direct)
+    print(f"\nscikit-learn API, case {name}")
+    outside = statistics.median(1.0 - i / f for i, f in zip(inside, est))
+    print(f"{'MLPClassifier.fit s':>20s} {'FFClassifier.fit s':>19s} {'ratio':>6s} "
+          f"{'ffexp.train s':>14s} {'overhead wall':>14s} {'overhead CPU':>13s} "
+          f"{'fit outside train':>18s}")
+    print(f"{s:20.3f} {e:19.3f} {e / s:6.2f} {d:14.3f} {statistics.median(wall):14.1%} "
+          f"{statistics.median(cpu):13.1%} {outside:18.2%}")
+    print("overhead: FFClassifier.fit / ffexp.train - 1, median of the paired repeats (CPU: this "
+          "process's CPU time, steadier on a busy machine); fit outside train: the share of "
+          "FFClassifier.fit spent outside its ffexp.train call. Target < 5 %")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
@@ -76,6 +150,8 @@ def main() -> None:
                          "default: the library's default")
     ap.add_argument("--dtype", default="float64", choices=["float64", "float32"],
                     help="ffexp's dtype (scikit-learn is given float64 data either way)")
+    ap.add_argument("--api-only", action="store_true",
+                    help="only the scikit-learn API row (FFClassifier, MLPClassifier, overhead)")
     args = ap.parse_args()
     if args.blas_threads:
         from threadpoolctl import threadpool_limits
@@ -85,6 +161,9 @@ def main() -> None:
     threads = args.blas_threads or "library default"
     print(f"ffexp {ffexp.__version__}, numpy {np.__version__}, ffexp dtype {args.dtype}, BLAS threads "
           f"{threads}; median of {repeats} interleaved repeats")
+    if args.api_only:
+        api_row(repeats, args.dtype)
+        return
     print(f"{'case':34s} {'sklearn s':>10s} {'ffexp s':>9s} {'ratio':>6s} {'ffexp-off s':>12s} {'ratio':>6s}")
     for name, (data, hidden, batch, epochs, lr, output, loss) in CASES.items():
         X, y, Y = data()
@@ -96,6 +175,7 @@ def main() -> None:
         s, a, b = statistics.median(sk), statistics.median(on), statistics.median(off)
         print(f"{name:34s} {s:10.3f} {a:9.3f} {a / s:6.2f} {b:12.3f} {b / s:6.2f}")
     print("targets: ratio <= 0.50 with bookkeeping on, <= 0.33 off")
+    api_row(repeats, args.dtype)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,8 @@ class TrackingSettings:
     experiment: Optional[str] = None
     log_model: bool = True
     log_plots: bool = True
+    #: epochs at which the decision boundary and gradient flow are logged as step images
+    snapshots: int = 10
     flush_seconds: float = 5.0
     skip_existing: bool = False
     #: a RUNNING run silent for longer than this is stale (ffexp.tracking.stale)
@@ -239,3 +241,4 @@ class RunContext:
     job_id: str
     command_line: str
     config: dict = field(default_factory=dict)
+    sweep_uid: Optional[str] = None  # the sweep's unique id (ffexp.tracking.handoff)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ def test_default_store_and_ui_command(single):
     # the last thing a single run prints: after the summary, where the user's eye lands
     assert proc.stdout.rstrip().endswith(f"mlflow ui --backend-store-uri {uri}")
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "moons·relu·he·minibatch·s3"
+    assert run.info.run_name == "relu·he·minibatch·s3"  # moons is the experiment
     exp = MlflowClient(uri).get_experiment(run.info.experiment_id)
     assert exp.name == "moons"
 
@@ -46,8 +47,13 @@ def test_params(single):
         "dataset": "moons", "task": "binary", "activation": "relu", "init": "he", "loss": "bce",
         "optimizer": "minibatch", "lr": "0.1", "batch_size": "32", "hidden_sizes": "[8,8]",
         "epochs": str(EPOCHS), "seed": "3"}
-    assert p["dataset.params.n_samples"] == "200" and p["optimizer.lr"] == "0.1"
+    assert p["dataset.params.n_samples"] == "200" and p["dataset.params.noise"] == "0.2"
+    assert p["init.scale"] == "0.01" and p["dataset.seed"] == "0"
     assert p["loss.name"] == "auto"   # as configured; the headline `loss` is the one resolved
+    # each value once: no dotted alias repeats a short name
+    assert not {"activation.name", "init.name", "optimizer.name", "optimizer.lr", "dataset.name",
+                "dataset.task", "optimizer.batch_size", "model.hidden_sizes",
+                "train.epochs"} & set(p)
     assert not any(k.startswith(("tracking.", "hydra.")) for k in p)
 
 
@@ -92,11 +98,44 @@ def test_artifacts(single):
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"history.csv", "hydra", "plots", "config", "model_npz"} <= top
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
-        "plots/learning_curves.png", "plots/gradient_norms.png", "plots/decision_boundary.png"}
+        "plots/learning_curves.png", "plots/gradient_norms.png", "plots/gradient_flow.png",
+        "plots/decision_boundary.png"}
     assert {"hydra/config.yaml", "hydra/overrides.yaml"} <= {
         a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
     history = pd.read_csv(client.download_artifacts(run.info.run_id, "history.csv"))
     assert list(history["epoch"]) == list(range(0, EPOCHS + 1))
+
+
+def test_snapshots_are_step_images(single):
+    """tracking.snapshots (default 10): the boundary and the gradient flow at 10 epochs, as
+    MLflow step images (images/<key>+step+<epoch>+...png, a .webp thumbnail beside)."""
+    from PIL import Image
+    _, uri, run = single
+    client = MlflowClient(uri)
+    files = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
+    steps: dict[str, set[int]] = {}
+    for path in files:
+        if path.endswith(".png"):
+            key, _, step, *_ = Path(path).name.split("+")
+            steps.setdefault(key, set()).add(int(step))
+    assert set(steps) == {"decision_boundary", "gradient_flow"}
+    for key, found in steps.items():
+        assert len(found) == 10 and {1, EPOCHS} <= found <= set(range(1, EPOCHS + 1)), key
+    assert sum(p.endswith(".webp") for p in files) == 20
+    assert run.data.tags["mlflow.loggedImages"] == "True"
+    png = next(p for p in files if "decision_boundary+step+12+" in p and p.endswith(".png"))
+    pixels = np.asarray(Image.open(client.download_artifacts(run.info.run_id, png)))
+    assert pixels.shape[0] > 150 and pixels.shape[1] > 200
+    assert (np.abs(pixels[..., :3].astype(int) - 255).max(axis=-1) > 40).mean() > 0.3  # drawn
+
+
+def test_no_snapshots_with_0(tmp_path, template_db):
+    shutil.copy(template_db, tmp_path / "mlflow.db")
+    run_ffexp(tmp_path, *FAST, "train.epochs=3", "tracking.snapshots=0", "tracking.log_model=false")
+    (run,) = all_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.list_artifacts(run.info.run_id, "images") == []
+    assert "mlflow.loggedImages" not in run.data.tags
 
 
 def test_pyfunc_predicts_like_the_network(single):
@@ -131,7 +170,7 @@ def test_no_validation_split_and_per_layer_activations_in_mlflow(tmp_path, store
               "model.activations=[tanh,relu]", "tracking.log_plots=false",
               "tracking.log_model=false", uri=store)
     (run,) = all_runs(store)
-    assert run.info.run_name == "moons·tanh,relu·he·minibatch·s0"
+    assert run.info.run_name == "tanh,relu·he·minibatch·s0"  # moons is the experiment
     assert run.data.params["activation"] == "tanh,relu"
     assert not any(k.startswith("val/") for k in run.data.metrics)
     assert {"train/accuracy", "test/accuracy", "train/cost"} <= set(run.data.metrics)
