@@ -157,7 +157,8 @@ def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str,
                 outcome: str = "failed") -> None:
     """A sweep job's failure: traceback to its log, a status file and one console line."""
     seconds = time.perf_counter() - t0
-    message = f"{type(err).__name__}: {err}" if stage == "train" else str(err)
+    from ffexp.tracking.tags import short_error  # no SQL text in the job's line
+    message = short_error(f"{type(err).__name__}: {err}" if stage == "train" else str(err))
     when = {"train": "while training", "prepare": "while preparing"}.get(stage, f"({stage})")
     log.error("job failed %s: %s", when, message, exc_info=stage == "train")
     _write_status(context, "failed", seconds, outcome=outcome, error=message)

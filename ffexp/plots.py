@@ -141,8 +141,8 @@ def gradient_flow(first, last, title: str = "", gradients: str = "mean", size=PA
     for ax, attr, label in ((axes[0], "grad_norm_W", "‖∂J/∂W[l]‖"),
                             (axes[1], "grad_norm_Z", "‖∂J/∂Z[l]‖")):
         drawn = []
-        for stats, style in ((first, "o--"), (last, "s-")):
-            if stats is None or (stats is last and last is first):
+        for stats, style in ((first, "o--"), (None if last is first else last, "s-")):
+            if stats is None:
                 continue
             y = np.asarray(getattr(stats, attr), dtype=float)
             l = np.arange(1, len(y) + 1)

@@ -92,7 +92,7 @@ def test_no_boundary_file_for_regression_or_many_features(tmp_path, moons):
 
 def test_gradient_flow_first_and_last_epoch_against_the_layer(moons):
     _, net, result = moons
-    first, last = result.history[0], result.history[-1]
+    first, last = result.history[1], result.history[-1]   # epoch 1 (history[0] is step 0)
     fig = plots.gradient_flow(first, last, TITLE)
     L = len(net.weights)
     for ax, attr in zip(fig.axes, ("grad_norm_W", "grad_norm_Z")):
@@ -107,13 +107,13 @@ def test_gradient_flow_first_and_last_epoch_against_the_layer(moons):
     assert TITLE in fig._suptitle.get_text()
 
 
-def test_gradient_flow_labels_an_epoch_0_as_before_any_update(moons):
+def test_gradient_flow_labels_step_0_as_before_any_update(moons):
     _, _, result = moons
-    from dataclasses import replace
-    before = replace(result.history[0], epoch=0)
-    fig = plots.gradient_flow(before, result.history[-1])
+    assert result.history[0].epoch == 0
+    fig = plots.gradient_flow(result.history[0], result.history[-1])
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels[0] == "epoch 0: before any update (full training cost)"
+    assert plots.learning_curves(result).axes[0].get_xlabel() == "epoch (0 = before any update)"
 
 
 def test_learning_curves_and_gradient_norms_lines_and_legends(moons):

@@ -25,11 +25,11 @@ SEED = "seed"
 GROUP_OF = {"lr": "optimizer", "batch_size": "optimizer", "hidden_sizes": "model",
             "epochs": "train"}
 #: tags that must agree between compared runs, with what a difference means
-CONTROL_TAGS = {"ffexp.git_commit": "code commit", "ffexp.git_dirty": "uncommitted changes",
+CONTROL_TAGS = {"mlflow.source.git.commit": "code commit", "ffexp.git_dirty": "uncommitted changes",
                 "ffexp.version": "ffexp version"}
 #: control tags whose values change on every rerun: the warning counts them, provenance.md
 #: names them
-VOLATILE_TAGS = {"ffexp.git_commit"}
+VOLATILE_TAGS = {"mlflow.source.git.commit"}
 
 
 def params_of(runs: pd.DataFrame) -> pd.DataFrame:

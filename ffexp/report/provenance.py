@@ -85,7 +85,7 @@ def _items(sel: Selection, uri: str) -> list[str]:
         items.append(f"Sweep started {_utc(p.get('start_time'))}, ended {_utc(p.get('end_time'))}"
                      + (f" ({seconds:.1f} s)" if seconds is not None else ""))
     total = _seconds(runs).sum(min_count=1)
-    return items + [f"Git commit(s): {counted(runs, 'tags.ffexp.git_commit')}",
+    return items + [f"Git commit(s): {counted(runs, 'tags.mlflow.source.git.commit')}",
                     f"Uncommitted changes (git_dirty): {counted(runs, 'tags.ffexp.git_dirty')}",
                     f"Runs: {len(runs)}, {fmt(total)} s of run time in all"]
 
@@ -94,7 +94,7 @@ def _run_table(sel: Selection, params: pd.DataFrame, keys: list[str]):
     """Run name, factors, seed, run id (and commit or dirty flag where they differ), seconds:
     in the order of report.md's run table."""
     runs = sel.runs
-    extra = [(c, h) for c, h in (("tags.ffexp.git_commit", "git commit"),
+    extra = [(c, h) for c, h in (("tags.mlflow.source.git.commit", "git commit"),
                                  ("tags.ffexp.git_dirty", "git dirty"))
              if c in runs and runs[c].fillna("").nunique() > 1]
     names = runs.get("tags.mlflow.runName", runs["run_id"]).fillna("")

@@ -27,13 +27,13 @@ BOUNDARY_SIZE, FLOW_SIZE, DPI, GRID = (4.2, 3.4), (3.6, 3.2), 72, 60
 
 
 def snapshot_epochs(count: int, epochs: int) -> set[int]:
-    """``count`` epochs spread evenly over 1..epochs, the last one included (fewer when there
-    are fewer epochs); none for count 0."""
+    """``count`` epochs spread evenly over 0..epochs (step 0: before any update), both ends
+    included (fewer when there are fewer epochs); the last only for count 1; none for 0."""
     if count <= 0 or epochs <= 0:
         return set()
     if count == 1:
         return {epochs}
-    return {int(e) for e in np.unique(np.round(np.linspace(1, epochs, min(count, epochs))))}
+    return {int(e) for e in np.unique(np.round(np.linspace(0, epochs, min(count, epochs + 1))))}
 
 
 class Snapshots(Callback):
@@ -48,7 +48,7 @@ class Snapshots(Callback):
                            [b.copy() for b in net.biases]))
 
     def on_epoch_end(self, net, stats):
-        # the first record too: epoch 0 (before any update) when the history has one
+        # the first record too (the reference line of every gradient-flow frame)
         if self.epochs and (stats.epoch in self.epochs or not self.taken):
             self._take(net, stats)
 

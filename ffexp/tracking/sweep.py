@@ -153,8 +153,10 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
     tags = {"ffexp.sweep_id": sweep_id, "ffexp.sweep_uid": uid,
             "ffexp.command_line": clip(_command_line()),
             "ffexp.overrides": clip(" ".join(config.hydra.overrides.task)),
-            "ffexp.git_commit": commit, "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
+            "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
             "mlflow.source.name": "ffexp", **process_tags()}
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit
     if jobs is not None:
         tags["ffexp.n_jobs"] = str(len(jobs))
     name = SEP.join(["sweep", experiment, *sweep_dir.parts[-2:]])
@@ -208,4 +210,4 @@ def close_open_sweep(status: str = "FAILED") -> None:
         client.set_tag(run_id, "ffexp.outcome", {"FINISHED": "finished", "KILLED": "killed"}
                        .get(status, "failed"))
         client.set_terminated(run_id, status)
-        store.print_ui_command(uri)
+        store.print_ui_command(uri, _OPEN.get("experiment_id"))

@@ -58,7 +58,7 @@ def write_sweep(uri: str, artifacts: str, experiment: str = "contract",
                   "activation.name": a, "init.name": i, "train.epochs": str(ep),
                   "train.seed": str(s), "dataset.params.noise": "0.2"}
         tags = {"ffexp.outcome": sp.get("outcome", "finished"),
-                "ffexp.git_commit": sp.get("commit", "abc1234"), "ffexp.git_dirty": "false",
+                "mlflow.source.git.commit": sp.get("commit", "abc1234"), "ffexp.git_dirty": "false",
                 "ffexp.config_hash": f"h{a}{i}{s}{ep}", "ffexp.version": "0.1.0",
                 "ffexp.sweep_id": sweep_id, "mlflow.parentRunId": pid,
                 "ffexp.overrides": f"activation={a} init={i} seed={s} train.epochs={ep}"}

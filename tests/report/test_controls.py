@@ -47,7 +47,7 @@ def test_uncontrolled_comparison_is_flagged(mixed_report):
     warning = md.split("\n\n")[1]
     assert warning.startswith("> **Warning:** uncontrolled comparison")
     assert "param `epochs` varies within groups (5, 7)" in warning
-    assert ("code commit differs (`ffexp.git_commit`: 2 values, in 7 and 1 runs; "
+    assert ("code commit differs (`mlflow.source.git.commit`: 2 values, in 7 and 1 runs; "
             "which run ran which in provenance.md)") in warning
     assert "abc1234" not in md  # a commit is provenance, named in provenance.md only
     prov = (mixed_report["out"] / "provenance.md").read_text()
