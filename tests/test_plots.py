@@ -130,3 +130,20 @@ def test_learning_curves_and_gradient_norms_lines_and_legends(moons):
         assert [t.get_text() for t in ax.get_legend().get_texts()] == \
             [f"layer {l}" for l in range(1, L + 1)]
         assert "mean over the epoch's updates" in ax.get_ylabel()
+
+
+def test_boundary_pixels_of_a_step_image(moons, blobs):
+    """The numpy-drawn frame: both sides filled, a black boundary, the points drawn."""
+    data, net, _ = moons
+    img = plots.boundary_pixels(net, data, grid=60, scale=4).astype(float) / 255
+    assert img.shape == (240, 240, 3)
+    black = (img.max(axis=-1) == 0).mean()
+    assert 0.005 < black < 0.1                                        # a line, not a fill
+    cmap = plots.colormaps[plots.BINARY_CMAP]
+    blue, red = _blend(cmap(0.0)[:3], 0.45), _blend(cmap(1.0)[:3], 0.45)
+    assert _share_near(img, blue, 0.15) > 0.15 and _share_near(img, red, 0.15) > 0.15
+    data, net = blobs
+    img = plots.boundary_pixels(net, data).astype(float) / 255
+    k = data.Y_train.shape[0]
+    shares = [_share_near(img, _blend(c, 0.35), 0.06) for c in plots.CLASS_COLOURS[:k]]
+    assert all(s > 0.1 for s in shares), shares

@@ -56,8 +56,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _unwritable(output: str | None) -> str | None:
+    """Why the output folder (default: under ./reports) cannot be created, else None."""
+    from pathlib import Path
+    existing = Path(output or "reports").absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    import tempfile
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        return f"{existing} is not writable ({err.strerror or err})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    problem = _unwritable(args.output)
+    if problem:
+        print(f"{PROG}: error: --output {args.output or 'reports/'}: cannot be created: "
+              f"{problem}", file=sys.stderr)
+        return 2
     from .build import Options, build
     from .select import ReportError
 

@@ -70,6 +70,11 @@ def connect(uri: str):
         if not path.is_file():
             raise ReportError(f"no MLflow store at {uri} (file {path} not found); "
                               "pass --tracking-uri or set MLFLOW_TRACKING_URI")
+        from ffexp.tracking.preflight import damaged
+        reason = damaged(path)
+        if reason:
+            raise ReportError(f"cannot read the tracking store {uri}: the file {path} is "
+                              f"damaged ({reason})")
     if uri.startswith(("http://", "https://")):
         for key, value in _HTTP_FAIL_FAST.items():
             os.environ.setdefault(key, value)
@@ -77,8 +82,8 @@ def connect(uri: str):
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
     try:
+        client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

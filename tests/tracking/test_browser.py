@@ -113,37 +113,43 @@ def _text(dom: str) -> str:
     return html.unescape(" ".join(re.sub(r"<[^>]+>", " ", body).split()))
 
 
-def test_runs_view_with_nested_named_children_and_datasets(ui):
-    """The address ffexp prints opens the runs table (not MLflow 3.17's GenAI overview): the
-    sweep parent with its children nested, named by what varies, the Dataset column filled."""
+ML = "?workflowType=machine_learning"   # the address ffexp prints: the runs view
+
+
+def test_runs_view_with_the_sweep_and_its_children_nested(ui):
+    """The address ffexp prints opens the runs table (not MLflow 3.17's GenAI overview): one
+    top-level row, the sweep parent, with its children nested (collapsed) under it."""
     _, _, parent, children, _, root = ui
     exp = parent.info.experiment_id
-    text = _text(_page(ui, f"/experiments/{exp}?workflowType=machine_learning", "runs_table"))
+    text = _text(_page(ui, f"/experiments/{exp}{ML}", "runs_table"))
     (root / "runs_table.txt").write_text(text)
     assert "Run Name" in text and "Dataset" in text and "Token Usage" not in text
+    assert parent.info.run_name in text and f"{len(children) + 1} matching runs" in text
     names = {c.info.run_name for c in children}
     assert names == {"relu·s0", "relu·s1", "tanh·s0", "tanh·s1"}   # the varied factors only
-    assert parent.info.run_name in text
-    assert all(name in text for name in names), [n for n in names if n not in text]
-    # nested: the children come after their parent in the table
-    assert min(text.index(n) for n in names) > text.index(parent.info.run_name)
-    digest = children[0].inputs.dataset_inputs[0].dataset.digest
-    assert f"moons ({digest})" in text
+    assert not any(name in text for name in names)                  # nested: collapsed
 
 
-def test_run_page_lists_the_step_images(ui):
-    _, client, _, children, _, root = ui
+def test_run_page_dataset_description_and_step_images(ui):
+    _, _, _, children, _, root = ui
     run = children[0]
-    text = _text(_page(ui, f"/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
-                           f"/model-metrics", "run_images", budget=30000))
+    page = f"/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    text = _text(_page(ui, page + ML, "run_overview"))
+    (root / "run_overview.txt").write_text(text)
+    digest = run.inputs.dataset_inputs[0].dataset.digest
+    assert run.info.run_name in text and "moons" in text and digest in text
+    assert "finished after 6 epochs" in text                         # the description
+    text = _text(_page(ui, page + "/artifacts/images" + ML, "run_images", budget=30000))
     (root / "run_images.txt").write_text(text)
-    assert "decision_boundary" in text and "gradient_flow" in text
+    assert "decision_boundary+step+" in text and "gradient_flow+step+" in text
 
 
-def test_compare_view_opens_on_the_children(ui):
+def test_compare_view_shows_the_children_by_what_varies(ui):
     _, _, parent, children, _, root = ui
     ids = ",".join(f"%22{c.info.run_id}%22" for c in children)
     text = _text(_page(ui, f"/compare-runs?runs=[{ids}]&experiments=[%22"
                            f"{parent.info.experiment_id}%22]", "compare"))
     (root / "compare.txt").write_text(text)
     assert all(c.info.run_name in text for c in children)
+    # one param per value: the parallel coordinates start on what the sweep varied
+    assert "Parameters: activation seed" in text
