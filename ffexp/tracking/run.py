@@ -11,6 +11,7 @@ run", so nothing leaks from one job into the next in a reused joblib worker.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import handoff, store
+from . import faults, handoff, store
 from .buffer import MetricsBuffer, finite_metrics, send_metrics
 from .diagnose import diagnose, diagnosis_tags
 from .params import headline, run_params
@@ -27,6 +28,8 @@ from .snapshots import Snapshots
 from .stale import mark_stale, process_tags, why_stale
 from .summary import NOTE, run_note
 from .tags import clip, config_hash, experiment_tags, run_name, run_tags, short_error
+
+log = logging.getLogger("ffexp")
 
 #: MLflow's limits per log_batch request
 PARAMS_PER_CALL = 100
@@ -101,21 +104,35 @@ class Recorder:
         self.buffer.flush()  # last: the helper process stores the history meanwhile
         self.client.set_terminated(self.run_id, "FINISHED")
 
-    def close_broken(self, exc: BaseException) -> None:
-        interrupted = killed(exc)
-        try:
-            self.buffer.flush()
-            message = short_error(f"{type(exc).__name__}: {exc}".strip().rstrip(":"))
-            outcome = ("timeout" if isinstance(exc, TimeLimit)
-                       else "killed" if interrupted else "failed")
-            tags = {"ffexp.outcome": outcome, "ffexp.error": clip(message),
-                    NOTE: clip(f"**{self.name}**: {outcome}: {message}")}
-            self._tags(tags)
-            if not interrupted:
-                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                self.client.log_text(self.run_id, text, "error/traceback.txt")
-        finally:
-            self.client.set_terminated(self.run_id, "KILLED" if interrupted else "FAILED")
+    def close_broken(self, exc: BaseException) -> bool:
+        """Close the run FAILED (KILLED, or timeout, when interrupted) with the error; each
+        write is tried on its own, so a store that takes only some of them (a full disk) still
+        gets the status. False if even that was refused: the run stays RUNNING, for the stale
+        check (ffexp.tracking.stale)."""
+        interrupted, store_cause = killed(exc), faults.cause(exc)
+        message = (f"the MLflow store failed: {store_cause}" if store_cause else
+                   short_error(f"{type(exc).__name__}: {exc}".strip().rstrip(":")))
+        outcome = "timeout" if isinstance(exc, TimeLimit) else "killed" if interrupted \
+            else "failed"
+        steps = [("flush the metrics", self.buffer.flush),
+                 ("tag the error", lambda: self._tags({
+                     "ffexp.outcome": outcome, "ffexp.error": clip(message),
+                     NOTE: clip(f"**{self.name}**: {outcome}: {message}")}))]
+        if not interrupted and not store_cause:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            steps.append(("log the traceback",
+                          lambda: self.client.log_text(self.run_id, text, "error/traceback.txt")))
+        steps.append(("close the run", lambda: self.client.set_terminated(
+            self.run_id, "KILLED" if interrupted else "FAILED")))
+        for what, step in steps:
+            try:
+                step()
+            except Exception as err:
+                log.warning("could not %s of run %s: %s", what, self.run_id, err,
+                            exc_info=True)
+                if what == "close the run":
+                    return False
+        return True
 
     def _tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
@@ -239,8 +256,13 @@ def open_run(settings, job, context) -> Recorder:
         if job is not None:
             from .inputs import dataset_input
             client.log_inputs(run_id, datasets=[dataset_input(job.dataset, job.task)])
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
+    except BaseException as exc:
+        try:
+            client.set_terminated(run_id, "FAILED")
+            closed = True
+        except Exception:
+            closed = False
+        faults.escalate(exc, uri, run_id, closed)
         raise
     recorder = Recorder(client, run_id, uri, experiment_id, settings, context, name, job)
     recorder.rerun_of = rerun_of
@@ -252,17 +274,23 @@ def record_job(settings, job, context):
     """Open the job's MLflow run; close it FINISHED / FAILED / KILLED (see the module doc)."""
     _end_leaked_fluent_run()
     with sigterm_raises():
-        recorder = open_run(settings, job, context)
+        try:
+            recorder = open_run(settings, job, context)
+        except Exception as exc:  # a store failure before the run exists: StoreFault
+            faults.escalate(exc, store.resolve_uri(settings.tracking.uri), None, False)
+            raise
         try:
             yield recorder
         except BaseException as exc:
             with deferred_sigterm():
-                recorder.close_broken(exc)
+                closed = recorder.close_broken(exc)
+            faults.escalate(exc, recorder.uri, recorder.run_id, closed)
             raise
         else:
             with deferred_sigterm():
                 try:
                     recorder.close_finished()
                 except BaseException as exc:
-                    recorder.close_broken(exc)
+                    closed = recorder.close_broken(exc)
+                    faults.escalate(exc, recorder.uri, recorder.run_id, closed)
                     raise

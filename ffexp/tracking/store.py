@@ -74,10 +74,12 @@ def client(uri: str):
     """An MlflowClient for ``uri`` whose calls retry SQLite lock contention."""
     import logging
     from mlflow import MlflowClient
+    from .faults import quiet_store_loggers
     from .retry import RetryingClient, configure_http
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
     configure_http()
+    quiet_store_loggers()
     return RetryingClient(MlflowClient(tracking_uri=uri))
 
 

@@ -177,7 +177,7 @@ def test_no_validation_split_and_per_layer_activations_in_mlflow(tmp_path, store
               "model.activations=[tanh,relu]", "tracking.log_plots=false",
               "tracking.log_model=false", uri=store)
     (run,) = all_runs(store)
-    assert run.info.run_name == "tanh,relu·he·minibatch·s0"
+    assert run.info.run_name == "tanh,relu·he·minibatch·s0"  # moons is the experiment
     assert run.data.params["activation"] == "tanh,relu"
     assert not any(k.startswith("val/") for k in run.data.metrics)
     assert {"train/accuracy", "test/accuracy", "train/cost"} <= set(run.data.metrics)
