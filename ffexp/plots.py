@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import ListedColormap
+from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
@@ -132,16 +132,17 @@ def _profile_label(stats, gradients: str) -> str:
     return f"epoch {stats.epoch} ({GRADIENTS.get(gradients, gradients)})"
 
 
-def gradient_flow(first, last, title: str = "", gradients: str = "mean") -> Figure:
+def gradient_flow(first, last, title: str = "", gradients: str = "mean", size=PANEL,
+                  dpi: int = DPI) -> Figure:
     """The gradient-flow profile: ‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ against the layer l (log axis),
     at the first and at the last epoch (EpochStats). Where the lines fall towards l = 1 the
     gradients vanish on their way back from the output."""
-    fig, axes = figure(2)
+    fig, axes = figure(2, size, dpi)
     for ax, attr, label in ((axes[0], "grad_norm_W", "‖∂J/∂W[l]‖"),
                             (axes[1], "grad_norm_Z", "‖∂J/∂Z[l]‖")):
         drawn = []
-        for stats, style in ((first, "o--"), (last, "s-")):
-            if stats is None or (stats is last and last is first):
+        for stats, style in ((first, "o--"), (None if last is first else last, "s-")):
+            if stats is None:
                 continue
             y = np.asarray(getattr(stats, attr), dtype=float)
             l = np.arange(1, len(y) + 1)
@@ -150,8 +151,8 @@ def gradient_flow(first, last, title: str = "", gradients: str = "mean") -> Figu
             ax.plot(l[keep], y[keep], style, label=_profile_label(stats, gradients))
         _log_y(ax, drawn)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(xlabel="layer l (1 = first hidden, L = output)", ylabel=label, title=label)
-        ax.legend(loc="best", fontsize="small")
+        ax.set(xlabel="layer l (1 = first hidden, L = output)", ylabel=label)
+        ax.legend(loc="best", fontsize="small" if size[0] >= PANEL[0] else "x-small")
     _title(fig, title, "gradient flow across layers")
     return fig
 
@@ -213,10 +214,45 @@ def decision_boundary(net, dataset, title: str = "", size=PANEL, dpi: int = DPI,
     names = getattr(dataset, "feature_names", ("x1", "x2"))
     ax.set(xlim=extent[:2], ylim=extent[2:], xlabel=f"{names[0]} (standardized)",
            ylabel=f"{names[1]} (standardized)")
-    kind = "predicted class" if what == "class" else f"{what} (boundary: ŷ = 0.5)"
-    ax.set_title(f"decision boundary: {kind}; training points", fontsize="medium")
+    kind = "predicted class" if what == "class" else f"{what}, boundary ŷ = 0.5"
+    ax.set_title(f"decision boundary ({kind}), training points",
+                 fontsize="medium" if size[0] >= PANEL[0] else "small")
     fig.suptitle(title or "decision boundary", fontsize="medium")
     return fig
+
+
+def boundary_pixels(net, dataset, grid: int = 60, scale: int = 4) -> np.ndarray:
+    """The decision boundary as an RGB uint8 image drawn with numpy alone (a step image costs
+    a few milliseconds instead of a figure's ~0.1 s): the filled regions as in
+    ``decision_boundary``, the boundary in black, the training points in their label's colour;
+    x0 to the right, x1 up, no axes (plots/decision_boundary.png has them)."""
+    X, Y = dataset.X_train, dataset.Y_train
+    (lo, hi), _, _, points = _grid(X, grid)
+    field, _, what = boundary_field(net, dataset, points)
+    F = field.reshape(grid, grid)[::-1]                            # row 0: the largest x1
+    if what == "class":
+        k = net.layer_sizes[-1]
+        palette = np.array([to_rgb(c) for c in (CLASS_COLOURS * (k // len(CLASS_COLOURS) + 1))[:k]])
+        side, labels = F.astype(int), np.argmax(Y, axis=0)
+        fill, dots = 0.35 * palette[side] + 0.65, 0.8 * palette[labels]
+    else:
+        cmap = colormaps[BINARY_CMAP]
+        side, labels = (F > 0.5).astype(int), Y[0]
+        fill = 0.45 * cmap(np.clip(F, 0, 1))[..., :3] + 0.55
+        dots = 0.8 * cmap(np.where(labels > 0.5, 0.9, 0.1))[..., :3]
+    img = np.repeat(np.repeat(fill, scale, 0), scale, 1)
+    cut = np.repeat(np.repeat(side, scale, 0), scale, 1)
+    edge = np.zeros(cut.shape, bool)
+    edge[1:] |= cut[1:] != cut[:-1]
+    edge[:, 1:] |= cut[:, 1:] != cut[:, :-1]
+    img[edge] = 0.0
+    h, w = cut.shape
+    col = np.round((X[0] - lo[0]) / (hi[0] - lo[0]) * (w - 1)).astype(int)
+    row = np.round((hi[1] - X[1]) / (hi[1] - lo[1]) * (h - 1)).astype(int)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            img[np.clip(row + dr, 0, h - 1), np.clip(col + dc, 0, w - 1)] = dots
+    return (img * 255).astype(np.uint8)
 
 
 def save(fig: Figure, path) -> Path:
