@@ -38,7 +38,11 @@ def _array_id(sweep_dir: Path) -> str:
     return ids.pop()
 
 
-def _runs(uri: str) -> list:
+def _runs(uri: str, cwd: Path | None = None) -> list:
+    """The store's runs; while a sweep starts (``cwd``: no mlflow_sweep.json yet), none: a
+    client opening the SQLite file while ffexp creates it would race its creation."""
+    if cwd is not None and not list(cwd.glob("multirun/*/*/mlflow_sweep.json")):
+        return []
     client = MlflowClient(uri)
     try:
         exps = [e.experiment_id for e in client.search_experiments()]
@@ -96,7 +100,7 @@ def test_scancel_of_a_task_ends_the_sweep_and_the_rerun_completes(tmp_path, clus
                             stderr=subprocess.PIPE, text=True)
     try:
         def long_job_running():  # its run is open: it trains (300 epochs take > 15 s here)
-            return [r for r in _runs(uri) if r.info.status == "RUNNING"
+            return [r for r in _runs(uri, tmp_path) if r.info.status == "RUNNING"
                     and r.data.params.get("epochs") == "300"]
         running = _wait_until(long_job_running, proc, "the 300-epoch job's run opens")[0]
         sweep_dir = _sweep_dir(tmp_path)
@@ -144,7 +148,10 @@ def test_time_limit_closes_the_run_as_killed_timeout(tmp_path, cluster):
     assert stopped.data.tags["ffexp.outcome"] == "timeout"
     assert "time limit" in stopped.data.tags["ffexp.error"]
     assert "UncompletedJobError" not in proc.stdout + proc.stderr
-    assert "[job 1] train.epochs=1000000" in proc.stdout and ": TIMEOUT" in proc.stdout
+    assert "1 of 2 jobs failed: [job 1] train.epochs=1000000" in proc.stderr
     array = _array_id(_sweep_dir(tmp_path))
+    # the job's own line, in its SLURM log
+    log = next((_sweep_dir(tmp_path) / ".submitit" / f"{array}_1").glob("*_log.out")).read_text()
+    assert "[job 1] train.epochs=1000000" in log and ": TIMEOUT" in log, log
     _wait_for_empty_queue(array)
     assert sorted(_sacct(array).values()) == ["COMPLETED", "COMPLETED"]
