@@ -112,27 +112,49 @@ def test_artifacts(single):
     assert list(history["epoch"]) == list(range(0, EPOCHS + 1))
 
 
+def _step_images(client, run_id) -> dict[str, dict[int, tuple[str, str]]]:
+    """{key: {step: (png path, webp path)}}, parsed as MLflow's UI parses the file names:
+    <key>+step+<step>+timestamp+<ms>+<uuid>[+compressed].<ext>."""
+    found: dict[str, dict[int, dict[str, str]]] = {}
+    for a in client.list_artifacts(run_id, "images"):
+        stem, ext = Path(a.path).name.rsplit(".", 1)
+        key, step_word, step, ts_word, timestamp, _uuid, *compressed = stem.split("+")
+        assert (step_word, ts_word, timestamp.isdigit()) == ("step", "timestamp", True), a.path
+        assert (ext, compressed) in [("png", []), ("webp", ["compressed"])], a.path
+        found.setdefault(key, {}).setdefault(int(step), {})[ext] = a.path
+    return {key: {step: (f["png"], f["webp"]) for step, f in steps.items()}
+            for key, steps in found.items()}
+
+
 def test_snapshots_are_step_images(single):
     """tracking.snapshots (default 10): the boundary and the gradient flow at 10 epochs, as
-    MLflow step images (images/<key>+step+<epoch>+...png, a .webp thumbnail beside)."""
+    MLflow step images (each a .png and its +compressed.webp thumbnail); the last boundary frame
+    is the logged model's boundary, pixel for pixel."""
     from PIL import Image
+
+    from ffexp.data import load_dataset
+    from ffexp.nn import Network
+    from ffexp.plots import boundary_pixels
     _, uri, run = single
-    client = MlflowClient(uri)
-    files = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
-    steps: dict[str, set[int]] = {}
-    for path in files:
-        if path.endswith(".png"):
-            key, _, step, *_ = Path(path).name.split("+")
-            steps.setdefault(key, set()).add(int(step))
-    assert set(steps) == {"decision_boundary", "gradient_flow"}
-    for key, found in steps.items():
-        assert len(found) == 10 and {0, EPOCHS} <= found <= set(range(0, EPOCHS + 1)), key
-    assert sum(p.endswith(".webp") for p in files) == 20
+    client, run_id = MlflowClient(uri), run.info.run_id
+    images = _step_images(client, run_id)
+    assert set(images) == {"decision_boundary", "gradient_flow"}
+    for key, steps in images.items():
+        assert len(steps) == 10 and {0, EPOCHS} <= set(steps) <= set(range(0, EPOCHS + 1)), key
     assert run.data.tags["mlflow.loggedImages"] == "True"
-    png = next(p for p in files if "decision_boundary+step+12+" in p and p.endswith(".png"))
-    pixels = np.asarray(Image.open(client.download_artifacts(run.info.run_id, png)))
-    assert pixels.shape[0] > 150 and pixels.shape[1] > 200
-    assert (np.abs(pixels[..., :3].astype(int) - 255).max(axis=-1) > 40).mean() > 0.3  # drawn
+
+    def read(path):
+        return np.asarray(Image.open(client.download_artifacts(run_id, path)).convert("RGB"))
+    net = Network.load(client.download_artifacts(run_id, "model_npz/network.npz"))
+    data = load_dataset("moons", params={"n_samples": 200})
+    png, webp = images["decision_boundary"][EPOCHS]
+    np.testing.assert_array_equal(read(png), boundary_pixels(net, data))
+    assert read(webp).shape == (240, 240, 3)                          # fits 256: kept
+    first, last = (read(images["gradient_flow"][s][0]) for s in (0, EPOCHS))
+    assert first.shape == last.shape and first.shape[1] > 400
+    assert (np.abs(first.astype(int) - last).max(axis=-1) > 40).mean() > 0.002  # moved
+    thumb = read(images["gradient_flow"][EPOCHS][1])
+    assert max(thumb.shape[:2]) <= 256 and thumb.shape[1] == first.shape[1] // 2
 
 
 def test_no_snapshots_with_0(tmp_path, template_db):
