@@ -147,3 +147,31 @@ def test_boundary_pixels_of_a_step_image(moons, blobs):
     k = data.Y_train.shape[0]
     shares = [_share_near(img, _blend(c, 0.35), 0.06) for c in plots.CLASS_COLOURS[:k]]
     assert all(s > 0.1 for s in shares), shares
+
+
+def test_gradient_flow_frames_draw_each_epoch_where_its_values_are(moons):
+    """Blitted frames: the first epoch's profile (blue, dashed) in all, the frame's own (orange)
+    over it at the pixels its values map to through the axes, none in the first frame."""
+    _, net, result = moons
+    records = [result.history[0], result.history[10], result.history[-1]]
+    frames = plots.gradient_flow_frames(records, TITLE)
+    assert len(frames) == 3 and all(f.shape == frames[0].shape for f in frames)
+    fig = plots._FIGURE[0]                       # the frames' figure, left as the last frame
+    h = frames[0].shape[0]
+    orange = np.asarray(to_rgb("C1"))
+    for ax, attr in zip(fig.axes, ("grad_norm_W", "grad_norm_Z")):
+        assert ax.get_yscale() == "log" and ax.get_xlabel().startswith("layer l")
+        for i, stats in enumerate(records):
+            img = frames[i].astype(float) / 255
+            for l, y in enumerate(getattr(stats, attr), start=1):
+                x_px, y_px = ax.transData.transform((l, y))
+                patch = img[int(h - y_px) - 2:int(h - y_px) + 3, int(x_px) - 2:int(x_px) + 3]
+                at_marker = _share_near(patch, orange, 0.1)
+                assert (at_marker > 0.5) if i else (at_marker == 0), (attr, i, l)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "epoch 0: before any update (full training cost)",
+        "the step's epoch (mean over the epoch's updates)"]
+    assert fig.texts[0].get_text() == f"{TITLE} · gradient flow"
+    assert fig.texts[1].get_text() == f"epoch {records[-1].epoch}"
+    corner = (slice(0, 20), slice(-80, None))    # the epoch label, top right: one per frame
+    assert not np.array_equal(frames[1][corner], frames[2][corner])
