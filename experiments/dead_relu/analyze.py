@@ -23,7 +23,7 @@ from studylib import (at_step, depth, first_step, last, load_sweep, md_table, me
                       mean_std, outcomes, param, parse_args, pyplot, reached, save_figure,
                       wide, write_markdown)
 
-ACTIVATIONS = ("relu", "leaky_relu")
+ACTIVATIONS = ("relu", "leaky_relu, c = 0.01", "leaky_relu, c = 0.1")
 TARGET = 0.85
 
 
@@ -35,6 +35,8 @@ def main() -> None:
     keys += [f"act_dead/{l}" for l in range(1, L)]
     runs, hist = load_sweep(args.tracking_uri, keys)
     runs["bias"] = param(runs, "init.bias").astype(float)
+    runs["act"] = [a if a == "relu" else f"{a}, c = {float(c):g}"
+                   for a, c in zip(runs["params.activation"], param(runs, "activation.slope"))]
     dead = sum(wide(hist, f"act_dead/{l}") for l in range(1, L)) / (L - 1)  # mean over layers
     dead0, dead_end = dead.reindex([0]).iloc[0], dead.ffill().iloc[-1]
     w1 = at_step(hist, "grad_norm/W1", 0)
@@ -45,7 +47,7 @@ def main() -> None:
     rows, cells = [], []
     for act in ACTIVATIONS:
         for b in sorted(set(runs["bias"]), reverse=True):
-            sel = runs[(runs["params.activation"] == act) & (runs["bias"] == b)]
+            sel = runs[(runs["act"] == act) & (runs["bias"] == b)]
             if not len(sel):
                 continue
             ids = list(sel["run_id"])
@@ -57,7 +59,7 @@ def main() -> None:
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
-    styles = {"relu": "-", "leaky_relu": "--"}
+    styles = dict(zip(ACTIVATIONS, ("-", "--", ":")))
     biases = sorted(set(runs["bias"]), reverse=True)
     for act, b, ids in cells:
         color, style = f"C{biases.index(b)}", styles.get(act, ":")

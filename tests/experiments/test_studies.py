@@ -31,6 +31,13 @@ STUDIES = {
     "gradient_descent": (["optimizer={name:batch,lr:0.1},{name:sgd,lr:0.1}",
                           "dataset.params.n_samples=100"], "sgd"),
     "signal_propagation": (["init=xavier,he"], "xavier"),
+    "learning_rate": (["activation=relu", "optimizer.lr=0.1,10.0"], "10"),
+    "dead_relu": (["activation={name:relu}", "init.bias=0.0,-2.0"], "-2"),
+    "stopping": (["train={tol:null},{tol:1e-3,tol_on:params}"], "params"),
+    "softmax_beta": (["model.beta=1.0,100.0"], "100"),
+    "biases": (["activation=relu", "init.bias=0.0,0.1"], "0.1"),
+    "sigmoid_saturation": (["init={name:standard,distribution:uniform},{name:xavier}",
+                            "model.hidden_sizes=[32,32,32,32]"], "standard"),
 }
 DEFAULT = ("non_linearity", "losses")
 #: ffexp-report options a study's command adds (losses mixes a binary and a multiclass task)
@@ -53,7 +60,11 @@ def params():
 
 
 def test_every_study_folder_is_complete():
-    """Each study: its config (reached through conf/experiment), a README, an analysis script."""
+    """Each study: its config (reached through conf/experiment), a README, an analysis script,
+    and a smoke test here."""
+    studies = sorted(p.parent.name for p in (ROOT / "experiments").glob("*/*.yaml")
+                     if p.stem == p.parent.name)
+    assert sorted(STUDIES) == studies
     for name in STUDIES:
         folder = ROOT / "experiments" / name
         link = ROOT / "conf" / "experiment" / f"{name}.yaml"
