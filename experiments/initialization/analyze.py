@@ -21,8 +21,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # experiments/studylib.py (run as a script, not a package)
 
-from studylib import (at_step, depth, last, load_sweep, md_table, mean_std, param, parse_args,  # noqa: E402
-                      pyplot, save_figure, write_markdown)
+from studylib import (at_step, depth, last, load_sweep, md_table, mean_std, outcomes, param,  # noqa: E402
+                      parse_args, pyplot, save_figure, write_markdown)
 
 DIAGNOSES = ("vanishing_gradients", "exploding_gradients", "saturated_layers", "symmetry_not_broken")
 
@@ -49,14 +49,10 @@ def main() -> None:
             if not len(sel):
                 continue
             ids = list(sel["run_id"])
-            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(sel["outcome"].value_counts().items()))
-            diverged = sel.get("tags.ffexp.diverged_epoch")
-            if diverged is not None and diverged.notna().any():
-                outcomes += " (epoch " + ", ".join(sorted(diverged.dropna().astype(str))) + ")"
             diag = ", ".join(f"{d.replace('_', ' ')} {int((sel.get(f'tags.ffexp.diag.{d}') == 'true').sum())}"
                              for d in DIAGNOSES if (sel.get(f"tags.ffexp.diag.{d}") == "true").any())
             ratio = [g["Z", 1].get(i, np.nan) / g["Z", L - 1].get(i, np.nan) for i in ids]
-            rows.append([act, cell, outcomes, mean_std(g["W", 1].reindex(ids)),
+            rows.append([act, cell, outcomes(sel), mean_std(g["W", 1].reindex(ids)),
                          mean_std(g["W", L].reindex(ids)), mean_std(ratio), diag or "none",
                          mean_std(final.reindex(ids))])
             prof = [g["W", l].reindex(ids).to_numpy(dtype=float) for l in range(1, L + 1)]

@@ -5,7 +5,9 @@ The saturated start multiplies only the output layer's weights W[L] by ``init.ou
 after a He init, so that z[L] is large and g′(z[L]) small while the hidden layers start as in
 the normal start. Per dataset x start x loss x α, over seeds: ‖∂J/∂Z[L]‖ at step 0 (before any
 update: the output error, which carries g′ for the quadratic cost and not for cross-entropy),
-the first epoch at which the validation accuracy reaches each target, the validation accuracy
+the ratio ‖∂J/∂Z[1]‖ / ‖∂J/∂Z[L-1]‖ between the hidden layers at step 0 (the chain product
+of the hidden layers, which the cost does not enter: the article's "it does not help the hidden
+layers"), the first epoch at which the validation accuracy reaches each target, the validation accuracy
 at epoch 10 and at the end, and its mean over all epochs (the area under the learning curve,
 which rewards speed as well as the end point). Two comparisons: every cost at the shared α, and
 every cost at its own best α of the grid (the one with the highest mean over epochs, mean over
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # experiments/studylib.py (run as a script, not a package)
@@ -46,7 +50,7 @@ def loss_name(loss: str, task: str) -> str:
 
 def row(cell: tuple, ids: list, t: dict) -> list:
     """One table row: the cell, then its numbers over the runs ``ids``."""
-    return [*cell, mean_std(t["out_err"].get(i) for i in ids),
+    return [*cell, mean_std(t["out_err"].get(i) for i in ids), mean_std(t["hidden"][i] for i in ids),
             *[reached(h.reindex(ids)) for h in t["hits"]], mean_std(t["early"].reindex(ids)),
             mean_std(t["final"].reindex(ids)), mean_std(t["area"].reindex(ids))]
 
@@ -55,7 +59,8 @@ def main() -> None:
     args = parse_args(HERE, __doc__.split("\n\n")[0])
     probe, _ = load_sweep(args.tracking_uri, [])
     Ls = sorted(set(probe["params.hidden_sizes"].map(depth)))
-    keys = ["val/accuracy"] + [f"grad_norm/Z{L}" for L in Ls]
+    keys = ["val/accuracy", "grad_norm/Z1"] + [f"grad_norm/Z{L}" for L in Ls] + [
+        f"grad_norm/Z{L - 1}" for L in Ls]
     runs, hist = load_sweep(args.tracking_uri, keys)
     runs["L"] = runs["params.hidden_sizes"].map(depth)
     runs["loss"] = [loss_name(l, t) for l, t in zip(runs["params.loss"], runs["params.task"])]
@@ -66,7 +71,10 @@ def main() -> None:
          "hits": [first_step(hist, "val/accuracy", lambda v, x=x: v >= x) for x in TARGETS],
          "area": acc.loc[acc.index >= 1].mean(),
          "out_err": {r.run_id: at_step(hist, f"grad_norm/Z{r.L}", 0).get(r.run_id)
-                     for r in runs.itertuples()}}
+                     for r in runs.itertuples()},
+         "hidden": {r.run_id: at_step(hist, "grad_norm/Z1", 0).get(r.run_id, np.nan) /
+                    at_step(hist, f"grad_norm/Z{r.L - 1}", 0).get(r.run_id, np.nan)
+                    for r in runs.itertuples()}}
 
     shared, best, grid, groups = [], [], [], []
     for (dataset, start_, loss), sel in runs.groupby(["params.dataset", "start", "loss"], sort=True):
@@ -103,7 +111,7 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     save_figure(fig, args.output / "accuracy_curves.png")
 
-    head = ["‖∂J/∂Z[L]‖, step 0", *[f"epochs to val accuracy ≥ {x}" for x in TARGETS],
+    head = ["‖∂J/∂Z[L]‖, step 0", "‖∂J/∂Z[1]‖ / ‖∂J/∂Z[L-1]‖, step 0", *[f"epochs to val accuracy ≥ {x}" for x in TARGETS],
             f"val accuracy, epoch {EARLY}", "final val accuracy", "mean val accuracy over epochs"]
     write_markdown(args.output, "Study 6, losses: analysis", [
         f"{len(runs)} runs. mse: the quadratic cost; bce / cce: cross-entropy. Mean ± std over "

@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE.parent))  # experiments/studylib.py (run as a script
 from studylib import (at_step, depth, geomean, last, load_sweep, md_table, mean_std,  # noqa: E402
                       outcomes, param, parse_args, pyplot, save_figure, write_markdown)
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
 STARTS = ("xavier", "he", "standard", "standard, b = 2")
 EARLY = 10
 

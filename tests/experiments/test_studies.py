@@ -25,7 +25,7 @@ STUDIES = {
     "non_linearity": (["dataset=circles", "activation=linear,step", "model.hidden_sizes=[16]"],
                       "step"),
     "losses": (["dataset=moons,blobs", "loss=mse", "init={name:he}"], "blobs"),
-    "vanishing_gradients": (["activation=sigmoid,relu", "init=xavier", "model.hidden_sizes=[32,32]"],
+    "vanishing_gradients": (["activation=sigmoid,relu", "init={name:xavier}", "model.hidden_sizes=[32,32]"],
                             "sigmoid"),
     "initialization": (["init={name:random,scale:1.0},{name:zeros}", "activation=relu"], "zeros"),
     "gradient_descent": (["optimizer={name:batch,lr:0.1},{name:sgd,lr:0.1}",
@@ -35,7 +35,7 @@ STUDIES = {
     "dead_relu": (["activation={name:relu}", "init.bias=0.0,-2.0"], "-2"),
     "stopping": (["train={tol:null},{tol:1e-3,tol_on:params}"], "params"),
     "softmax_beta": (["model.beta=1.0,100.0"], "100"),
-    "biases": (["activation=relu", "init.bias=0.0,0.1"], "0.1"),
+    "biases": (["activation=relu", "init.bias=0.0,0.1"], "f1_micro"),
     "sigmoid_saturation": (["init={name:standard,distribution:uniform},{name:xavier}",
                             "model.hidden_sizes=[32,32,32,32]"], "standard"),
 }
