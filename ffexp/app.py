@@ -104,6 +104,8 @@ def _check_choices(s: Settings) -> None:
     _require(s.init.name != "random" or _positive(s.init.scale), "init.scale", s.init.scale,
              "the standard deviation of random init must be a positive number")
     _require(math.isfinite(s.init.bias), "init.bias", s.init.bias, "must be a finite number")
+    _require(math.isfinite(s.init.output_gain), "init.output_gain", s.init.output_gain,
+             "must be a finite number (W[L] is multiplied by it after the draw)")
     _choice("model.output_activation", s.model.output_activation, [AUTO, *ACTIVATIONS])
     _choice("model.dtype", s.model.dtype, list(DTYPES))
     for size in s.model.hidden_sizes:
@@ -199,7 +201,7 @@ def _build(s: Settings, data: Dataset, output: str) -> Network:
     try:
         net = Network(sizes, s.activation.name, output, s.init.name, s.seed, slope=slope,
                       init_distribution=s.init.distribution, init_scale=s.init.scale,
-                      bias_init=s.init.bias, dtype=s.model.dtype)
+                      output_gain=s.init.output_gain, bias_init=s.init.bias, dtype=s.model.dtype)
     except ValueError as err:
         raise ValueError(f"model: {err}") from None
     return net

@@ -53,11 +53,13 @@ class ActivationSettings:
 
 @dataclass(frozen=True)
 class InitSettings:
-    """Weight initialization; ``scale`` is the standard deviation of ``random``."""
+    """Weight initialization; ``scale`` is the standard deviation of ``random``, ``bias`` the
+    constant of every b[l], ``output_gain`` the factor W[L] is multiplied by after the draw."""
     name: str = MISSING
     distribution: str = "normal"
     scale: float = 0.01
     bias: float = 0.0
+    output_gain: float = 1.0
 
 
 @dataclass(frozen=True)

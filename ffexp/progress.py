@@ -29,7 +29,7 @@ class EpochBar(Callback):
         if self.key in stats.metrics:
             postfix[self.key] = f"{stats.metrics[self.key]:.4f}"
         self.bar.set_postfix(postfix, refresh=False)
-        self.bar.update(1)
+        self.bar.update(1 if stats.epoch else 0)   # step 0 (at initialization) is no epoch
 
     def on_train_end(self, net: Network, result: TrainResult) -> None:
         if self.bar is not None:

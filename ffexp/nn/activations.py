@@ -24,6 +24,8 @@ class Activation:
     elementwise = True
     #: True where g'(z) = 0 wherever it is defined, so no gradient flows through the layer
     blocks_gradient = False
+    #: True for the rectifiers, whose unit is dead (inactive) when z ≤ 0 for every example
+    can_die = False
 
     def forward(self, Z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -48,9 +50,13 @@ class Activation:
         """Fraction of activations in the flat tails of g (0 where g has none)."""
         return 0.0
 
+    def inactive(self, Z: np.ndarray) -> np.ndarray:
+        """Per unit (row of Z), True where z ≤ 0 for every column (example)."""
+        return np.all(Z <= 0, axis=1)
+
     def dead(self, Z: np.ndarray) -> float:
-        """Fraction of units with no gradient for any example (0 where not applicable)."""
-        return 0.0
+        """Fraction of dead units: z ≤ 0 for every example (0 where g cannot die)."""
+        return float(np.mean(self.inactive(Z))) if self.can_die else 0.0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -113,17 +119,25 @@ class Sigmoid(Activation):
 
     Computed as 1/(1+e^−z) for z ≥ 0 and e^z/(1+e^z) for z < 0, so e is only ever raised to a
     non-positive power. Saturated: σ outside [0.01, 0.99].
+
+    An output layer may take the softmax's β: a = σ(βz) = e^(βz) / (e^(βz) + e^(β·0)), the
+    softmax of β over the two logits (z, 0); then g'(z) = β a (1 − a). Hidden layers: β = 1.
     """
 
     name = "sigmoid"
     output_range = (0.0, 1.0)
 
+    def __init__(self, beta: float = 1.0):
+        self.beta = float(beta)
+
     def forward(self, Z):
+        if self.beta != 1.0:
+            Z = self.beta * Z
         E = np.exp(-np.abs(Z))
         return np.where(Z >= 0, 1.0, E) / (1.0 + E)
 
     def derivative(self, Z, A):
-        return A * (1.0 - A)
+        return A * (1.0 - A) if self.beta == 1.0 else self.beta * A * (1.0 - A)
 
     def saturated(self, A):
         return float(np.mean((A < 0.01) | (A > 0.99)))
@@ -157,6 +171,7 @@ class ReLU(Activation):
 
     name = "relu"
     output_range = (0.0, np.inf)
+    can_die = True
 
     def forward(self, Z):
         return np.maximum(Z, 0.0)
@@ -173,9 +188,6 @@ class ReLU(Activation):
     def backward_inplace(self, dZ, Z, A):
         np.multiply(dZ, Z > 0, out=dZ)
 
-    def dead(self, Z):
-        return float(np.mean(np.all(Z <= 0, axis=1)))
-
 
 class LeakyReLU(Activation):
     """Leaky ReLU: g(z) = z if z > 0 else c z; g'(z) = 1 if z > 0 else c (c default 0.01).
@@ -184,6 +196,7 @@ class LeakyReLU(Activation):
     """
 
     name = "leaky_relu"
+    can_die = True
 
     def __init__(self, c: float = 0.01):
         self.c = float(c)
@@ -196,9 +209,6 @@ class LeakyReLU(Activation):
 
     def backward(self, dA, Z, A):
         return np.where(Z > 0, dA, self.c * dA)
-
-    def dead(self, Z):
-        return float(np.mean(np.all(Z <= 0, axis=1)))
 
     def __repr__(self):
         return f"LeakyReLU(c={self.c})"
@@ -256,14 +266,15 @@ HIDDEN_ACTIVATIONS = tuple(n for n, c in ACTIVATIONS.items() if c.elementwise)
 
 def make_activation(name: str, *, c: float | None = None, beta: float | None = None) -> Activation:
     """The activation registered as ``name``; ``c`` is the slope of linear / leaky_relu and
-    ``beta`` the softmax β. Raises ValueError naming the accepted names."""
+    ``beta`` the softmax β (and a sigmoid's, the softmax of (z, 0)). Raises ValueError naming
+    the accepted names."""
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}")
     cls = ACTIVATIONS[name]
     if cls in (Linear, LeakyReLU) and c is not None:
         return cls(c)
-    if cls is Softmax and beta is not None:
+    if cls in (Softmax, Sigmoid) and beta is not None:
         if not beta > 0:
-            raise ValueError(f"softmax beta must be > 0, got {beta!r}")
+            raise ValueError(f"{name} beta must be > 0, got {beta!r}")
         return cls(beta)
     return cls()

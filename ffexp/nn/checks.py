@@ -27,6 +27,12 @@ def positive_float(name: str, value) -> float:
     return float(value)
 
 
+def finite_float(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def one_of(name: str, value, accepted) -> str:
     if value not in accepted:
         raise ValueError(f"unknown {name} {value!r}; expected one of {sorted(accepted)}")

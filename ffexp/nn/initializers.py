@@ -7,6 +7,9 @@ Generator. Variances, with fan_in = n[l-1], fan_out = n[l]:
 - ``xavier`` (Glorot & Bengio 2010): normal N(0, 2/(fan_in+fan_out));
   uniform U(-r, r), r = sqrt(6/(fan_in+fan_out)) — both of variance 2/(fan_in+fan_out).
 - ``he`` (He et al. 2015): normal N(0, 2/fan_in); uniform U(-r, r), r = sqrt(6/fan_in).
+- ``standard`` (the "commonly used heuristic" Glorot & Bengio 2010 compare against, their
+  eq. 1): uniform U(-1/sqrt(fan_in), 1/sqrt(fan_in)), of variance 1/(3 fan_in); normal
+  N(0, 1/(3 fan_in)), the same variance. Var(z) shrinks by 1/3 per layer (tanh, small z).
 - ``zeros``: all zero — every unit of a layer stays identical (the symmetry problem).
 """
 
@@ -43,13 +46,19 @@ def he(rng, fan_in, fan_out, distribution="normal", scale=None):
     return _draw(rng, (fan_out, fan_in), math.sqrt(2.0 / fan_in), distribution)
 
 
+def standard(rng, fan_in, fan_out, distribution="normal", scale=None):
+    """Glorot's standard: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), Var(W) = 1 / (3 fan_in)."""
+    return _draw(rng, (fan_out, fan_in), 1.0 / math.sqrt(3.0 * fan_in), distribution)
+
+
 def zeros(rng, fan_in, fan_out, distribution="normal", scale=None):
     """All zeros (draws nothing)."""
     return np.zeros((fan_out, fan_in))
 
 
 #: name -> f(rng, fan_in, fan_out, distribution, scale) -> W of shape (fan_out, fan_in)
-INITIALIZERS = {"random": random_init, "xavier": xavier, "he": he, "zeros": zeros}
+INITIALIZERS = {"random": random_init, "xavier": xavier, "he": he, "standard": standard,
+                "zeros": zeros}
 
 
 def variance(name: str, fan_in: int, fan_out: int, distribution: str = "normal",
@@ -57,4 +66,5 @@ def variance(name: str, fan_in: int, fan_out: int, distribution: str = "normal",
     """The variance of the entries of W that ``name`` is designed to give."""
     if name == "random":
         return scale**2 if distribution == "normal" else scale**2 / 3.0
-    return {"xavier": 2.0 / (fan_in + fan_out), "he": 2.0 / fan_in, "zeros": 0.0}[name]
+    return {"xavier": 2.0 / (fan_in + fan_out), "he": 2.0 / fan_in,
+            "standard": 1.0 / (3.0 * fan_in), "zeros": 0.0}[name]

@@ -41,9 +41,12 @@ class Network:
         activations: optional per-layer names for l = 1..L, overriding the two above.
         slope: the c of ``linear`` and ``leaky_relu`` hidden layers (default 1 and 0.01); the
             output layer is never sloped.
-        beta: the β of the softmax output (default 1).
+        beta: the β of a softmax output, a = softmax(β z), or of a sigmoid output, σ(β z)
+            (the softmax of (z, 0)); default 1. Other outputs take none.
         init_distribution: ``normal`` or ``uniform``.
         init_scale: the scale of ``random`` init (default 0.01).
+        output_gain: W[L] is multiplied by it after the draw (default 1), e.g. to saturate
+            the output layer alone.
         bias_init: the constant every bias starts at (default 0).
         dtype: ``float64`` (default) or ``float32``.
     """
@@ -52,7 +55,7 @@ class Network:
                  output_activation: str = "sigmoid", init: str = "he", seed: int = 0, *,
                  activations: Sequence[str] | None = None, slope: float | None = None,
                  beta: float = 1.0, init_distribution: str = "normal", init_scale: float = 0.01,
-                 bias_init: float = 0.0, dtype: str = "float64"):
+                 output_gain: float = 1.0, bias_init: float = 0.0, dtype: str = "float64"):
         sizes = list(layer_sizes)
         if len(sizes) < 2:
             raise ValueError(f"layer_sizes needs an input and an output size, got {sizes!r}")
@@ -69,6 +72,9 @@ class Network:
         # the slope c is the hidden layers'; the output layer keeps the plain form (c = 1 for a
         # linear output, so regression's quadratic cost keeps its shortcut) and takes β
         self.activations: list[Activation] = [make_activation(n, c=slope) for n in names[:-1]]
+        if beta != 1.0 and names[-1] not in ("softmax", "sigmoid"):
+            raise ValueError(f"beta={beta!r} is the temperature of a softmax or sigmoid output, "
+                             f"but the output activation is {names[-1]!r}")
         self.activations.append(make_activation(names[-1], beta=beta))
         checks.one_of("init", init, INITIALIZERS)
         checks.one_of("init distribution", init_distribution, DISTRIBUTIONS)
@@ -76,6 +82,7 @@ class Network:
                       DTYPES)
         if init == "random":
             checks.positive_float("init scale", init_scale)
+        checks.finite_float("output gain", output_gain)
         self.dtype = np.dtype(dtype)
         self.init, self.seed = init, int(seed)
         self.init_distribution, self.init_scale = init_distribution, float(init_scale)
@@ -84,6 +91,8 @@ class Network:
         self.weights: list[np.ndarray] = [
             draw(rng, n_in, n_out, init_distribution, init_scale).astype(self.dtype)
             for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+        if output_gain != 1.0:
+            self.weights[-1] *= self.dtype.type(output_gain)
         self.biases: list[np.ndarray] = [np.full((n, 1), bias_init, dtype=self.dtype) for n in sizes[1:]]
 
     # -- shape ----------------------------------------------------------------------------
@@ -125,29 +134,35 @@ class Network:
 
     # -- backward -------------------------------------------------------------------------
     def output_error(self, Y: np.ndarray, Z_L: np.ndarray, Yhat: np.ndarray, loss: Loss,
-                     out: np.ndarray | None = None) -> np.ndarray:
-        """dZ[L] = ∂J/∂Z[L]: the shortcut β (Ŷ − Y)/m for matched pairs, else the chain rule."""
+                     out: np.ndarray | None = None, m: int | None = None) -> np.ndarray:
+        """dZ[L] = ∂J/∂Z[L]: the shortcut β (Ŷ − Y)/m for matched pairs, else the chain rule.
+
+        m is the number of examples J averages over: by default the k columns of Y; a chunk
+        of a larger set passes the set's m, so that the chunks' gradients add up to J's."""
         if out is None:
             out = np.empty_like(Yhat)
-        g = self.activations[-1]
+        g, k = self.activations[-1], Y.shape[1]
         if uses_shortcut(loss, g):
             np.subtract(Yhat, Y, out=out)
-            out *= getattr(g, "beta", 1.0) / Y.shape[1]
+            out *= getattr(g, "beta", 1.0) / (m or k)
         else:
-            out[...] = g.backward(loss.grad(Y, Yhat), Z_L, Yhat)
+            out[...] = g.backward(loss.grad(Y, Yhat), Z_L, Yhat)   # carries 1/k
+            if m and m != k:
+                out *= k / m
         return out
 
     def backward(self, Zs: list, As: list, Y: np.ndarray, loss: Loss,
-                 ws: "Workspace | None" = None, grads: tuple | None = None):
+                 ws: "Workspace | None" = None, grads: tuple | None = None,
+                 m: int | None = None):
         """Backpropagation over a batch. Returns lists (dW, db, dZ) for l = 1..L.
 
         ``ws`` (the Workspace of the forward pass) and ``grads`` (lists of dW, db buffers)
-        let the training step run without allocating."""
+        let the training step run without allocating; ``m`` as in ``output_error``."""
         L = self.L
         dZ = ws.dZ if ws is not None else [None] + [np.empty_like(Z) for Z in Zs[1:]]
         dW, db = grads if grads is not None else (
             [np.empty_like(W) for W in self.weights], [np.empty_like(b) for b in self.biases])
-        self.output_error(Y, Zs[L], As[L], loss, out=dZ[L])
+        self.output_error(Y, Zs[L], As[L], loss, out=dZ[L], m=m)
         for l in range(L, 0, -1):
             np.matmul(dZ[l], As[l - 1].T, out=dW[l - 1])            # (n[l], n[l-1])
             np.add.reduce(dZ[l], axis=1, keepdims=True, out=db[l - 1])  # (n[l], 1)
@@ -196,7 +211,7 @@ class Network:
             for l, (a, c, beta) in enumerate(zip(net.activations, f["slopes"], f["betas"])):
                 if hasattr(a, "c"):
                     a.c = float(c)
-                if hasattr(a, "beta"):
+                if hasattr(a, "beta") and np.isfinite(beta):   # files before sigmoid's β: NaN
                     a.beta = float(beta)
             net.weights = [f[f"W{l}"] for l in range(1, net.L + 1)]
             net.biases = [f[f"b{l}"] for l in range(1, net.L + 1)]

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from . import checks
+from .bookkeeping import FullPass, chunk_width, sq_norms
 from .history import Callback, EpochStats, TrainResult
 from .losses import Loss, make_loss
 from .network import FlatParams, Network, Workspace
@@ -66,48 +67,37 @@ def _non_finite(net: Network) -> str:
     return ""
 
 
-def _sq_norms(flat: np.ndarray, starts: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """Squared Euclidean norms of the consecutive segments of ``flat`` starting at ``starts``."""
-    np.multiply(flat, flat, out=scratch)
-    return np.add.reduceat(scratch, starts)
-
-
 def _norms(arrays: Sequence[np.ndarray]) -> np.ndarray:
     return np.array([math.sqrt(np.vdot(a, a)) for a in arrays])
-
-
-def _activation_stats(net: Network, Zs: list, As: list) -> tuple:
-    """Mean, standard deviation, fraction saturated and fraction dead of each hidden layer."""
-    hidden = range(1, net.L)
-    g = net.activations
-    mean = np.array([As[l].mean() for l in hidden])
-    # std from E[a²] − E[a]² with a BLAS dot: one fast pass instead of np.std's three
-    mean_sq = np.array([np.vdot(As[l], As[l]) / As[l].size for l in hidden])
-    return (mean, np.sqrt(np.maximum(mean_sq - mean * mean, 0.0)),
-            np.array([g[l - 1].saturated(As[l]) for l in hidden]),
-            np.array([g[l - 1].dead(Zs[l]) for l in hidden]))
 
 
 class _Trainer:
     """The state of one training: θ and its gradient as flat vectors (one update is one vector
     operation), preallocated workspaces per batch width (the last batch may be smaller; the
-    full set for the epoch-end pass), and the epoch's two halves: the updates and the
-    bookkeeping."""
+    bookkeeping pass's chunks), the epoch's updates and the record of θ after them.
+
+    Batch gradient descent (one unshuffled batch of all m examples) reuses the bookkeeping
+    pass: its forward and backward at θ_e over the whole set are exactly the next update's,
+    so the record gets the full gradient at θ_e for free and the update skips both."""
 
     def __init__(self, net: Network, X, Y, loss: Loss, plan: Schedule, lr: float,
                  rng: np.random.Generator, bookkeeping: bool, full_gradients: bool):
         self.net, self.X, self.Y, self.loss, self.plan, self.lr, self.rng = net, X, Y, loss, plan, lr, rng
-        self.bookkeeping, self.full = bookkeeping, full_gradients
+        self.bookkeeping = bookkeeping
         m, s = X.shape[1], plan.batch_size
         self.starts = range(0, m, s)
         self.layout = FlatParams(net)
         self.theta = self.layout.bind(net)
         self.grad, self.scratch = np.empty_like(self.theta), np.empty_like(self.theta)
         self.dW, self.db = self.layout.views(self.grad)
-        widths = {s, m - (len(self.starts) - 1) * s} | ({m} if bookkeeping else set())
-        self.spaces = {k: Workspace(net, k) for k in widths}
-        self.cached = False   # the full-set workspace holds the forward pass at the current θ
+        self.spaces = {k: Workspace(net, k) for k in {s, m - (len(self.starts) - 1) * s}}
         self.XT, self.YT = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
+        self.reuse = bookkeeping and not plan.shuffle and s == m
+        self.full = full_gradients or self.reuse
+        self.cached = False   # grad and the m-wide workspace hold the pass at the current θ
+        if bookkeeping:
+            self.full_pass = FullPass(net, X, Y, loss, self.layout, self.grad,
+                                      chunk_width(net, m, s), self.spaces)
 
     def updates(self) -> tuple[np.ndarray, np.ndarray]:
         """One pass of gradient descent; the sums over its updates of the per-tensor gradient
@@ -123,39 +113,51 @@ class _Trainer:
             Xe, Ye = self.X, self.Y
         acc_p, acc_z = np.zeros(2 * L), np.zeros(L)
         for i in self.starts:
-            Xb, Yb = Xe[:, i:i + s], Ye[:, i:i + s]
-            ws = self.spaces[Xb.shape[1]]
-            if self.cached:   # batch gradient descent: the last epoch-end pass is this one
-                Zs, As, self.cached = ws.Z, ws.A, False
+            if self.cached:   # batch gradient descent: grad is ∂J/∂θ at this θ already
+                self.cached = False
             else:
+                Xb, Yb = Xe[:, i:i + s], Ye[:, i:i + s]
+                ws = self.spaces[Xb.shape[1]]
                 Zs, As = net.forward_all(Xb, ws)
-            net.backward(Zs, As, Yb, loss, ws, grads)
-            if norms:
-                acc_p += np.sqrt(_sq_norms(grad, starts, scratch))
-                acc_z += np.sqrt(_sq_norms(ws.dZ_flat, ws.dZ_starts, ws.scratch))
+                net.backward(Zs, As, Yb, loss, ws, grads)
+                if norms:
+                    acc_p += np.sqrt(sq_norms(grad, starts, scratch))
+                    acc_z += np.sqrt(sq_norms(ws.dZ_flat, ws.dZ_starts, ws.scratch))
             np.multiply(grad, lr, out=scratch)
             theta -= scratch
         return acc_p, acc_z
 
-    def bookkeep(self, acc_p: np.ndarray, acc_z: np.ndarray) -> tuple:
-        """(J, activation stats, (‖dW‖, ‖db‖, ‖dZ‖) per layer, what went non-finite or '')
-        from one forward pass over the training set (and one backward with full gradients)."""
-        net, m = self.net, self.X.shape[1]
-        ws = self.spaces[m]
-        Zs, As = net.forward_all(self.X, ws)
-        J = self.loss.cost(self.Y, As[-1])
-        act = _activation_stats(net, Zs, As)
-        if self.full:
-            net.backward(Zs, As, self.Y, self.loss, ws, (self.dW, self.db))
-            acc_p = np.sqrt(_sq_norms(self.grad, self.layout.starts, self.scratch))
-            acc_z = np.sqrt(_sq_norms(ws.dZ_flat, ws.dZ_starts, ws.scratch))
+    def measure(self, epoch: int, acc_p, acc_z) -> tuple:
+        """(J, activation stats, (‖dW‖, ‖db‖, ‖dZ‖) per layer, their source, what went
+        non-finite or '') at the current θ; the gradient norms of the full cost at step 0 and
+        with full gradients, else the means over the epoch's updates."""
+        full = self.full or epoch == 0
+        J, act, dZ_sq = self.full_pass.run(gradients=full)
+        if full:
+            gp, gz = np.sqrt(sq_norms(self.grad, self.layout.starts, self.scratch)), np.sqrt(dZ_sq)
+            self.cached = self.reuse
         else:
-            acc_p, acc_z = acc_p / len(self.starts), acc_z / len(self.starts)
-            self.cached = not self.plan.shuffle and self.plan.batch_size == m
+            gp, gz = acc_p / len(self.starts), acc_z / len(self.starts)
         bad = "" if math.isfinite(J) else "cost"
-        if not bad and not (np.isfinite(acc_p).all() and np.isfinite(acc_z).all()):
+        if not bad and not (np.isfinite(gp).all() and np.isfinite(gz).all()):
             bad = "gradient"
-        return J, act, (acc_p[0::2], acc_p[1::2], acc_z), bad
+        return J, act, (gp[0::2], gp[1::2], gz), "full" if full else "mean", bad
+
+    def record(self, epoch: int, acc: tuple, t0: float, t_start: float) -> tuple[EpochStats, str]:
+        """The epoch's EpochStats, all measured at θ as it is now (after the epoch's updates;
+        θ_0 at step 0), and what went non-finite ('' if nothing)."""
+        net, L = self.net, self.net.L
+        bad = "" if np.isfinite(self.theta).all() else _non_finite(net)
+        if self.bookkeeping and not bad:
+            J, act, grads, source, bad = self.measure(epoch, *acc)
+        else:
+            nan_L, nan_h = np.full(L, np.nan), np.full(L - 1, np.nan)
+            J, act, grads, source = math.nan, (nan_h,) * 4, (nan_L,) * 3, ""
+        now = time.perf_counter()
+        stats = EpochStats(epoch, J, *grads, _norms(net.weights), *act, seconds=now - t0,
+                           elapsed=now - t_start, updates=epoch * len(self.starts),
+                           gradients=source)
+        return stats, bad
 
 
 def _check_arguments(net: Network, X, Y, loss: Loss, lr, batch_size, epochs, tol, tol_on,
@@ -184,6 +186,11 @@ def train(net: Network, X: np.ndarray, Y: np.ndarray, loss: "str | Loss" = "bce"
           epoch_gradients: str = "mean", bookkeeping: bool = True) -> TrainResult:
     """Train ``net`` in place on X (n[0], m) and Y (n[L], m) by gradient descent.
 
+    The history starts with step 0, the record of the initial parameters θ_0 before any
+    update (cost, full-gradient norms, activation statistics), then one record per epoch e,
+    measured at θ_e, the parameters after the epoch's updates (see ``EpochStats`` for
+    exactly what each number is measured on).
+
     Args:
         loss: name of the cost (``mse``, ``bce``, ``cce``) or a Loss.
         optimizer: ``batch``, ``sgd`` or ``minibatch`` (with ``batch_size`` s).
@@ -191,12 +198,16 @@ def train(net: Network, X: np.ndarray, Y: np.ndarray, loss: "str | Loss" = "bce"
         epochs: the maximum number of passes over the training set.
         tol: stop (``converged``) once the change of the cost (``tol_on="cost"``) or the
             largest change of any parameter (``tol_on="params"``) over an epoch stays below
-            tol for ``patience`` consecutive epochs. None: run all epochs.
+            tol for ``patience`` consecutive epochs (epoch 1's change is from step 0).
+            None: run all epochs.
         seed: the seed of the shuffling stream (default: the network's seed).
-        callbacks: called after every epoch with an EpochStats (see ``Callback``).
-        epoch_gradients: ``mean`` — the per-layer gradient norms are the mean over the
-            epoch's updates of the mini-batch norms (no extra pass); ``full`` — the norms of
-            the full training cost's gradient, from an extra pass at the epoch's end.
+        callbacks: called with step 0 and after every epoch with an EpochStats (see
+            ``Callback``).
+        epoch_gradients: ``mean`` — an epoch's gradient norms are the mean over its updates of
+            the mini-batch gradients' norms (no extra pass; for batch gradient descent, one
+            update per epoch, the full gradient at θ_e, for free); ``full`` — the norms of the
+            full training cost's gradient at θ_e, from a backward pass at the epoch's end.
+            Step 0 always has the full gradient.
         bookkeeping: False skips the cost, the norms and the activation statistics (the
             EpochStats then hold NaN there) for the fastest possible training.
 
@@ -207,58 +218,52 @@ def train(net: Network, X: np.ndarray, Y: np.ndarray, loss: "str | Loss" = "bce"
     loss = make_loss(loss)
     X, Y = np.asarray(X, dtype=net.dtype), np.asarray(Y, dtype=net.dtype)
     _check_arguments(net, X, Y, loss, lr, batch_size, epochs, tol, tol_on, patience, epoch_gradients)
-    m, L = X.shape[1], net.L
-    plan = Schedule.of(optimizer, m, batch_size)
+    plan = Schedule.of(optimizer, X.shape[1], batch_size)
     run = _Trainer(net, X, Y, loss, plan, lr, stream(net.seed if seed is None else seed, "shuffle"),
                    bookkeeping, epoch_gradients == "full")
     info = {"optimizer": optimizer, "lr": lr, "batch_size": plan.batch_size, "epochs": epochs,
-            "m": m, "loss": loss.name, "updates_per_epoch": len(run.starts)}
+            "m": X.shape[1], "loss": loss.name, "updates_per_epoch": len(run.starts)}
     for cb in callbacks:
         cb.on_train_begin(net, info)
-
-    nan_L, nan_h = np.full(L, np.nan), np.full(L - 1, np.nan)
-    history: list[EpochStats] = []
-    outcome, message, diverged_epoch, calm = "finished", f"finished {epochs} epochs", None, 0
-    last_good, prev_cost = run.theta.copy(), math.nan
     t_start = time.perf_counter()
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            acc_p, acc_z = run.updates()
-            bad = "" if np.isfinite(run.theta).all() else _non_finite(net)
-            if bookkeeping:
-                J, act, (gW, gb, gZ), bad_stats = run.bookkeep(acc_p, acc_z)
-                bad = bad or bad_stats
-            else:
-                J, act, (gW, gb, gZ) = math.nan, (nan_h,) * 4, (nan_L,) * 3
-            if bad:
-                outcome, diverged_epoch = "diverged", epoch
-                message = f"diverged at epoch {epoch}: {bad} became non-finite (NaN or inf)"
-                run.theta[...] = last_good
-                break
-            now = time.perf_counter()
-            stats = EpochStats(epoch, J, gW, gb, gZ, _norms(net.weights), *act, seconds=now - t0,
-                               elapsed=now - t_start, updates=epoch * len(run.starts))
-            history.append(stats)
-            if tol is not None:
-                change = abs(J - prev_cost) if tol_on == "cost" else \
-                    float(np.max(np.abs(run.theta - last_good)))
-                calm = calm + 1 if change < tol else 0
-            last_good[...], prev_cost = run.theta, J
-            stop = False
-            for cb in callbacks:
-                stop = bool(cb.on_epoch_end(net, stats)) or stop
-            if tol is not None and calm >= patience:
-                outcome = "converged"
-                message = f"converged at epoch {epoch}: the {tol_on} changed by less than {tol} " \
-                          f"for {patience} epoch(s)"
-                break
-            if stop:
-                outcome, message = "stopped", f"stopped by a callback at epoch {epoch}"
-                break
-    updates = (len(history) + (diverged_epoch is not None)) * len(run.starts)
-    result = TrainResult(history, outcome, len(history), updates, time.perf_counter() - t_start,
-                         message, diverged_epoch)
+    history, outcome, message, diverged = _loop(run, epochs, tol, tol_on, patience, callbacks,
+                                                t_start)
+    trained = history[-1].epoch if history else 0   # epochs whose updates were kept
+    updates = (trained + bool(diverged)) * len(run.starts)
+    result = TrainResult(history, outcome, trained, updates, time.perf_counter() - t_start,
+                         message, diverged)
     for cb in callbacks:
         cb.on_train_end(net, result)
     return result
+
+
+def _loop(run: _Trainer, epochs: int, tol, tol_on: str, patience: int,
+          callbacks: Sequence[Callback], t_start: float) -> tuple[list, str, str, int | None]:
+    """Step 0, then the epochs until one of the stopping rules: (history, outcome, message,
+    diverged epoch or None)."""
+    history: list[EpochStats] = []
+    last_good, calm = run.theta.copy(), 0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for epoch in range(epochs + 1):
+            t0 = time.perf_counter()
+            acc = run.updates() if epoch else (None, None)
+            stats, bad = run.record(epoch, acc, t0, t_start)
+            if bad:
+                run.theta[...] = last_good
+                return history, "diverged", f"diverged at epoch {epoch}: {bad} became " \
+                    f"non-finite (NaN or inf)", epoch
+            if tol is not None and epoch:
+                change = abs(stats.cost - history[-1].cost) if tol_on == "cost" else \
+                    float(np.max(np.abs(run.theta - last_good)))
+                calm = calm + 1 if change < tol else 0
+            history.append(stats)
+            last_good[...] = run.theta
+            stop = False
+            for cb in callbacks:
+                stop = bool(cb.on_epoch_end(run.net, stats)) or stop
+            if tol is not None and calm >= patience:
+                return history, "converged", f"converged at epoch {epoch}: the {tol_on} " \
+                    f"changed by less than {tol} for {patience} epoch(s)", None
+            if stop:
+                return history, "stopped", f"stopped by a callback at epoch {epoch}", None
+    return history, "finished", f"finished {epochs} epochs", None

@@ -4,14 +4,17 @@ Each diagnosis is a tag ``ffexp.diag.<name>`` = ``true`` | ``false``; the tag
 ``ffexp.diagnosis`` spells out the flagged ones with their numbers. The thresholds are for
 orientation, not verdicts (README, "Tracking"):
 
-- vanishing_gradients: ‖∂J/∂Z[1]‖ / ‖∂J/∂Z[L]‖ < VANISHING_RATIO at the first epoch;
-- exploding_gradients: that ratio > EXPLODING_RATIO at the first epoch, or some ‖∂J/∂W[l]‖
-  grows past EXPLODING_GROWTH × its first-epoch value;
+"At initialization" is the history's step 0: the record of the initial parameters, before any
+update, with the gradient of the full training cost (ffexp.nn.EpochStats).
+
+- vanishing_gradients: ‖∂J/∂Z[1]‖ / ‖∂J/∂Z[L]‖ < VANISHING_RATIO at initialization;
+- exploding_gradients: that ratio > EXPLODING_RATIO at initialization, or some ‖∂J/∂W[l]‖
+  grows past EXPLODING_GROWTH × its value at initialization;
 - saturated_layers: a hidden layer with more than SATURATED_FRACTION of its activations
   saturated at the last epoch;
 - dead_units: a hidden layer with more than DEAD_FRACTION of its units dead at the last epoch;
-- stalled_cost: the cost fell by less than STALL_RELATIVE (relative) over the first
-  STALL_EPOCHS epochs;
+- stalled_cost: the cost fell by less than STALL_RELATIVE (relative) from initialization over
+  the first STALL_EPOCHS epochs;
 - symmetry_not_broken: a hidden layer with ≥ 2 units whose units are all identical (same
   incoming weights and bias) at the end, e.g. after zero initialization.
 """
@@ -35,6 +38,7 @@ NAMES = ("vanishing_gradients", "exploding_gradients", "saturated_layers", "dead
 
 
 def _ratio(first) -> float | None:
+    """‖∂J/∂Z[1]‖ / ‖∂J/∂Z[L]‖ of a record (None if not finite or undefined)."""
     gZ = np.asarray(first.grad_norm_Z, dtype=float)
     if len(gZ) < 2 or not np.isfinite(gZ).all() or gZ[-1] <= 0:
         return None
@@ -45,9 +49,13 @@ def _layers_over(values, threshold: float) -> list[tuple[int, float]]:
     return [(l, float(v)) for l, v in enumerate(values, 1) if np.isfinite(v) and v > threshold]
 
 
+def _when(record) -> str:
+    return "at initialization (step 0)" if record.epoch == 0 else f"at epoch {record.epoch}"
+
+
 def _exploding(history, ratio: float | None) -> str:
     if ratio is not None and ratio > EXPLODING_RATIO:
-        return f"‖dZ1‖/‖dZL‖ = {ratio:.3g} at epoch 1"
+        return f"‖dZ1‖/‖dZL‖ = {ratio:.3g} {_when(history[0])}"
     first = np.asarray(history[0].grad_norm_W, dtype=float)
     for s in history[1:]:
         grown = np.asarray(s.grad_norm_W, dtype=float) / np.where(first > 0, first, np.inf)
@@ -58,14 +66,16 @@ def _exploding(history, ratio: float | None) -> str:
 
 
 def _stalled(history) -> str:
-    n = min(STALL_EPOCHS, len(history))
-    if n < 2:
-        return ""
-    J0, Jn = history[0].cost, history[n - 1].cost
-    if not (np.isfinite(J0) and np.isfinite(Jn)) or J0 == 0:
+    """Over the first STALL_EPOCHS epochs: from the first record (step 0) to epoch
+    first + STALL_EPOCHS, or the last one if training ended before."""
+    start = history[0]
+    end = next((s for s in history if s.epoch >= start.epoch + STALL_EPOCHS), history[-1])
+    J0, Jn = start.cost, end.cost
+    if end is start or not (np.isfinite(J0) and np.isfinite(Jn)) or J0 == 0:
         return ""
     drop = (J0 - Jn) / abs(J0)
-    return f"cost fell {drop:.2%} over epochs 1-{n}" if drop < STALL_RELATIVE else ""
+    return (f"cost fell {drop:.2%} over epochs {start.epoch}-{end.epoch}"
+            if drop < STALL_RELATIVE else "")
 
 
 def _symmetric_layers(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]) -> list[int]:
@@ -78,13 +88,14 @@ def _symmetric_layers(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray
 
 
 def diagnose(history, net=None) -> dict[str, str]:
-    """{name: reason} for every flagged diagnosis (empty reason: not flagged)."""
+    """{name: reason} for every flagged diagnosis (empty reason: not flagged). ``history[0]``
+    is the record at initialization (step 0) for the engine's histories."""
     found = dict.fromkeys(NAMES, "")
     if history:
         first, last = history[0], history[-1]
         ratio = _ratio(first)
         if ratio is not None and ratio < VANISHING_RATIO:
-            found["vanishing_gradients"] = f"‖dZ1‖/‖dZL‖ = {ratio:.3g} at epoch 1"
+            found["vanishing_gradients"] = f"‖dZ1‖/‖dZL‖ = {ratio:.3g} {_when(first)}"
         found["exploding_gradients"] = _exploding(history, ratio)
         sat = _layers_over(last.act_saturated, SATURATED_FRACTION)
         if sat:

@@ -92,7 +92,7 @@ def test_execute_reports_val_every_epoch_before_other_callbacks(settings_of):
             pass
 
     result = execute(job, [Spy()])
-    assert seen == [["val/accuracy", "val/cost", "val/f1", "val/roc_auc"]] * 3
+    assert seen == [["val/accuracy", "val/cost", "val/f1", "val/roc_auc"]] * 4  # steps 0-3
     assert set(result.metrics) == {f"{s}/{m}" for s in ("train", "val", "test")
                                    for m in ("cost", "accuracy", "f1", "roc_auc")}
     assert result.metrics["train/cost"] == pytest.approx(result.train.history[-1].cost)
@@ -100,11 +100,11 @@ def test_execute_reports_val_every_epoch_before_other_callbacks(settings_of):
 
 
 def test_eval_every_thins_the_task_metrics_not_the_cost(settings_of):
-    """train.eval_every=3 over 7 epochs: val/cost every epoch; val/accuracy etc. at epochs 3, 6
-    and the last, 7 — with the values an every-epoch run computes at those epochs."""
+    """train.eval_every=3 over 7 epochs: val/cost every epoch; val/accuracy etc. at step 0,
+    epochs 3, 6 and the last, 7 — with the values an every-epoch run computes at those epochs."""
     every = execute(prepare(settings_of("train.epochs=7", "seed=2"))).train.history
     thin = execute(prepare(settings_of("train.epochs=7", "seed=2", "train.eval_every=3"))).train.history
-    assert [s.epoch for s in thin if "val/accuracy" in s.metrics] == [3, 6, 7]
+    assert [s.epoch for s in thin if "val/accuracy" in s.metrics] == [0, 3, 6, 7]
     assert all("val/cost" in s.metrics for s in thin)
     for a, b in zip(every, thin):
         assert {k: v for k, v in a.metrics.items() if k in b.metrics} == b.metrics

@@ -40,7 +40,7 @@ def test_a_job_raising_mid_training_fails_alone_and_a_rerun_completes_the_sweep(
     assert failed.data.tags["ffexp.error"] == "RuntimeError: injected fault at epoch 2"
     client = MlflowClient(store)
     # the epochs before the failing one are kept (the fault strikes before epoch 2 is logged)
-    assert [m.step for m in client.get_metric_history(failed.info.run_id, "train/cost")] == [1]
+    assert [m.step for m in client.get_metric_history(failed.info.run_id, "train/cost")] == [0, 1]
     assert by_seed["0"].info.status == by_seed["2"].info.status == "FINISHED"
     (parent,) = parents(store)
     assert parent.data.metrics["sweep/failed"] == 1 and parent.data.metrics["sweep/finished"] == 2
@@ -77,7 +77,7 @@ def test_a_signal_during_a_sweep_kills_the_running_job_and_a_rerun_completes_it(
     assert parents(store)[0].info.status == "KILLED"
     client = MlflowClient(store)
     finished_history = client.get_metric_history(first["0"].info.run_id, "train/cost")
-    assert len(finished_history) == 1500  # intact
+    assert len(finished_history) == 1501  # intact: step 0 and 1500 epochs
 
     again = ok(ffexp(tmp_path, *sweep, uri=store, timeout=600))
     assert "3 job(s) done (1 skipped: finished before; 1 rerun)" in again.stdout

@@ -144,10 +144,25 @@ def test_softmax_with_large_beta_tends_to_hardmax():
     assert errors[-1] < 1e-12
 
 
-def test_softmax_beta_must_be_positive():
+@pytest.mark.parametrize("beta", [0.5, 3.0])
+def test_sigmoid_beta_is_the_softmax_of_z_and_0(beta):
+    """A sigmoid output's β: σ(βz) is the first row of softmax_β over the logits (z, 0), and
+    its derivative is β σ(βz)(1 − σ(βz))."""
+    z1 = np.linspace(-30, 30, 13).reshape(1, -1)
+    g = make_activation("sigmoid", beta=beta)
+    A = g.forward(z1)
+    two = make_activation("softmax", beta=beta).forward(np.vstack([z1, np.zeros_like(z1)]))
+    np.testing.assert_allclose(A[0], two[0], rtol=1e-12)
+    z, h = np.linspace(-4, 4, 9).reshape(1, -1), 1e-6
+    numeric = (g.forward(z + h) - g.forward(z - h)) / (2 * h)
+    np.testing.assert_allclose(g.derivative(z, g.forward(z)), numeric, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["softmax", "sigmoid"])
+def test_beta_must_be_positive(name):
     for beta in (0.0, -1.0):
         with pytest.raises(ValueError, match=repr(beta)):
-            make_activation("softmax", beta=beta)
+            make_activation(name, beta=beta)
 
 
 # -- linear layers collapse ------------------------------------------------------------------

@@ -83,7 +83,10 @@ def test_gradient_check(hidden, output, loss, n_out):
     (dict(hidden_activation="tanh", output_activation="softmax", beta=2.5), "cce"),
     (dict(hidden_activation="sigmoid", output_activation="softmax", beta=0.5), "bce"),
     (dict(hidden_activation="relu", output_activation="softmax", beta=3.0), "mse"),
-], ids=["slope-linear-out", "leaky-out", "beta-cce", "beta-bce", "beta-mse"])
+    (dict(hidden_activation="tanh", output_activation="sigmoid", beta=2.5), "bce"),
+    (dict(hidden_activation="relu", output_activation="sigmoid", beta=0.5), "mse"),
+], ids=["slope-linear-out", "leaky-out", "beta-cce", "beta-bce", "beta-mse", "sigmoid-beta-bce",
+        "sigmoid-beta-mse"])
 def test_gradient_check_slopes_and_beta(kwargs, loss):
     """Non-default c and β leave the shortcut and take the general chain rule: still exact."""
     rng = np.random.default_rng(3)

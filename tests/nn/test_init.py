@@ -18,6 +18,8 @@ def expected_variance(name, fan_in, fan_out, distribution, scale):
         return 2.0 / fan_in
     if name == "random":   # N(0,1)·scale, or U(−scale, scale)
         return scale**2 if distribution == "normal" else scale**2 / 3.0
+    if name == "standard":  # Glorot's U(−1/√fan_in, 1/√fan_in): r²/3
+        return 1.0 / (3.0 * fan_in)
     if name == "zeros":
         return 0.0
     return variance(name, fan_in, fan_out, distribution, scale)  # a new registration
@@ -72,6 +74,18 @@ def test_bias_constant():
     for b, n in zip(net.biases, (4, 2)):
         assert b.shape == (n, 1)
         np.testing.assert_array_equal(b, 0.1)
+
+
+@pytest.mark.parametrize("gain", [3.0, 0.25])
+def test_output_gain_scales_the_output_layer_only(gain):
+    plain = Network([5, 7, 6, 2], init="xavier", seed=4)
+    gained = Network([5, 7, 6, 2], init="xavier", seed=4, output_gain=gain)
+    for l in range(2):
+        np.testing.assert_array_equal(gained.weights[l], plain.weights[l])
+    np.testing.assert_allclose(gained.weights[2], gain * plain.weights[2], rtol=1e-15)
+    assert np.any(gained.weights[2] != plain.weights[2])
+    with pytest.raises(ValueError, match="output gain must be a finite number, got nan"):
+        Network([5, 2], output_gain=float("nan"))
 
 
 def test_zeros_keep_the_units_of_a_layer_identical():

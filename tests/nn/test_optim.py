@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from ffexp.nn import OPTIMIZERS, Callback, Network, make_loss, train
+from ffexp.nn import OPTIMIZERS, Callback, Network, bookkeeping, make_loss, train
 from ffexp.nn.optim import Schedule
 
 #: updates per epoch for m examples and batch size s, as the article defines the three forms
@@ -67,24 +67,29 @@ def test_every_optimizer_has_an_expected_count():
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 @pytest.mark.parametrize("m,s", [(24, 8), (25, 8), (7, 3), (10, 10), (5, 32)])
-def test_update_counts(optimizer, m, s):
+@pytest.mark.parametrize("bookkeeping", [False, True])
+def test_update_counts(optimizer, m, s, bookkeeping):
+    """Without bookkeeping every backward pass is an update's; with it, the records count the
+    same updates (step 0 none), and the parameters are the same (test below)."""
     X, Y = blobs(m)
     net = Network([2, 3, 1], seed=1)
     calls = spy_on_backward(net)
     rec = Recorder()
     epochs = 3
     result = train(net, X, Y, "bce", optimizer=optimizer, batch_size=s, epochs=epochs, lr=0.1,
-                   callbacks=[rec])
+                   callbacks=[rec], bookkeeping=bookkeeping)
     per_epoch = EXPECTED_UPDATES[optimizer](m, s)
-    assert len(calls) == epochs * per_epoch          # what actually happened
     assert result.updates == epochs * per_epoch      # what the result says
-    assert [st.updates for st in rec.stats] == [per_epoch * e for e in (1, 2, 3)]
+    assert [st.updates for st in rec.stats] == [per_epoch * e for e in (0, 1, 2, 3)]
     assert rec.info["updates_per_epoch"] == per_epoch
+    assert Schedule.of(optimizer, m, s).updates_per_epoch(m) == per_epoch
+    if bookkeeping:
+        return
+    assert len(calls) == epochs * per_epoch          # what actually happened
     widths = [w for w, *_ in calls[:per_epoch]]
     assert sum(widths) == m                          # every example once per epoch
     if optimizer == "minibatch" and m % s and s < m:
         assert widths == [s] * (per_epoch - 1) + [m % s]  # the last batch is smaller
-    assert Schedule.of(optimizer, m, s).updates_per_epoch(m) == per_epoch
 
 
 def test_sgd_reshuffles_every_epoch():
@@ -101,7 +106,7 @@ def test_sgd_reshuffles_every_epoch():
         return original(Zs, As, Yb, loss, *args, **kwargs)
 
     net.backward = backward
-    train(net, X, Y, "mse", optimizer="sgd", lr=1e-4, epochs=3)
+    train(net, X, Y, "mse", optimizer="sgd", lr=1e-4, epochs=3, bookkeeping=False)
     orders = [seen[i * m:(i + 1) * m] for i in range(3)]
     for order in orders:
         assert sorted(order) == list(range(m))
@@ -207,7 +212,8 @@ def test_divergence_stops_cleanly(case, bookkeeping):
                        epochs=200, callbacks=[rec], bookkeeping=bookkeeping)
     assert result.outcome == "diverged", result.message
     assert isinstance(result.diverged_epoch, int) and result.diverged_epoch < 200
-    assert result.epochs == len(result.history) == result.diverged_epoch - 1
+    assert result.epochs == len(result.history) - 1 == result.diverged_epoch - 1
+    assert [st.epoch for st in result.history] == list(range(result.diverged_epoch))
     assert str(result.diverged_epoch) in result.message and "non-finite" in result.message
     assert rec.result is result
     for stats in result.history:
@@ -248,8 +254,8 @@ def test_tolerance_converges(tol_on, tol):
 def test_without_tolerance_all_epochs_run():
     X, Y = blobs(20)
     result = train(Network([2, 3, 1]), X, Y, "bce", epochs=7)
-    assert result.outcome == "finished" and result.epochs == 7 and len(result.history) == 7
-    assert [s.epoch for s in result.history] == list(range(1, 8))
+    assert result.outcome == "finished" and result.epochs == 7 and len(result.history) == 8
+    assert [s.epoch for s in result.history] == list(range(0, 8))    # step 0, then epochs
 
 
 def test_a_callback_can_stop_training():
@@ -260,6 +266,20 @@ def test_a_callback_can_stop_training():
     X, Y = blobs(20)
     result = train(Network([2, 3, 1]), X, Y, "bce", epochs=10, callbacks=[StopAt3()])
     assert result.outcome == "stopped" and result.epochs == 3
+
+
+def test_a_callback_can_stop_at_step_0_before_any_update():
+    class StopAt0(Callback):
+        def on_epoch_end(self, net, stats):
+            return True
+
+    X, Y = blobs(20)
+    net = Network([2, 3, 1], seed=2)
+    before = net.get_params()
+    result = train(net, X, Y, "bce", epochs=10, callbacks=[StopAt0()])
+    assert (result.outcome, result.epochs, result.updates) == ("stopped", 0, 0)
+    assert [s.epoch for s in result.history] == [0] and "epoch 0" in result.message
+    assert params_equal(net.get_params(), before)
 
 
 # -- the callback history ------------------------------------------------------------------
@@ -283,7 +303,8 @@ def test_history_arrays_and_flat_names():
                      for l in range(1, L)}
         assert set(st.flat()) == expected
     cols = result.columns()
-    assert cols["epoch"] == [1.0, 2.0, 3.0] and len(cols["grad_norm/W4"]) == 3
+    assert cols["epoch"] == [0.0, 1.0, 2.0, 3.0] and len(cols["grad_norm/W4"]) == 4
+    assert [st.gradients for st in result.history] == ["full", "mean", "mean", "mean"]
 
 
 def test_callback_metrics_appear_in_flat():
@@ -324,38 +345,104 @@ class EpochEndTruth(Callback):
         self.checked += 1
 
 
-def test_full_epoch_gradients_are_the_norms_of_net_gradients():
+class CompareFull(Callback):
+    """The record's gradient norms are those of the full cost at its θ (after EpochEndTruth)."""
+
+    def __init__(self, truth):
+        self.truth, self.epochs = truth, []
+
+    def on_epoch_end(self, net, stats):
+        if stats.gradients != "full":
+            return
+        t = self.truth.truth
+        np.testing.assert_allclose(stats.grad_norm_W, t["gW"], rtol=1e-12)
+        np.testing.assert_allclose(stats.grad_norm_b, t["gb"], rtol=1e-12)
+        np.testing.assert_allclose(stats.grad_norm_Z, t["gZ"], rtol=1e-12)
+        self.epochs.append(stats.epoch)
+
+
+#: chunk budgets of the bookkeeping pass: one chunk (the whole set), 7-column chunks (the last
+#: one 2 wide) of a 5-4-1 network's 4·10·8 bytes per column, and one column at a time
+CHUNKS = {"whole set": 1 << 30, "7 columns": 7 * 320, "1 column": 1}
+
+
+@pytest.mark.parametrize("budget", CHUNKS.values(), ids=CHUNKS.keys())
+@pytest.mark.parametrize("optimizer", ["minibatch", "batch"])
+def test_full_epoch_gradients_are_the_norms_of_net_gradients(monkeypatch, budget, optimizer):
+    """Every record, step 0 included, is measured at its θ on the whole training set, however
+    the bookkeeping pass is chunked: equal to net.gradients and one unchunked forward pass."""
+    monkeypatch.setattr("ffexp.nn.optim.chunk_width",
+                        lambda net, m, s: bookkeeping.chunk_width(net, m, s, budget))
     X, Y = blobs(30)
     truth = EpochEndTruth(X, Y, "bce")
-
-    class Compare(Callback):
-        def on_epoch_end(self, net, stats):
-            t = truth.truth
-            np.testing.assert_allclose(stats.grad_norm_W, t["gW"], rtol=1e-12)
-            np.testing.assert_allclose(stats.grad_norm_b, t["gb"], rtol=1e-12)
-            np.testing.assert_allclose(stats.grad_norm_Z, t["gZ"], rtol=1e-12)
-
-    net = Network([2, 5, 4, 1], seed=1)
-    train(net, X, Y, "bce", epochs=4, batch_size=8, lr=0.3, epoch_gradients="full",
-          callbacks=[truth, Compare()])
-    assert truth.checked == 4
+    compare = CompareFull(truth)
+    net = Network([2, 5, 4, 1], hidden_activation="relu", seed=1)
+    result = train(net, X, Y, "bce", optimizer=optimizer, epochs=4, batch_size=8, lr=0.3,
+                   epoch_gradients="full", callbacks=[truth, compare])
+    assert truth.checked == 5 and compare.epochs == [0, 1, 2, 3, 4]
+    assert {s.gradients for s in result.history} == {"full"}
 
 
-def test_mean_epoch_gradients_are_the_mean_of_the_update_norms():
+@pytest.mark.parametrize("budget", CHUNKS.values(), ids=CHUNKS.keys())
+def test_mean_epoch_gradients_are_the_mean_of_the_update_norms(monkeypatch, budget):
+    monkeypatch.setattr("ffexp.nn.optim.chunk_width",
+                        lambda net, m, s: bookkeeping.chunk_width(net, m, s, budget))
     X, Y = blobs(30)
     net = Network([2, 5, 4, 1], hidden_activation="relu", seed=1)
     calls = spy_on_backward(net)
     truth = EpochEndTruth(X, Y, "bce")
+    compare = CompareFull(truth)
     per_epoch = math.ceil(30 / 8)
-    result = train(net, X, Y, "bce", epochs=3, batch_size=8, lr=0.3, callbacks=[truth])
-    assert truth.checked == 3
-    update_calls = [c for c in calls if c[0] != 30]  # drop EpochEndTruth's full-set calls
+    result = train(net, X, Y, "bce", epochs=3, batch_size=8, lr=0.3, callbacks=[truth, compare])
+    assert truth.checked == 4 and compare.epochs == [0]   # step 0 has the full gradient
+    update_calls = [c for c in calls if c[0] in (8, 6)]  # each update's batch (8, 8, 8, 6)
     assert len(update_calls) == 3 * per_epoch
-    for e, st in enumerate(result.history):
+    for e, st in enumerate(result.history[1:]):
         epoch_calls = update_calls[e * per_epoch:(e + 1) * per_epoch]
         for k, name in ((1, "grad_norm_W"), (2, "grad_norm_b"), (3, "grad_norm_Z")):
             mean = np.mean([c[k] for c in epoch_calls], axis=0)
             np.testing.assert_allclose(getattr(st, name), mean, rtol=1e-12)
+
+
+def test_batch_records_the_full_gradient_at_the_epochs_end_without_extra_passes():
+    """Batch gradient descent, default epoch_gradients: each record's norms are the full
+    gradient at its θ_e, and the pass that measures it is the next update's (one forward and
+    one backward over the set per epoch, plus step 0's)."""
+    X, Y = blobs(30)
+    net = Network([2, 5, 4, 1], hidden_activation="tanh", seed=1)
+    truth = EpochEndTruth(X, Y, "bce")
+    compare = CompareFull(truth)
+    calls = spy_on_backward(net)
+    result = train(net, X, Y, "bce", optimizer="batch", epochs=4, lr=0.3,
+                   callbacks=[truth, compare])
+    assert compare.epochs == [0, 1, 2, 3, 4] and result.updates == 4
+    engine_calls = len(calls) - 2 * 5                 # EpochEndTruth's own: two a record
+    assert engine_calls == 5                          # steps 0..4, one pass each
+
+
+@pytest.mark.parametrize("gradients", ["mean", "full"])
+def test_a_chunked_pass_gives_the_whole_set_values(monkeypatch, gradients):
+    """The bookkeeping pass in chunks of 7 or 1 columns against one pass over the whole set
+    (the engine's values before the pass was chunked), to 1e-12: saturating sigmoid and tanh
+    layers, a ReLU layer with dead units, and the chain-rule output error (sigmoid + mse)."""
+    X, Y = blobs(30)
+    histories = {}
+    for name, budget in CHUNKS.items():
+        monkeypatch.setattr("ffexp.nn.optim.chunk_width",
+                            lambda net, m, s: bookkeeping.chunk_width(net, m, s, budget))
+        net = Network([2, 6, 5, 4, 1], activations=["sigmoid", "tanh", "relu", "sigmoid"],
+                      init="random", init_scale=2.0, seed=5)
+        histories[name] = train(net, X, Y, "mse", epochs=3, batch_size=8, lr=0.3,
+                                epoch_gradients=gradients).history
+    whole = histories.pop("whole set")
+    assert whole[0].act_saturated[:2].min() > 0.02 and whole[0].act_dead[2] > 0
+    for history in histories.values():
+        for a, b in zip(history, whole, strict=True):
+            for name in ("grad_norm_W", "grad_norm_b", "grad_norm_Z", "weight_norm_W",
+                         "act_mean", "act_std", "act_saturated", "act_dead"):
+                np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-12,
+                                           atol=1e-15, err_msg=f"{name} at epoch {a.epoch}")
+            assert a.cost == pytest.approx(b.cost, rel=1e-12)
 
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
@@ -370,7 +457,8 @@ def test_bookkeeping_off_trains_identically(optimizer):
     assert params_equal(*params)
     on, off = results
     assert on.updates == off.updates and off.epochs == 4 and off.outcome == "finished"
-    assert all(math.isnan(s.cost) for s in off.history)
+    assert all(math.isnan(s.cost) for s in off.history) and len(off.history) == 5
+    assert {s.gradients for s in off.history} == {""}
     assert set(off.history[-1].flat()) >= {"time/epoch", "time/elapsed"}
 
 

@@ -139,7 +139,7 @@ def check_sweep_store(uri: str, n_jobs: int, exclude_tag: str | None = None):
     for c in children:
         epochs = int(c.data.params["epochs"])
         history = client.get_metric_history(c.info.run_id, "train/cost")
-        assert sorted(m.step for m in history) == list(range(1, epochs + 1)), c.info.run_name
+        assert sorted(m.step for m in history) == list(range(0, epochs + 1)), c.info.run_name
         assert "test/accuracy" in c.data.metrics and "val/accuracy" in c.data.metrics
     return parent, children
 

@@ -84,7 +84,7 @@ def test_2x2_sweep_joblib_two_workers_on_a_fresh_store(tmp_path):
     assert parent.data.metrics["sweep/finished"] == 4
     client = MlflowClient(uri)
     for c in children:  # nothing missing: full histories in every child
-        assert len(client.get_metric_history(c.info.run_id, "train/cost")) == 4
+        assert len(client.get_metric_history(c.info.run_id, "train/cost")) == 5  # steps 0-4
 
 
 FAILING = textwrap.dedent("""
@@ -122,7 +122,7 @@ def test_failing_job_is_failed_and_the_others_finish(tmp_path, store):
     client = MlflowClient(store)
     text = open(client.download_artifacts(failed.info.run_id, "error/traceback.txt")).read()
     assert "boom at epoch 2" in text and "Traceback" in text
-    assert len(client.get_metric_history(failed.info.run_id, "train/cost")) == 2  # kept
+    assert len(client.get_metric_history(failed.info.run_id, "train/cost")) == 3  # 0-2 kept
     assert by_seed["0"].info.status == by_seed["2"].info.status == "FINISHED"
     assert (parent.data.metrics["sweep/failed"], parent.data.metrics["sweep/finished"]) == (1, 2)
 
