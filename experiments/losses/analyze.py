@@ -48,7 +48,7 @@ def loss_name(loss: str, task: str) -> str:
     return {"binary": "bce", "multiclass": "cce"}.get(task, "auto")
 
 
-def row(cell: tuple, ids: list, t: dict) -> list:
+def cell_row(cell: tuple, ids: list, t: dict) -> list:
     """One table row: the cell, then its numbers over the runs ``ids``."""
     return [*cell, mean_std(t["out_err"].get(i) for i in ids), mean_std(t["hidden"][i] for i in ids),
             *[reached(h.reindex(ids)) for h in t["hits"]], mean_std(t["early"].reindex(ids)),
@@ -84,8 +84,8 @@ def main() -> None:
         grid.append([dataset, start_, loss, *[f"{score[lr]:.4f}" + (" ◀" if lr == top else "")
                                               for lr in sorted(score)]])
         if SHARED_LR in by_lr:
-            shared.append(row((dataset, start_, loss), by_lr[SHARED_LR], t))
-        best.append(row((dataset, start_, loss, f"{top:g}"), by_lr[top], t))
+            shared.append(cell_row((dataset, start_, loss), by_lr[SHARED_LR], t))
+        best.append(cell_row((dataset, start_, loss, f"{top:g}"), by_lr[top], t))
         groups.append(((dataset, start_, loss, top), by_lr[top]))
     lrs = sorted(set(runs["lr"]))
 
