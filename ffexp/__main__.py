@@ -22,9 +22,11 @@ others run, and those that rerun a failed, killed or stale attempt say so (``rer
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
+import re
 import shlex
 import sys
 import time
@@ -35,22 +37,29 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback as HydraCallback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from threadpoolctl import threadpool_limits
 
+from ffexp import cli
 from ffexp.app import Job, JobResult, execute, prepare
 from ffexp.config import RunContext, Settings, hydra_error_line, register_schemas, to_settings
 from ffexp.progress import epoch_callbacks, job_line, print_job_line
+from ffexp.search import recorded_value, register_resolver
 from ffexp.tracking import check_store, existing_run_id, note_skipped, record_job
+from ffexp.tracking.signals import TimeLimit
 
 log = logging.getLogger("ffexp")
 
 STATUS_FILE = "ffexp_status.json"
 #: the user's command line, handed to jobs that run in other processes
 COMMAND_ENV = "FFEXP_COMMAND_LINE"
+#: the sweep's unique id, in every job's Hydra config (hydra.job.env_set), whatever the launcher
+SWEEP_UID_ENV = "FFEXP_SWEEP_UID"
 USAGE_EXIT = 2
 
 register_schemas()
+cli.register_help()
+register_resolver()
 
 
 # ---- the job --------------------------------------------------------------------------------
@@ -67,7 +76,8 @@ def run_context(cfg: DictConfig, hc: DictConfig) -> RunContext:
         job_num=int(OmegaConf.select(hc, "job.num", default=0) or 0),
         job_id=str(OmegaConf.select(hc, "job.id", default="") or ""),
         command_line=os.environ.get(COMMAND_ENV) or shlex.join(sys.argv),
-        config=OmegaConf.to_container(cfg, resolve=True))
+        config=OmegaConf.to_container(cfg, resolve=True),
+        sweep_uid=OmegaConf.select(hc, f"job.env_set.{SWEEP_UID_ENV}") if multirun else None)
 
 
 def _write_status(context: RunContext, status: str, seconds: float, outcome: str = "",
@@ -95,11 +105,11 @@ def _train_and_record(settings: Settings, job: Job, context: RunContext):
     return result, recorder
 
 
-def _skip(settings: Settings, context: RunContext, t0: float) -> bool:
-    """With tracking.skip_existing: skip the job if its config has a FINISHED run."""
+def _skip(settings: Settings, context: RunContext, t0: float) -> str | None:
+    """With tracking.skip_existing: skip the job if its config has a FINISHED run (its id)."""
     run_id = existing_run_id(settings, context)
     if run_id is None:
-        return False
+        return None
     seconds = time.perf_counter() - t0
     note_skipped(context, run_id)
     _write_status(context, "skipped", seconds, "skipped", run_id=run_id)
@@ -110,7 +120,7 @@ def _skip(settings: Settings, context: RunContext, t0: float) -> bool:
     else:
         print_job_line(job_line(context.job_num, context.overrides, "skipped", seconds,
                                 error=f"run {run_id} finished it before"))
-    return True
+    return run_id
 
 
 def _fmt_metrics(metrics: dict[str, float], split: str) -> str:
@@ -140,14 +150,15 @@ def _main_metric(job: Job, result: JobResult) -> tuple[str, float] | None:
     return (key, result.metrics[key]) if key in result.metrics else None
 
 
-def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str) -> None:
+def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str,
+                outcome: str = "failed") -> None:
     """A sweep job's failure: traceback to its log, a status file and one console line."""
     seconds = time.perf_counter() - t0
     message = f"{type(err).__name__}: {err}" if stage == "train" else str(err)
-    log.error("job failed while %s: %s", "training" if stage == "train" else "preparing",
-              message, exc_info=stage == "train")
-    _write_status(context, "failed", seconds, outcome="failed", error=message)
-    print_job_line(job_line(context.job_num, context.overrides, "FAILED", seconds,
+    when = {"train": "while training", "prepare": "while preparing"}.get(stage, f"({stage})")
+    log.error("job failed %s: %s", when, message, exc_info=stage == "train")
+    _write_status(context, "failed", seconds, outcome=outcome, error=message)
+    print_job_line(job_line(context.job_num, context.overrides, outcome.upper(), seconds,
                             error=message))
 
 
@@ -155,7 +166,8 @@ def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str) 
 def run(cfg: DictConfig) -> float | None:
     """One job: compose -> Settings -> prepare -> record(execute) -> summary.
 
-    Returns the main validation metric (for sweepers that optimize), None if unavailable."""
+    Returns the main validation metric (for sweepers that optimize: a skipped job's recorded
+    value), None if unavailable or the training diverged (Optuna counts a FAIL trial)."""
     t0 = time.perf_counter()
     context = run_context(cfg, HydraConfig.get())
     try:
@@ -171,9 +183,15 @@ def run(cfg: DictConfig) -> float | None:
         return None
     log.info("settings: %s", settings)
     try:
-        if _skip(settings, context, t0):
-            return None
+        skipped = _skip(settings, context, t0)
+        if skipped:
+            return recorded_value(context.sweep_dir, skipped, f"val/{job.main_metric}")
         result, recorder = _train_and_record(settings, job, context)
+    except TimeLimit as err:  # the run closed as KILLED (ffexp.outcome=timeout); the sweep goes on
+        if context.mode == "run":
+            raise
+        _job_failed(context, err, t0, "timeout", outcome="timeout")
+        return None
     except Exception as err:  # a sweep goes on; a single run lets Hydra report it
         if context.mode == "run":
             raise
@@ -193,23 +211,66 @@ def run(cfg: DictConfig) -> float | None:
         print_job_line(job_line(context.job_num, context.overrides, result.train.outcome,
                                 seconds, metric,
                                 error=f"(rerun of {', '.join(rerun_of)})" if rerun_of else ""))
-    return metric[1] if metric else None
+    return metric[1] if metric and result.train.outcome != "diverged" else None
 
 
 # ---- the sweep ------------------------------------------------------------------------------
 
 
 class SweepStatus(HydraCallback):
-    """Remembers the sweep's directory for ``main`` (Hydra runs callbacks in this process,
-    whichever launcher runs the jobs), after clearing stale status files from it."""
+    """Claims the sweep's directory and gives the sweep its unique id (in every job's config),
+    then remembers the directory for ``main`` (Hydra runs callbacks in this process, whichever
+    launcher runs the jobs), after clearing stale status files from it."""
 
     sweep_dir: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep = Path(str(config.hydra.sweep.dir))
+        sweep = claim_sweep_dir(config)
         for stale in sweep.rglob(STATUS_FILE) if sweep.is_dir() else ():
             stale.unlink()
         SweepStatus.sweep_dir = str(sweep)
+
+
+def _chosen_sweep_dir(config: DictConfig) -> bool:
+    """Whether the user set hydra.sweep.dir on the command line."""
+    return any(str(o).lstrip("+~").startswith("hydra.sweep.dir=")
+               for o in config.hydra.overrides.hydra)
+
+
+def _override_value(path: Path) -> str:
+    text = str(path)
+    return text if re.fullmatch(r"[\w./-]+", text) else "'" + text.replace("'", "\\'") + "'"
+
+
+def claim_sweep_dir(config: DictConfig) -> Path:
+    """Take the sweep directory for this sweep (ffexp.tracking.handoff.claim) and hand the
+    sweep's unique id to every job through its config (``hydra.job.env_set``).
+
+    A directory a live sweep holds: refused in one line (exit 2) when the user chose it with
+    hydra.sweep.dir; otherwise (the default ``multirun/<date>/<time>``, or a config file's)
+    this sweep runs in the first free ``<dir>-2``, ``<dir>-3``, ... and says so."""
+    from ffexp.tracking import handoff
+    uid = handoff.new_uid()
+    base = sweep = Path(str(config.hydra.sweep.dir))
+    for n in itertools.count(2):
+        holder = handoff.claim(sweep, uid)
+        if holder is None:
+            break
+        if _chosen_sweep_dir(config):
+            print(f"ffexp: error: hydra.sweep.dir={sweep}: another sweep is running in this "
+                  f"directory ({holder}); choose another one with hydra.sweep.dir=<dir>, or "
+                  f"wait until it ends", file=sys.stderr, flush=True)
+            raise SystemExit(USAGE_EXIT)
+        sweep = base.with_name(f"{base.name}-{n}")
+    overrides = [f"++hydra.job.env_set.{SWEEP_UID_ENV}={uid}"]
+    if sweep != base:
+        overrides.append(f"hydra.sweep.dir={_override_value(sweep)}")
+        print(f"ffexp: {base} is in use by another sweep; this one runs in {sweep}", flush=True)
+    with read_write(config.hydra), open_dict(config.hydra):
+        config.hydra.overrides.hydra.extend(overrides)  # what every job's config is made of
+        config.hydra.job.env_set[SWEEP_UID_ENV] = uid
+        config.hydra.sweep.dir = str(sweep)
+    return sweep
 
 
 def sweep_records(sweep_dir: Path) -> list[dict]:
@@ -259,9 +320,27 @@ def main() -> int:
 
     Hydra's own errors (a wrong type, an unknown option) come back as one line and exit status
     2, like ffexp's; HYDRA_FULL_ERROR=1 shows Hydra's full report instead."""
+    from ffexp.tracking import handoff
+    try:
+        return _main()
+    except BrokenPipeError:  # `ffexp --help | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        handoff.release()  # the sweep directory's lock (claim_sweep_dir)
+
+
+def _main() -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    if "--version" in sys.argv[1:]:
+        print(cli.version_text(), flush=True)
+        return 0
+    problem = cli.flag_problem(sys.argv[1:], dict(os.environ))
+    if problem:
+        print(f"ffexp: error: {problem}", file=sys.stderr, flush=True)
+        return USAGE_EXIT
     os.environ.setdefault(COMMAND_ENV, shlex.join(["ffexp", *sys.argv[1:]]))
     SweepStatus.sweep_dir = None
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"

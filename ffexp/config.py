@@ -223,3 +223,4 @@ class RunContext:
     job_id: str
     command_line: str
     config: dict = field(default_factory=dict)
+    sweep_uid: Optional[str] = None  # the sweep's unique id (ffexp.tracking.handoff)

@@ -1,8 +1,16 @@
-"""Figures of one run, as PNG files: learning curves, gradient norms per layer, and the decision
-boundary of a 2-feature dataset.
+"""Figures of one run: learning curves, gradient norms per layer over epochs, the gradient-flow
+profile across layers, and the decision boundary of a 2-feature classification dataset.
 
-Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas, never pyplot: no global
-figure state, no display needed, and a few tens of milliseconds per PNG.
+Every figure is titled with the run's identity (``title``) and its axes say what the number is
+measured on: ``train/cost`` and ``val/cost`` are the cost J over the whole split at the epoch's
+end; the per-epoch gradient norms are, by default, the mean over the epoch's updates of the
+mini-batch norms (``train.epoch_gradients=full``: those of the full training cost at the
+epoch's end); an epoch 0, when the history has one, is the network before any update.
+
+Cheap by construction (a run draws them on its critical path): ``matplotlib.figure.Figure`` on
+the Agg canvas, never pyplot (no global state, no display); one figure per process, cleared and
+reused; fixed margins (constrained/tight layout would double the rendering time); a modest dpi;
+the decision boundary as an image of the prediction grid plus one contour, not filled contours.
 """
 
 from __future__ import annotations
@@ -11,21 +19,36 @@ import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-DPI = 100
-GRID = 150  # decision-boundary grid points per axis
+DPI = 80
+GRID = 120  # decision-boundary grid points per axis
+PANEL = (5.5, 4.0)  # inches per panel
+#: class colours of a multiclass boundary (filled regions light, points dark)
+CLASS_COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3",
+                 "#8c8c8c", "#ccb974", "#64b5cd")
+BINARY_CMAP = "RdBu_r"   # ŷ from 0 (blue) to 1 (red)
+GRADIENTS = {"mean": "mean over the epoch's updates", "full": "full training cost"}
+
+_FIGURE: list[Figure] = []
 
 
-def _figure(ncols: int = 1) -> tuple[Figure, list]:
-    # fixed margins: constrained layout would double the rendering time
-    fig = Figure(figsize=(5.5 * ncols, 4), dpi=DPI)
-    fig.subplots_adjust(left=0.12 / ncols ** 0.5, right=0.97, bottom=0.13, top=0.91, wspace=0.3)
-    FigureCanvasAgg(fig)
-    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
-    return fig, axes
+def figure(ncols: int = 1, size=PANEL, dpi: int = DPI) -> tuple[Figure, list]:
+    """The process's one figure, cleared, with ``ncols`` axes side by side."""
+    if not _FIGURE:
+        fig = Figure(dpi=dpi)
+        FigureCanvasAgg(fig)
+        _FIGURE.append(fig)
+    fig = _FIGURE[0]
+    fig.clear()
+    fig.set_dpi(dpi)
+    fig.set_size_inches(size[0] * ncols, size[1])
+    fig.subplots_adjust(left=0.12 / ncols ** 0.5, right=0.97, bottom=0.13, top=0.88, wspace=0.3)
+    return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
 
 
 def _series(columns: dict, name: str):
@@ -33,29 +56,60 @@ def _series(columns: dict, name: str):
     return np.asarray(columns["epoch"], dtype=float)[: len(y)], y
 
 
+def _epoch_label(columns) -> str:
+    epochs = columns.get("epoch") or [1]
+    return "epoch (0 = before any update)" if epochs[0] == 0 else "epoch"
+
+
 def learning_curves(result, title: str = "") -> Figure:
-    """Cost per epoch on the training and validation sets; validation metrics beside."""
+    """Cost J per epoch on the training and validation sets; validation metrics beside."""
     cols = result.columns()
     val_metrics = [k for k in cols if k.startswith("val/") and k != "val/cost"]
-    fig, axes = _figure(2 if val_metrics else 1)
+    fig, axes = figure(2 if val_metrics else 1)
     ax = axes[0]
-    for name, label in (("train/cost", "train"), ("val/cost", "validation")):
+    for name, label in (("train/cost", "training set"), ("val/cost", "validation set")):
         if name in cols:
             ax.plot(*_series(cols, name), label=label)
-    ax.set(xlabel="epoch", ylabel="cost J", title=title or "learning curves")
+    ax.set(xlabel=_epoch_label(cols), ylabel="cost J over the split, at the epoch's end",
+           title="cost")
     ax.legend(loc="upper right")
     if val_metrics:
         for name in val_metrics:
-            axes[1].plot(*_series(cols, name), label=name[4:])
-        axes[1].set(xlabel="epoch", ylabel="validation metric", title="validation")
+            x, y = _series(cols, name)
+            keep = np.isfinite(y)  # with train.eval_every > 1 the metrics skip epochs
+            axes[1].plot(x[keep], y[keep], label=name[4:])
+        axes[1].set(xlabel=_epoch_label(cols), ylabel="metric on the validation set",
+                    title="validation metrics")
         axes[1].legend(loc="lower right")
+    _title(fig, title, "learning curves")
     return fig
 
 
-def gradient_norms(result, title: str = "") -> Figure:
+def _title(fig: Figure, title: str, what: str) -> None:
+    fig.suptitle(f"{title} — {what}" if title else what, fontsize="medium")
+
+
+def _log_y(ax, values) -> None:
+    """Log scale with few ticks (every tick is an object matplotlib builds and draws: the
+    default minor ticks made the log plots 3x slower): decades over a wide range; 1, 2, 5 per
+    decade, labelled, within about two decades."""
+    v = np.concatenate([np.ravel(x) for x in values]) if len(values) else np.empty(0)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size:
+        return
+    ax.set_yscale("log")
+    wide = np.log10(v.max() / v.min()) > 2
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0),
+                                          numticks=8))
+    ax.yaxis.set_minor_locator(NullLocator())
+    # plain-text labels (0.05, 1e-05): the default 10^k labels go through mathtext, ~0.1 s a plot
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+
+
+def gradient_norms(result, title: str = "", gradients: str = "mean") -> Figure:
     """‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ per layer over epochs, log scale, one line per layer."""
     cols = result.columns()
-    fig, axes = _figure(2)
+    fig, axes = figure(2)
     for ax, prefix, label in ((axes[0], "grad_norm/W", "‖∂J/∂W[l]‖"),
                               (axes[1], "grad_norm/Z", "‖∂J/∂Z[l]‖")):
         layers = sorted((k for k in cols if k.startswith(prefix)), key=lambda k: int(k[len(prefix):]))
@@ -63,56 +117,127 @@ def gradient_norms(result, title: str = "") -> Figure:
             x, y = _series(cols, name)
             keep = np.isfinite(y) & (y > 0)
             ax.plot(x[keep], y[keep], label=f"layer {name[len(prefix):]}")
-        if any(np.any(np.asarray(cols[k]) > 0) for k in layers):
-            ax.set_yscale("log")
-            # plain-text tick labels: the default 10^k labels go through mathtext, ~0.1 s a plot
-            ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=True))
-            # within about a decade there is no major tick: label some minor ones instead
-            ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
+        _log_y(ax, [cols[k] for k in layers])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(xlabel="epoch", ylabel=label, title=f"{title} {label}".strip())
+        ax.set(xlabel=_epoch_label(cols), ylabel=f"{label}, {GRADIENTS.get(gradients, gradients)}",
+               title=label)
         ax.legend(loc="upper right", fontsize="small")
+    _title(fig, title, "gradient norms per layer")
     return fig
 
 
-def decision_boundary(net, dataset, predict) -> Figure:
-    """Predicted class over the (standardized) feature plane, with the training points.
+def _profile_label(stats, gradients: str) -> str:
+    if stats.epoch == 0:
+        return "epoch 0: before any update (full training cost)"
+    return f"epoch {stats.epoch} ({GRADIENTS.get(gradients, gradients)})"
 
-    ``predict(Yhat) -> labels`` turns outputs (k, m) into class indices (TASKS[task].predict).
-    """
-    X, Y = dataset.X_train, dataset.Y_train
+
+def gradient_flow(first, last, title: str = "", gradients: str = "mean") -> Figure:
+    """The gradient-flow profile: ‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ against the layer l (log axis),
+    at the first and at the last epoch (EpochStats). Where the lines fall towards l = 1 the
+    gradients vanish on their way back from the output."""
+    fig, axes = figure(2)
+    for ax, attr, label in ((axes[0], "grad_norm_W", "‖∂J/∂W[l]‖"),
+                            (axes[1], "grad_norm_Z", "‖∂J/∂Z[l]‖")):
+        drawn = []
+        for stats, style in ((first, "o--"), (last, "s-")):
+            if stats is None or (stats is last and last is first):
+                continue
+            y = np.asarray(getattr(stats, attr), dtype=float)
+            l = np.arange(1, len(y) + 1)
+            keep = np.isfinite(y) & (y > 0)
+            drawn.append(y)
+            ax.plot(l[keep], y[keep], style, label=_profile_label(stats, gradients))
+        _log_y(ax, drawn)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(xlabel="layer l (1 = first hidden, L = output)", ylabel=label, title=label)
+        ax.legend(loc="best", fontsize="small")
+    _title(fig, title, "gradient flow across layers")
+    return fig
+
+
+def _grid(X: np.ndarray, n: int = GRID):
     lo, hi = X.min(axis=1) - 0.5, X.max(axis=1) + 0.5
-    g0, g1 = np.meshgrid(np.linspace(lo[0], hi[0], GRID), np.linspace(lo[1], hi[1], GRID))
-    grid = np.vstack([g0.ravel(), g1.ravel()])                     # (2, GRID²)
-    Z = np.asarray(predict(net.forward(grid)), dtype=float)
-    labels = np.asarray(predict(Y), dtype=float)
-    fig, (ax,) = _figure(1)
-    if Z.ndim == 1:
-        ax.contourf(g0, g1, Z.reshape(g0.shape), alpha=0.3, cmap="coolwarm")
-    labels = labels if labels.ndim == 1 else labels[0]
-    ax.scatter(X[0], X[1], c=labels, s=8, cmap="coolwarm", edgecolors="none")
+    x0, x1 = np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)
+    g0, g1 = np.meshgrid(x0, x1)
+    return (lo, hi), g0, g1, np.vstack([g0.ravel(), g1.ravel()])   # (2, n²)
+
+
+def boundary_field(net, dataset, grid: np.ndarray) -> tuple[np.ndarray, list[float], str]:
+    """(field over the grid, the field's contour levels, what it is): ŷ for binary (and the
+    first label of multilabel), contour at 0.5; the predicted class for multiclass, contours
+    between consecutive classes."""
+    Yhat = net.forward(grid)                                       # (k, n²)
+    if dataset.task == "multiclass":
+        k = Yhat.shape[0]
+        return np.argmax(Yhat, axis=0).astype(float), [c + 0.5 for c in range(k - 1)], "class"
+    what = "ŷ" if Yhat.shape[0] == 1 else "ŷ of label 1"
+    return Yhat[0], [0.5], what
+
+
+def has_boundary(dataset) -> bool:
+    """A decision boundary is drawn for classification on 2 features only: a regression's
+    prediction has no boundary, and more features have no plane to draw it in."""
+    return dataset is not None and dataset.n_features == 2 and dataset.task != "regression"
+
+
+def decision_boundary(net, dataset, title: str = "", size=PANEL, dpi: int = DPI,
+                      grid: int = GRID) -> Figure:
+    """Filled regions of the predicted class (multiclass) or of ŷ (binary) over the
+    standardized feature plane, the boundary as a contour (ŷ = 0.5 for binary), and the
+    training points coloured by their label."""
+    X, Y = dataset.X_train, dataset.Y_train
+    (lo, hi), g0, g1, points = _grid(X, grid)
+    field, levels, what = boundary_field(net, dataset, points)
+    field = field.reshape(g0.shape)
+    fig, (ax,) = figure(1, size, dpi)
+    extent = (lo[0], hi[0], lo[1], hi[1])
+    if what == "class":
+        k = net.layer_sizes[-1]
+        cmap = ListedColormap(CLASS_COLOURS[:k]) if k <= len(CLASS_COLOURS) else \
+            colormaps["tab20"].resampled(k)
+        ax.imshow(field, origin="lower", extent=extent, aspect="auto", cmap=cmap, alpha=0.35,
+                  vmin=-0.5, vmax=k - 0.5, interpolation="nearest")
+        labels = np.argmax(Y, axis=0)
+        ax.scatter(X[0], X[1], c=labels, s=9, cmap=cmap, vmin=-0.5, vmax=k - 0.5,
+                   edgecolors="k", linewidths=0.2)
+    else:
+        image = ax.imshow(np.clip(field, 0, 1), origin="lower", extent=extent, aspect="auto",
+                          cmap=BINARY_CMAP, alpha=0.45, vmin=0, vmax=1, interpolation="bilinear")
+        fig.subplots_adjust(right=0.88)
+        fig.colorbar(image, ax=ax, label=what, fraction=0.05, pad=0.02)
+        ax.scatter(X[0], X[1], c=Y[0], s=9, cmap=BINARY_CMAP, vmin=-0.3, vmax=1.3,
+                   edgecolors="k", linewidths=0.2)
+    if np.nanmin(field) < max(levels) and np.nanmax(field) > min(levels):
+        ax.contour(g0, g1, field, levels=levels, colors="k", linewidths=1.2)
     names = getattr(dataset, "feature_names", ("x1", "x2"))
-    ax.set(xlabel=f"{names[0]} (standardized)", ylabel=f"{names[1]} (standardized)",
-           title=f"decision boundary ({dataset.name})")
+    ax.set(xlim=extent[:2], ylim=extent[2:], xlabel=f"{names[0]} (standardized)",
+           ylabel=f"{names[1]} (standardized)")
+    kind = "predicted class" if what == "class" else f"{what} (boundary: ŷ = 0.5)"
+    ax.set_title(f"decision boundary: {kind}; training points", fontsize="medium")
+    fig.suptitle(title or "decision boundary", fontsize="medium")
     return fig
 
 
 def save(fig: Figure, path) -> Path:
     path = Path(path)
-    fig.savefig(path, dpi=DPI)
+    # zlib level 1: a third of the default's encoding time, for files ~30% larger
+    fig.savefig(path, dpi=fig.dpi, pil_kwargs={"compress_level": 1})
     return path
 
 
-def write_plots(result, directory, net=None, dataset=None, predict=None) -> list[Path]:
-    """Write the run's PNGs into ``directory``; the decision boundary only for 2 features and a
-    classification task."""
+def write_plots(result, directory, net=None, dataset=None, title: str = "",
+                gradients: str = "mean") -> list[Path]:
+    """Write the run's PNGs into ``directory``: learning_curves, gradient_norms, gradient_flow,
+    and decision_boundary when ``has_boundary(dataset)`` and the weights are finite."""
     directory = Path(directory)
     out = []
     if result.history:
-        out.append(save(learning_curves(result), directory / "learning_curves.png"))
-        out.append(save(gradient_norms(result), directory / "gradient_norms.png"))
-    if net is not None and dataset is not None and predict is not None \
-            and dataset.n_features == 2 and dataset.task != "regression" \
+        out.append(save(learning_curves(result, title), directory / "learning_curves.png"))
+        out.append(save(gradient_norms(result, title, gradients), directory / "gradient_norms.png"))
+        out.append(save(gradient_flow(result.history[0], result.history[-1], title, gradients),
+                        directory / "gradient_flow.png"))
+    if net is not None and has_boundary(dataset) \
             and math.isfinite(float(np.sum(net.weights[0]))):
-        out.append(save(decision_boundary(net, dataset, predict), directory / "decision_boundary.png"))
+        out.append(save(decision_boundary(net, dataset, title), directory / "decision_boundary.png"))
     return out

@@ -130,3 +130,77 @@ def test_bad_shapes_labels_and_task_raise():
         evaluate("multilabel", np.array([[2.0, 0.0]]), np.array([[0.5, 0.5]]))
     with pytest.raises(ValueError, match="'ranking'"):
         evaluate("ranking", np.zeros((1, 2)), np.zeros((1, 2)))
+
+
+# ---- agreement with scikit-learn, the reference (ffexp.metrics is numpy) -------------------
+
+
+def sklearn_metrics(task, Y, Yhat):
+    """The same metrics by sklearn.metrics, undefined ones left out as ffexp does."""
+    pred = TASKS[task].predict(Yhat) if task != "regression" else Yhat
+    if task == "regression":
+        out = {"mse": skm.mean_squared_error(Y.T, Yhat.T),
+               "mae": skm.mean_absolute_error(Y.T, Yhat.T)}
+        if Y.shape[1] >= 2:
+            out["r2"] = skm.r2_score(Y.T, Yhat.T)
+        return out
+    if task == "binary":
+        y, p = Y[0].astype(int), pred[0].astype(int)
+        out = {"accuracy": skm.accuracy_score(y, p), "f1": skm.f1_score(y, p, zero_division=0)}
+        if np.unique(y).size == 2:
+            out["roc_auc"] = skm.roc_auc_score(y, Yhat[0])
+        return out
+    if task == "multiclass":
+        y, p = np.argmax(Y, axis=0), np.argmax(pred, axis=0)
+        return {"accuracy": skm.accuracy_score(y, p),
+                "f1_macro": skm.f1_score(y, p, average="macro", zero_division=0)}
+    y, p = Y.T.astype(int), pred.T.astype(int)
+    return {"hamming_loss": skm.hamming_loss(y, p), "subset_accuracy": skm.accuracy_score(y, p),
+            "f1_micro": skm.f1_score(y, p, average="micro", zero_division=0)}
+
+
+def _cases():
+    rng = np.random.default_rng(7)
+    m = 60
+    onehot = lambda idx, c: np.eye(c)[:, idx]
+    yield "regression", "random", rng.normal(size=(3, m)), rng.normal(size=(3, m))
+    yield "regression", "one example", np.array([[1.0]]), np.array([[3.0]])
+    const = np.full((2, m), 2.0)
+    yield "regression", "constant target, exact and off", const, np.vstack([const[0], const[1] + 1])
+    yield "regression", "ties", np.round(rng.normal(size=(1, m))), np.round(rng.normal(size=(1, m)))
+    yield "binary", "random", (rng.uniform(size=(1, m)) < 0.4) * 1.0, rng.uniform(size=(1, m))
+    yield "binary", "tied scores", (rng.uniform(size=(1, m)) < 0.5) * 1.0, \
+        np.round(rng.uniform(size=(1, m)), 1)
+    yield "binary", "all tied", np.arange(m)[None] % 2.0, np.full((1, m), 0.7)
+    yield "binary", "one class present (0), none predicted", np.zeros((1, m)), \
+        rng.uniform(0, 0.5, size=(1, m))
+    yield "binary", "one class present (1)", np.ones((1, m)), rng.uniform(size=(1, m))
+    probs = rng.dirichlet(np.ones(4), m).T
+    yield "multiclass", "random", onehot(rng.integers(0, 4, m), 4), probs
+    yield "multiclass", "a class never seen nor predicted", onehot(rng.integers(0, 2, m), 4), \
+        np.vstack([probs[:2], np.zeros((2, m))])
+    yield "multiclass", "one class everywhere", onehot(np.zeros(m, int), 3), onehot(np.zeros(m, int), 3)
+    yield "multilabel", "random", (rng.uniform(size=(3, m)) < 0.5) * 1.0, rng.uniform(size=(3, m))
+    yield "multilabel", "nothing positive (zero division)", np.zeros((3, m)), np.zeros((3, m))
+    yield "multilabel", "ties at the threshold", (rng.uniform(size=(2, m)) < 0.5) * 1.0, \
+        np.full((2, m), 0.5)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
+@pytest.mark.parametrize("task,case,Y,Yhat", list(_cases()), ids=lambda v: v if isinstance(v, str) else "")
+def test_equal_to_sklearn_to_1e_12(task, case, Y, Yhat):
+    got, want = evaluate(task, Y, Yhat), sklearn_metrics(task, Y, Yhat)
+    assert set(got) == set(want)
+    for name, value in want.items():
+        assert abs(got[name] - value) <= 1e-12, (name, got[name], value)
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_equal_to_sklearn_on_every_dataset(name):
+    d = load_dataset(name)
+    rng = np.random.default_rng(1)
+    noisy = d.Y_val + rng.normal(scale=0.3, size=d.Y_val.shape)
+    Yhat = noisy if d.task == "regression" else np.clip(noisy, 0, 1)
+    got, want = evaluate(d.task, d.Y_val, Yhat), sklearn_metrics(d.task, d.Y_val, Yhat)
+    assert set(got) == set(want) == set(METRICS[d.task])
+    assert max(abs(got[k] - want[k]) for k in want) <= 1e-12

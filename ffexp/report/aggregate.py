@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .design import SEED
+from .design import GROUP_OF, SEED
 from .select import ReportError
 
 
@@ -214,7 +214,8 @@ def nested_in(params: pd.DataFrame, a: str, b: str) -> bool:
     equal to it in every run, is named ``b.…``) and not every combination of their levels ran —
     as ``init.scale`` varies only with ``init`` = random, ``optimizer.batch_size`` only with
     ``optimizer`` = minibatch."""
-    inside = any(c.startswith(b + ".") and (params[c] == params[a]).all() for c in params)
+    inside = GROUP_OF.get(a) == b or any(c.startswith(b + ".") and (params[c] == params[a]).all()
+                                         for c in params)
     crossed = len(params.groupby([a, b]).size()) == params[a].nunique() * params[b].nunique()
     return inside and not crossed
 

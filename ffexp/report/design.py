@@ -20,6 +20,10 @@ from .select import ReportError
 HEADLINE = ("dataset", "task", "activation", "init", "loss", "optimizer", "lr", "batch_size",
             "hidden_sizes", "epochs")
 SEED = "seed"
+#: the config group of each short param that is not a group's own choice (ffexp logs these
+#: once, without the dotted alias ``optimizer.batch_size`` older stores also carry)
+GROUP_OF = {"lr": "optimizer", "batch_size": "optimizer", "hidden_sizes": "model",
+            "epochs": "train"}
 #: tags that must agree between compared runs, with what a difference means
 CONTROL_TAGS = {"ffexp.git_commit": "code commit", "ffexp.git_dirty": "uncommitted changes",
                 "ffexp.version": "ffexp version"}

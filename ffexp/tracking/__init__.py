@@ -62,7 +62,8 @@ def check_store(settings, context) -> None:
     if not settings.tracking.enabled:
         return
     from . import handoff
-    if context.mode == "multirun" and handoff.read(context.sweep_dir) is not None:
+    if context.mode == "multirun" and \
+            handoff.read(context.sweep_dir, context.sweep_uid) is not None:
         return
     from .preflight import check_store as check
     from .store import resolve_uri

@@ -5,6 +5,13 @@ this process or in a joblib worker, reads it. Explicit on purpose: the ``MLFLOW_
 environment variable silently overrides a child's parent (mlflow #15713), and a worker process
 reused by joblib would keep a stale value.
 
+Sweep identity: every sweep has a unique id (``sweep_uid``, made by ``claim``) that its parent
+run, this file and every job carry (the jobs get it through their own Hydra config, see
+ffexp.__main__). ``read`` refuses a handoff written by another sweep, so a job never attaches
+to another sweep's parent. ``claim`` takes the directory for one live sweep: an exclusive
+``flock`` on ``<sweep dir>/.ffexp_sweep.lock``, held by the launching process until it ends
+(the kernel releases it however the process ends, SIGKILL included).
+
 The other way, a job skipped by ``tracking.skip_existing`` leaves the id of the FINISHED run it
 relies on in ``<job dir>/mlflow_skipped.txt``; the parent's summary collects them.
 """
@@ -12,10 +19,21 @@ relies on in ``<job dir>/mlflow_skipped.txt``; the parent's summary collects the
 from __future__ import annotations
 
 import json
+import os
+import socket
+import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 FILE = "mlflow_sweep.json"
+LOCK = ".ffexp_sweep.lock"
+#: sweep directory -> the open file descriptor holding its lock (this process's sweeps)
+_HELD: dict[str, int] = {}
+
+
+class ForeignSweep(ValueError):
+    """The sweep directory's handoff belongs to another sweep than the job's."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +44,8 @@ class SweepTarget:
     sweep_id: str
     #: the override keys whose values differ between the sweep's jobs (for run names)
     varied: tuple[str, ...] = ()
+    #: the sweep's unique id (``claim``); "" in a handoff of an older ffexp
+    sweep_uid: str = ""
 
 
 def write(sweep_dir, target: SweepTarget) -> Path:
@@ -37,14 +57,58 @@ def write(sweep_dir, target: SweepTarget) -> Path:
     return path
 
 
-def read(sweep_dir) -> SweepTarget | None:
+def read(sweep_dir, sweep_uid: str | None = None) -> SweepTarget | None:
+    """The sweep's parent run, or None; ForeignSweep if the file names another sweep than
+    ``sweep_uid`` (the job's own; None: not checked)."""
     if not sweep_dir:
         return None
     path = Path(sweep_dir) / FILE
     if not path.is_file():
         return None
     fields = json.loads(path.read_text())
-    return SweepTarget(**{**fields, "varied": tuple(fields.get("varied", ()))})
+    target = SweepTarget(**{**fields, "varied": tuple(fields.get("varied", ()))})
+    if sweep_uid and target.sweep_uid != sweep_uid:
+        raise ForeignSweep(f"hydra.sweep.dir={sweep_dir}: {FILE} there belongs to another sweep "
+                           f"({target.sweep_uid or 'unknown id'}, parent run "
+                           f"{target.parent_run_id}), not to this job's sweep {sweep_uid}; the "
+                           f"job is not recorded under another sweep's parent")
+    return target
+
+
+def new_uid() -> str:
+    """A sweep id unique across hosts and time: ``<yyyymmdd-HHMMSS>-<8 hex>``."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+def claim(sweep_dir, sweep_uid: str) -> str | None:
+    """Take ``sweep_dir`` for this process's sweep ``sweep_uid``: None when done, else who holds
+    it (a live sweep's lock: ``pid <pid> on <host>, sweep <uid>``). The lock is kept until
+    ``release`` or the end of the process. On a filesystem without flock nothing is locked."""
+    import fcntl
+    d = Path(sweep_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    fd = os.open(d / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        holder = (d / LOCK).read_text().strip()
+        return holder or "another process"
+    except OSError:  # no flock here (some network filesystems): cannot tell, go on
+        pass
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, sweep {sweep_uid}\n".encode(),
+              0)
+    _HELD[str(d)] = fd
+    return None
+
+
+def release(sweep_dir=None) -> None:
+    """Give up the lock of ``sweep_dir`` (every lock of this process if None)."""
+    for key in [str(Path(sweep_dir))] if sweep_dir is not None else list(_HELD):
+        fd = _HELD.pop(key, None)
+        if fd is not None:
+            os.close(fd)
 
 
 def remove(sweep_dir) -> None:

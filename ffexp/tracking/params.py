@@ -1,5 +1,11 @@
-"""MLflow params: the headline choices under short names, plus the resolved config flattened to
-dotted keys, within MLflow's limits (key ≤ 250 characters, value ≤ 6000)."""
+"""MLflow params: the headline choices under short names, plus the rest of the resolved config
+flattened to dotted keys, within MLflow's limits (key ≤ 250 characters, value ≤ 6000).
+
+Each value is logged once: a dotted key that only repeats a short name (``activation.name``,
+``optimizer.lr``, ``train.epochs``…) is left out, so the compare view's parallel coordinates
+start on the choices. A dotted key stays when it carries another value: ``loss.name=auto``
+beside the resolved ``loss=bce``, ``dataset.params.noise``, ``init.scale``. The full resolved
+config is the artifact ``config/resolved.yaml``."""
 
 from __future__ import annotations
 
@@ -50,8 +56,20 @@ def headline(settings, job=None) -> dict[str, str]:
     }
 
 
+#: short name -> the dotted config key it shows (dropped from the params when equal)
+ALIASES = {"dataset": "dataset.name", "task": "dataset.task", "activation": "activation.name",
+           "init": "init.name", "loss": "loss.name", "optimizer": "optimizer.name",
+           "lr": "optimizer.lr", "batch_size": "optimizer.batch_size",
+           "hidden_sizes": "model.hidden_sizes", "epochs": "train.epochs"}
+
+
 def run_params(settings, config: Mapping[str, Any], job=None) -> dict[str, str]:
     """Headline params and the flattened config (without the tracking group, which says where
-    results go; the headline names win a clash)."""
+    results go), each value once: a dotted alias equal to its short name is dropped."""
     body = {k: v for k, v in config.items() if k not in NOT_PARAMS and k != "tracking"}
-    return {**flatten(body), **{k: _text(v) for k, v in headline(settings, job).items()}}
+    short = {k: _text(v) for k, v in headline(settings, job).items()}
+    flat = flatten(body)
+    for name, dotted in ALIASES.items():
+        if flat.get(dotted) == short[name]:
+            del flat[dotted]
+    return {**flat, **short}

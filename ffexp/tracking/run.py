@@ -22,7 +22,7 @@ from . import handoff, store
 from .buffer import MetricsBuffer, finite_metrics, send_metrics
 from .diagnose import diagnosis_tags
 from .params import run_params
-from .signals import deferred_sigterm, killed, sigterm_raises
+from .signals import TimeLimit, deferred_sigterm, killed, sigterm_raises
 from .stale import mark_stale, process_tags, why_stale
 from .tags import clip, config_hash, run_name, run_tags
 
@@ -39,8 +39,10 @@ def experiment_name(settings) -> str:
 class Recorder:
     """The open run of one job: ``callbacks`` for training, ``finish(result)`` at the end."""
 
-    def __init__(self, client, run_id: str, uri: str, experiment_id: str, settings, context):
+    def __init__(self, client, run_id: str, uri: str, experiment_id: str, settings, context,
+                 name: str = ""):
         self.client, self.run_id, self.uri = client, run_id, uri
+        self.name = name
         self.experiment_id = experiment_id
         self.settings, self.context = settings, context
         self.buffer = MetricsBuffer(client, run_id, uri, settings.tracking.flush_seconds)
@@ -48,6 +50,12 @@ class Recorder:
         self.result = None
         #: ids of the unfinished runs of the same config this one reruns (skip_existing)
         self.rerun_of: list[str] = []
+
+    @property
+    def identity(self) -> str:
+        """What the figures are titled with: the dataset and the run's name."""
+        return f"{self.settings.dataset.name} · {self.name}" if self.name else \
+            self.settings.dataset.name
 
     @property
     def hint(self) -> str:
@@ -87,7 +95,9 @@ class Recorder:
         try:
             self.buffer.flush()
             message = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-            tags = {"ffexp.outcome": "killed" if interrupted else "failed",
+            outcome = ("timeout" if isinstance(exc, TimeLimit)
+                       else "killed" if interrupted else "failed")
+            tags = {"ffexp.outcome": outcome,
                     "ffexp.error": clip(message)}
             self._tags(tags)
             if not interrupted:
@@ -111,12 +121,11 @@ class Recorder:
             if hydra_dir.is_dir():
                 shutil.copytree(hydra_dir, tmp / "hydra")
             if self.settings.tracking.log_plots:
-                from ffexp.nn import TASKS
                 from ffexp.plots import write_plots
                 plots = tmp / "plots"
                 plots.mkdir()
-                task = TASKS.get(getattr(r.dataset, "task", None))
-                write_plots(r.train, plots, r.net, r.dataset, task.predict if task else None)
+                write_plots(r.train, plots, r.net, r.dataset, self.identity,
+                            self.settings.train.epoch_gradients)
             self.client.log_artifacts(self.run_id, str(tmp))
         self.client.log_dict(self.run_id, self.context.config, "config/resolved.yaml")
 
@@ -148,7 +157,8 @@ def _end_leaked_fluent_run() -> None:
 def _target(settings, context):
     """(client, uri, experiment_id, sweep) for this job; sweep is the parent's SweepTarget or
     None (a single run, or a sweep without the callback)."""
-    sweep = handoff.read(context.sweep_dir) if context.mode == "multirun" else None
+    sweep = handoff.read(context.sweep_dir, context.sweep_uid) \
+        if context.mode == "multirun" else None
     if sweep is not None:
         return store.client(sweep.tracking_uri), sweep.tracking_uri, sweep.experiment_id, sweep
     uri = store.resolve_uri(settings.tracking.uri)
@@ -192,6 +202,7 @@ def open_run(settings, job, context) -> Recorder:
     tags.update(process_tags())
     if sweep:
         tags["mlflow.parentRunId"] = sweep.parent_run_id
+        tags["ffexp.sweep_uid"] = sweep.sweep_uid
     rerun_of = (earlier_attempts(client, experiment_id, settings, context)
                 if settings.tracking.skip_existing else [])
     if rerun_of:
@@ -204,7 +215,7 @@ def open_run(settings, job, context) -> Recorder:
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
-    recorder = Recorder(client, run_id, uri, experiment_id, settings, context)
+    recorder = Recorder(client, run_id, uri, experiment_id, settings, context, name)
     recorder.rerun_of = rerun_of
     return recorder
 

@@ -4,6 +4,12 @@ Python turns Ctrl-C (SIGINT) into KeyboardInterrupt by itself; SIGTERM's default
 the process without unwinding, which leaves a run RUNNING forever. While ``sigterm_raises`` is
 active, SIGTERM raises ``Terminated`` (a SystemExit with the conventional status 143) in the
 main thread instead.
+
+A scheduler's warning that the job's time limit is near (SLURM's ``--signal``, which
+submitit's launcher sets to USR2 ``signal_delay_s`` before the limit) raises ``TimeLimit``
+the same way, so the run closes as KILLED with ``ffexp.outcome=timeout`` before SLURM kills
+the job (submitit's own USR2 handler would raise ``UncompletedJobError`` inside the job and
+the run would close FAILED).
 """
 
 from __future__ import annotations
@@ -20,6 +26,16 @@ class Terminated(SystemExit):
         super().__init__(128 + signal.SIGTERM)
 
 
+class TimeLimit(SystemExit):
+    """The process received USR2: its scheduler's time limit is near."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGUSR2)
+
+    def __str__(self) -> str:
+        return "the job's time limit is near (USR2 from the scheduler): stopped"
+
+
 #: signals turned into exceptions by this process (read when closing a sweep at exit)
 RECEIVED: list[int] = []
 
@@ -27,6 +43,10 @@ RECEIVED: list[int] = []
 def _raise(signum, frame) -> None:
     RECEIVED.append(signum)
     raise Terminated()
+
+
+def _time_limit(signum, frame) -> None:
+    raise TimeLimit()
 
 
 def _interrupt(signum, frame) -> None:
@@ -51,31 +71,37 @@ def restore_handlers(previous: dict) -> None:
 
 @contextmanager
 def sigterm_raises():
-    """Within the block, SIGTERM raises Terminated (main thread only; elsewhere a no-op)."""
+    """Within the block, SIGTERM raises Terminated and USR2 TimeLimit (main thread only;
+    elsewhere a no-op)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise),
+                signal.SIGUSR2: signal.signal(signal.SIGUSR2, _time_limit)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        restore_handlers(previous)
 
 
 @contextmanager
 def deferred_sigterm():
-    """Within the block (closing a run), a SIGTERM is held back and re-raised at its end."""
+    """Within the block (closing a run), SIGTERM and USR2 are held back and re-raised at its
+    end (as Terminated, SIGTERM first)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = signal.signal(signal.SIGTERM, lambda s, f: received.append(s))
+    previous = {s: signal.signal(s, lambda s, f: received.append(s))
+                for s in (signal.SIGTERM, signal.SIGUSR2)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    if received:
+        restore_handlers(previous)
+    if signal.SIGTERM in received:
         raise Terminated()
+    if received:
+        raise TimeLimit()
 
 
 def killed(exc: BaseException) -> bool:

@@ -116,8 +116,12 @@ def _experiment(config, jobs: list[list[str]] | None) -> str:
     return "ffexp" if len(datasets) > 1 else str(config.dataset.name)
 
 
-def _varied(jobs: list[list[str]] | None) -> tuple[str, ...]:
-    """The override keys with more than one value across the jobs."""
+def _varied(jobs: list[list[str]] | None, config=None) -> tuple[str, ...]:
+    """The override keys with more than one value across the jobs; when the jobs are not known
+    up front (Optuna samples them), the keys of the sweeper's search space."""
+    if jobs is None and config is not None:
+        space = config.hydra.sweeper.get("params") or {}
+        return tuple(str(k).lstrip("+~") for k in space)
     values: dict[str, set] = {}
     for job in jobs or ():
         for override in job:
@@ -140,12 +144,14 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
         sweep_id = str(sweep_dir.relative_to(start))
     except ValueError:
         sweep_id = str(sweep_dir)
+    uid = str(config.hydra.job.env_set.get("FFEXP_SWEEP_UID") or handoff.new_uid())
     client, experiment_id = store.open_store(uri, experiment)
     handoff.clear_skipped(sweep_dir)
     if config.tracking.get("skip_existing"):
         _close_stale(config, client, experiment_id)
     commit, dirty = git_state()
-    tags = {"ffexp.sweep_id": sweep_id, "ffexp.command_line": clip(_command_line()),
+    tags = {"ffexp.sweep_id": sweep_id, "ffexp.sweep_uid": uid,
+            "ffexp.command_line": clip(_command_line()),
             "ffexp.overrides": clip(" ".join(config.hydra.overrides.task)),
             "ffexp.git_commit": commit, "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
             "mlflow.source.name": "ffexp", **process_tags()}
@@ -157,7 +163,7 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
     _OPEN.update(client=client, run_id=run_id, uri=uri, experiment_id=experiment_id,
                  sweep_dir=sweep_dir)
     handoff.write(sweep_dir, handoff.SweepTarget(uri, experiment_id, run_id, sweep_id,
-                                                 _varied(jobs)))
+                                                 _varied(jobs, config), uid))
     _install_handlers()
     return run_id
 

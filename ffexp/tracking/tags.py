@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping
@@ -51,21 +52,52 @@ def clip(text: str, limit: int = MAX_TAG) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-#: override keys the run name always shows
-NAMED = ("dataset", "activation", "init", "optimizer", "seed")
+#: config groups whose chosen option a run name shows by its value alone (``relu``, not
+#: ``activation=relu``)
+GROUPS = ("dataset", "activation", "init", "loss", "optimizer")
+
+
+def _short_value(value: str) -> str:
+    """A number as the runs table can show it (``0.0123456789`` -> ``0.01235``)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if len(value) <= 6 or not math.isfinite(number) else f"{number:.4g}"
+
+
+def _label(key: str, value: str, keys) -> str:
+    """One varied override in a run name: ``relu``, ``s1``, ``lr=0.5``."""
+    if key in GROUPS or (key.endswith(".name") and key.split(".")[0] in GROUPS):
+        return value
+    if key == "seed":
+        return f"s{value}"
+    last = key.rsplit(".", 1)[-1]
+    clash = sum(1 for k in keys if k.rsplit(".", 1)[-1] == last) > 1
+    return f"{key if clash else last}={_short_value(value)}"
 
 
 def run_name(settings, overrides=(), varied=()) -> str:
-    """``moons·relu·he·minibatch·s0``: what a person reads in the runs table; in a sweep, the
-    other varied overrides follow (``moons·relu·he·minibatch·s0·lr=0.5``), so that no two jobs
-    of a sweep share a name."""
+    """What a person reads in the runs table, what varies first.
+
+    In a sweep, the varied overrides only, in command-line order and the seed last
+    (``lr=0.5·relu·s1``; no two jobs share a name); the dataset is in the experiment and the
+    params. A single run (or a sweep that varies nothing) shows its headline choices,
+    ``relu·he·minibatch·s0``, led by the dataset when the experiment is not named after it."""
     s = settings
-    parts = [s.dataset.name, s.activation.name, s.init.name, s.optimizer.name, f"s{s.seed}"]
+    pairs = []
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
-        if key in varied and key not in NAMED:
-            parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
+        if key in varied:
+            pairs.append((key, value))
+    if pairs:
+        keys = [k for k, _ in pairs]
+        pairs.sort(key=lambda kv: kv[0] == "seed")
+        return SEP.join(_label(k, v, keys) for k, v in pairs)
+    parts = [s.activation.name, s.init.name, s.optimizer.name, f"s{s.seed}"]
+    if s.tracking.experiment and s.tracking.experiment != s.dataset.name:
+        parts.insert(0, s.dataset.name)
     return SEP.join(parts)
 
 

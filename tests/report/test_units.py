@@ -110,12 +110,18 @@ def test_heatmap_factors_explain_most_variance_and_skip_nested():
     assert not nested_in(params, "activation", "init")  # crossed
     chosen, nested = heatmap_factors(per_run, params, ["activation", "init", "init.scale"])
     assert [k for k, _ in chosen] == ["init", "activation"] and nested == [("init.scale", "init")]
-    # a batch_size key nested through its alias optimizer.batch_size
+    # batch_size is nested in optimizer: through its group (ffexp logs it once), and through
+    # the alias optimizer.batch_size of older stores
     params = pd.DataFrame({"optimizer": ["batch", "minibatch", "minibatch", "sgd"],
                            "batch_size": ["32", "8", "32", "32"]})
-    params["optimizer.batch_size"] = params["batch_size"]
     assert nested_in(params, "batch_size", "optimizer")
     assert not nested_in(params, "optimizer", "batch_size")
+    params["optimizer.batch_size"] = params["batch_size"]
+    assert nested_in(params, "batch_size", "optimizer")
+    # crossed levels are not nested, group or not
+    crossed = pd.DataFrame({"optimizer": ["batch", "batch", "sgd", "sgd"],
+                            "batch_size": ["8", "32", "8", "32"]})
+    assert not nested_in(crossed, "batch_size", "optimizer")
 
 
 def test_equal_means_rank_by_keys_not_by_rounding_noise():

@@ -23,22 +23,30 @@ def env_without_mlflow(**extra: str) -> dict:
     return {**env, **extra}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(lo: int = 5600, hi: int = 5700) -> int:
+    """A free port on 127.0.0.1 in [lo, hi) (this project's scale-out tests: 5600-5699)."""
+    for port in range(lo, hi):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {lo}-{hi - 1}")
 
 
 class MlflowServer:
-    """``mlflow server`` bound to 127.0.0.1 on a free port, SQLite backend and artifacts in
-    ``root``; its own process group, so ``stop`` ends its workers too."""
+    """``mlflow server`` bound to 127.0.0.1 on a free port, SQLite backend (or ``backend``, a
+    database URI) and artifacts in ``root``; its own process group, so ``stop`` ends its
+    workers too."""
 
     def __init__(self, root: Path, *extra: str, port: int | None = None,
-                 db: Path | None = None) -> None:
+                 db: Path | None = None, backend: str | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.db = db or self.root / "server.db"
+        self.backend = backend or f"sqlite:///{self.db}"
         self.extra = list(extra)
         self.proc: subprocess.Popen | None = None
         self.log = self.root / "server.log"
@@ -49,7 +57,7 @@ class MlflowServer:
 
     def start(self, timeout: float = 90) -> "MlflowServer":
         cmd = [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(self.port),
-               "--backend-store-uri", f"sqlite:///{self.db}",
+               "--backend-store-uri", self.backend,
                "--artifacts-destination", str(self.root / "artifacts"), *self.extra]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=log, stderr=log,
@@ -87,6 +95,71 @@ class MlflowServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class Postgres:
+    """A throwaway PostgreSQL 15 cluster: ``initdb`` into a fresh directory under /tmp (owned
+    by the ``postgres`` user: initdb refuses root), listening on 127.0.0.1:<free port> only
+    (and a Unix socket in that directory), password authentication over TCP; one database
+    ``mlflow`` owned by the role ``mlflow``, as in the README's recipe."""
+
+    USER = "postgres"
+
+    def __init__(self) -> None:
+        import tempfile
+        self.root = Path(tempfile.mkdtemp(prefix="ffexp-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.password = "mlflow-test"
+        self.uri = (f"postgresql+psycopg://mlflow:{self.password}@127.0.0.1:{self.port}/mlflow")
+
+    def _as_postgres(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        prefix = [] if os.geteuid() != 0 else ["runuser", "-u", self.USER, "--"]
+        return subprocess.run([*prefix, *cmd], cwd=self.root, capture_output=True, text=True,
+                              check=check)
+
+    def init(self) -> "Postgres":
+        if os.geteuid() == 0:
+            subprocess.run(["chown", self.USER, str(self.root)], check=True)
+        self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
+                          "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8")
+        return self
+
+    def start(self) -> "Postgres":
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
+                          str(self.root / "postgres.log"), "-w", "start")
+        return self
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
+                              "stop", check=False)
+
+    def psql(self, sql: str) -> str:
+        return self._as_postgres(str(PG_BIN / "psql"), "-h", str(self.root), "-p",
+                                 str(self.port), "-U", "postgres", "-v", "ON_ERROR_STOP=1",
+                                 "-At", "-c", sql).stdout
+
+    def create_mlflow_database(self) -> "Postgres":
+        self.psql(f"CREATE ROLE mlflow LOGIN PASSWORD '{self.password}'")
+        self.psql("CREATE DATABASE mlflow OWNER mlflow")
+        return self
+
+    def __enter__(self) -> "Postgres":
+        try:
+            return self.init().start().create_mlflow_database()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        import shutil
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def sweep_args(n_jobs: int, workers: int = 2, launcher: str = "joblib") -> list[str]:

@@ -34,7 +34,7 @@ def test_default_store_and_ui_command(single):
     # the last thing a single run prints: after the summary, where the user's eye lands
     assert proc.stdout.rstrip().endswith(f"mlflow ui --backend-store-uri {uri}")
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "moons·relu·he·minibatch·s3"
+    assert run.info.run_name == "relu·he·minibatch·s3"  # moons is the experiment
     exp = MlflowClient(uri).get_experiment(run.info.experiment_id)
     assert exp.name == "moons"
 
@@ -46,8 +46,13 @@ def test_params(single):
         "dataset": "moons", "task": "binary", "activation": "relu", "init": "he", "loss": "bce",
         "optimizer": "minibatch", "lr": "0.1", "batch_size": "32", "hidden_sizes": "[8,8]",
         "epochs": str(EPOCHS), "seed": "3"}
-    assert p["dataset.params.n_samples"] == "200" and p["optimizer.lr"] == "0.1"
+    assert p["dataset.params.n_samples"] == "200" and p["dataset.params.noise"] == "0.2"
+    assert p["init.scale"] == "0.01" and p["dataset.seed"] == "0"
     assert p["loss.name"] == "auto"   # as configured; the headline `loss` is the one resolved
+    # each value once: no dotted alias repeats a short name
+    assert not {"activation.name", "init.name", "optimizer.name", "optimizer.lr", "dataset.name",
+                "dataset.task", "optimizer.batch_size", "model.hidden_sizes",
+                "train.epochs"} & set(p)
     assert not any(k.startswith(("tracking.", "hydra.")) for k in p)
 
 
@@ -92,7 +97,8 @@ def test_artifacts(single):
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"history.csv", "hydra", "plots", "config", "model_npz"} <= top
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
-        "plots/learning_curves.png", "plots/gradient_norms.png", "plots/decision_boundary.png"}
+        "plots/learning_curves.png", "plots/gradient_norms.png", "plots/gradient_flow.png",
+        "plots/decision_boundary.png"}
     assert {"hydra/config.yaml", "hydra/overrides.yaml"} <= {
         a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
     history = pd.read_csv(client.download_artifacts(run.info.run_id, "history.csv"))

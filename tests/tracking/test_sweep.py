@@ -45,6 +45,9 @@ def test_2x2_sweep_parent_children_summary(tmp_path, store):
     assert all(c.info.status == "FINISHED" for c in children)
     assert sorted(c.data.params["activation"] + c.data.params["init"] for c in children) == \
         ["reluhe", "reluxavier", "tanhhe", "tanhxavier"]
+    # names lead with what varies: the varied factors only
+    assert sorted(c.info.run_name for c in children) == \
+        ["relu·he", "relu·xavier", "tanh·he", "tanh·xavier"]
     m = parent.data.metrics
     assert (m["sweep/jobs"], m["sweep/finished"], m["sweep/diverged"], m["sweep/failed"]) == \
         (4, 4, 0, 0)
@@ -60,10 +63,21 @@ def test_run_names_show_what_a_sweep_varies():
 
     from ffexp.tracking.tags import run_name
     s = NS(dataset=NS(name="moons"), activation=NS(name="relu"), init=NS(name="he"),
-           optimizer=NS(name="sgd"), seed=1)
-    assert run_name(s) == "moons·relu·he·sgd·s1"
-    overrides = ["activation=relu", "optimizer.lr=0.5", "train.epochs=4"]
-    assert run_name(s, overrides, ("activation", "optimizer.lr")) == "moons·relu·he·sgd·s1·lr=0.5"
+           optimizer=NS(name="sgd"), seed=1, tracking=NS(experiment=None))
+    assert run_name(s) == "relu·he·sgd·s1"  # the dataset is the experiment
+    assert run_name(NS(**{**vars(s), "tracking": NS(experiment="study")})) == \
+        "moons·relu·he·sgd·s1"
+    # a sweep: the varied overrides only, in command-line order, the seed last
+    overrides = ["seed=1", "optimizer.lr=0.5", "activation=relu", "train.epochs=4"]
+    assert run_name(s, overrides, ("seed", "optimizer.lr", "activation")) == "lr=0.5·relu·s1"
+    assert run_name(s, overrides, ("activation",)) == "relu"
+    # an Optuna trial: its sampled overrides, numbers shortened
+    trial = ["optimizer.lr=0.012345678901", "model.hidden_sizes=[8,8]", "init.name=xavier"]
+    assert run_name(s, trial, ("optimizer.lr", "model.hidden_sizes", "init.name")) == \
+        "lr=0.01235·hidden_sizes=[8,8]·xavier"
+    # two varied keys with the same last part keep their full keys
+    assert run_name(s, ["dataset.seed=2", "a.b.seed=3"], ("dataset.seed", "a.b.seed")) == \
+        "dataset.seed=2·a.b.seed=3"
 
 
 def test_sweep_typo_creates_no_run(tmp_path):

@@ -10,6 +10,11 @@ environment variable:
 - ``FFEXP_TEST_RAISE=<seed>:<epoch>``: the job whose ``seed`` is <seed> raises
   ``RuntimeError("injected fault at epoch <epoch>")`` at the end of that epoch, from the
   validation callback (the first one), so the epochs before it are logged and that one is not.
+- ``FFEXP_TEST_NOW=<ISO time>``: Hydra's ``${now:...}`` resolver sees that time, so that two
+  commands compute the same default ``hydra.sweep.dir`` (two sweeps "in the same second").
+- ``FFEXP_TEST_FOREIGN_HANDOFF=1``: before each job is prepared, ``<sweep dir>/mlflow_sweep.json``
+  is rewritten as another sweep would (another sweep id and parent run), as if a second sweep
+  had taken the directory meanwhile (e.g. from another host, where no lock is shared).
 """
 
 import os
@@ -40,3 +45,35 @@ if os.environ.get("FFEXP_TEST_RAISE"):
             raise RuntimeError(f"injected fault at epoch {_epoch}")
 
     app.Validation.on_epoch_end = _on_epoch_end
+
+if os.environ.get("FFEXP_TEST_NOW"):
+    from datetime import datetime as _datetime
+
+    import hydra.core.utils as _hydra_utils
+
+    _FIXED = _datetime.fromisoformat(os.environ["FFEXP_TEST_NOW"])
+
+    class _FixedNow(_datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return _FIXED
+
+    _hydra_utils.datetime = _FixedNow
+
+if os.environ.get("FFEXP_TEST_FOREIGN_HANDOFF"):
+    import json
+    from pathlib import Path
+
+    from ffexp import __main__ as _entry
+
+    _real_prepare = _entry.prepare
+
+    def _prepare(settings):
+        from hydra.core.hydra_config import HydraConfig
+        path = Path(HydraConfig.get().sweep.dir) / "mlflow_sweep.json"
+        record = json.loads(path.read_text())
+        record.update(sweep_uid="someone-elses-sweep", parent_run_id="0" * 32)
+        path.write_text(json.dumps(record))
+        return _real_prepare(settings)
+
+    _entry.prepare = _prepare

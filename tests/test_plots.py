@@ -1,0 +1,132 @@
+"""The run's figures, read back: what is drawn (the boundary's colours over the axes, lines,
+legend entries, labels), not that a file exists."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgb
+
+from ffexp import plots
+from ffexp.data import load_dataset
+from ffexp.nn import Network, train
+
+TITLE = "moons · relu·he·s0"
+
+
+@pytest.fixture(scope="module")
+def moons():
+    data = load_dataset("moons", params={"n_samples": 200})
+    net = Network([2, 8, 8, 1], "relu", "sigmoid", seed=0)
+    result = train(net, data.X_train, data.Y_train, "bce", lr=0.5, epochs=30, seed=0)
+    return data, net, result
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    data = load_dataset("blobs", params={"n_samples": 200})
+    k = data.Y_train.shape[0]
+    net = Network([2, 8, k], "relu", "softmax", seed=0)
+    train(net, data.X_train, data.Y_train, "cce", lr=0.5, epochs=30, seed=0)
+    return data, net
+
+
+def _axes_pixels(fig, ax) -> np.ndarray:
+    """The RGB pixels inside ``ax`` as rendered, (h, w, 3) in [0, 1]."""
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba(), dtype=float)[..., :3] / 255
+    x0, y0, x1, y1 = ax.get_window_extent().extents
+    h = rgba.shape[0]
+    return rgba[int(h - y1) + 2:int(h - y0) - 2, int(x0) + 2:int(x1) - 2]
+
+
+def _share_near(pixels: np.ndarray, colour, tol: float = 0.12) -> float:
+    return float((np.abs(pixels - np.asarray(colour)).max(axis=-1) < tol).mean())
+
+
+def _blend(colour, alpha: float):
+    return alpha * np.asarray(to_rgb(colour)) + (1 - alpha)   # over a white axes
+
+
+def test_binary_boundary_fills_both_classes_with_the_half_contour(moons):
+    """The moons bug: a (1, m) prediction drew no boundary at all."""
+    data, net, _ = moons
+    fig = plots.decision_boundary(net, data, TITLE)
+    ax = fig.axes[0]
+    (image,) = ax.images
+    field = image.get_array()
+    assert field.shape == (plots.GRID, plots.GRID) and field.min() < 0.2 and field.max() > 0.8
+    (contour,) = [c for c in ax.collections if hasattr(c, "levels")]
+    assert list(contour.levels) == [0.5]
+    pixels = _axes_pixels(fig, ax)
+    cmap = image.get_cmap()
+    blue, red = _blend(cmap(0.0)[:3], 0.45), _blend(cmap(1.0)[:3], 0.45)
+    # ŷ near 0 and near 1 each fill a good part of the plane; no white left
+    assert _share_near(pixels, blue, 0.15) > 0.15 and _share_near(pixels, red, 0.15) > 0.15
+    assert _share_near(pixels, (1, 1, 1), 0.02) < 0.05
+    assert fig._suptitle.get_text() == TITLE and "0.5" in ax.get_title()
+    assert "standardized" in ax.get_xlabel()
+
+
+def test_multiclass_boundary_fills_a_region_per_class(blobs):
+    data, net = blobs
+    fig = plots.decision_boundary(net, data, TITLE)
+    ax = fig.axes[0]
+    k = data.Y_train.shape[0]
+    assert set(np.unique(ax.images[0].get_array())) == set(range(k))
+    pixels = _axes_pixels(fig, ax)
+    shares = [_share_near(pixels, _blend(c, 0.35), 0.06) for c in plots.CLASS_COLOURS[:k]]
+    assert all(s > 0.1 for s in shares) and sum(shares) > 0.8, shares
+    assert "predicted class" in ax.get_title()
+
+
+def test_no_boundary_file_for_regression_or_many_features(tmp_path, moons):
+    data, net, result = moons
+    written = {p.name for p in plots.write_plots(result, tmp_path, net, data, TITLE)}
+    assert written == {"learning_curves.png", "gradient_norms.png", "gradient_flow.png",
+                       "decision_boundary.png"}
+    regression = load_dataset("regression", params={"n_samples": 50, "n_features": 2})
+    assert regression.n_features == 2 and not plots.has_boundary(regression)
+    assert not plots.has_boundary(load_dataset("iris"))       # 4 features: no plane
+
+
+def test_gradient_flow_first_and_last_epoch_against_the_layer(moons):
+    _, net, result = moons
+    first, last = result.history[0], result.history[-1]
+    fig = plots.gradient_flow(first, last, TITLE)
+    L = len(net.weights)
+    for ax, attr in zip(fig.axes, ("grad_norm_W", "grad_norm_Z")):
+        assert ax.get_yscale() == "log" and ax.get_xlabel().startswith("layer l")
+        lines = ax.get_lines()
+        assert len(lines) == 2
+        assert [list(line.get_xdata()) for line in lines] == [list(range(1, L + 1))] * 2
+        np.testing.assert_array_equal(lines[1].get_ydata(), getattr(last, attr))
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert labels[0].startswith(f"epoch {first.epoch} (mean over")
+        assert labels[1].startswith(f"epoch {last.epoch}")
+    assert TITLE in fig._suptitle.get_text()
+
+
+def test_gradient_flow_labels_an_epoch_0_as_before_any_update(moons):
+    _, _, result = moons
+    from dataclasses import replace
+    before = replace(result.history[0], epoch=0)
+    fig = plots.gradient_flow(before, result.history[-1])
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[0] == "epoch 0: before any update (full training cost)"
+
+
+def test_learning_curves_and_gradient_norms_lines_and_legends(moons):
+    _, net, result = moons
+    fig = plots.learning_curves(result, TITLE)
+    (ax,) = fig.axes       # no validation metrics in this history: one panel
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["training set"]
+    assert len(ax.get_lines()[0].get_xdata()) == len(result.history)
+    assert "cost J" in ax.get_ylabel() and TITLE in fig._suptitle.get_text()
+    fig = plots.gradient_norms(result, TITLE)
+    L = len(net.weights)
+    for ax in fig.axes:
+        assert len(ax.get_lines()) == L and ax.get_yscale() == "log"
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == \
+            [f"layer {l}" for l in range(1, L + 1)]
+        assert "mean over the epoch's updates" in ax.get_ylabel()
