@@ -50,9 +50,10 @@ class Activation:
         """Fraction of activations in the flat tails of g (0 where g has none)."""
         return 0.0
 
-    def inactive(self, Z: np.ndarray) -> np.ndarray:
-        """Per unit (row of Z), True where z ≤ 0 for every column (example)."""
-        return np.all(Z <= 0, axis=1)
+    def inactive(self, Z: np.ndarray, A_sums: np.ndarray | None = None) -> np.ndarray:
+        """Per unit (row of Z), True where z ≤ 0 for every column (example). ``A_sums``, the
+        row sums of A = g(Z), may answer it without another pass over Z (ReLU)."""
+        return Z.max(axis=1) <= 0
 
     def dead(self, Z: np.ndarray) -> float:
         """Fraction of dead units: z ≤ 0 for every example (0 where g cannot die)."""
@@ -187,6 +188,10 @@ class ReLU(Activation):
 
     def backward_inplace(self, dZ, Z, A):
         np.multiply(dZ, Z > 0, out=dZ)
+
+    def inactive(self, Z, A_sums=None):
+        # a = max(z, 0) ≥ 0: a row of A sums to exactly 0 iff every z ≤ 0
+        return A_sums == 0 if A_sums is not None else super().inactive(Z)
 
 
 class LeakyReLU(Activation):

@@ -91,6 +91,14 @@ class _Trainer:
         self.grad, self.scratch = np.empty_like(self.theta), np.empty_like(self.theta)
         self.dW, self.db = self.layout.views(self.grad)
         self.spaces = {k: Workspace(net, k) for k in {s, m - (len(self.starts) - 1) * s}}
+        # per batch width, flat views of the tensors whose norms an update adds up:
+        # [dW1, db1, ..., dWL, dbL, dZ1, ..., dZL] (math.sqrt of a BLAS dot each: the
+        # cheapest way for tensors this small)
+        params = [self.grad[a:a + int(np.prod(shape))]
+                  for a, shape in zip(self.layout.starts, self.layout.shapes)]
+        self.tensors = {k: params + [ws.dZ_flat[a:a + n * k] for a, n in
+                                     zip(ws.dZ_starts, net.layer_sizes[1:])]
+                        for k, ws in self.spaces.items()}
         self.XT, self.YT = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
         self.reuse = bookkeeping and not plan.shuffle and s == m
         self.full = full_gradients or self.reuse
@@ -99,11 +107,11 @@ class _Trainer:
             self.full_pass = FullPass(net, X, Y, loss, self.layout, self.grad,
                                       chunk_width(net, m, s), self.spaces)
 
-    def updates(self) -> tuple[np.ndarray, np.ndarray]:
+    def updates(self) -> list[float]:
         """One pass of gradient descent; the sums over its updates of the per-tensor gradient
-        norms ([W1, b1, W2, ...] and [Z1, Z2, ...]) when they are tracked."""
+        norms ([W1, b1, ..., WL, bL, Z1, ..., ZL]) when they are tracked."""
         net, loss, lr, s, L = self.net, self.loss, self.lr, self.plan.batch_size, self.net.L
-        theta, grad, scratch, starts = self.theta, self.grad, self.scratch, self.layout.starts
+        theta, grad, scratch, dot, sqrt = self.theta, self.grad, self.scratch, np.dot, math.sqrt
         grads = (self.dW, self.db)
         norms = self.bookkeeping and not self.full
         if self.plan.shuffle:   # rows of the transposes: each batch of columns is contiguous
@@ -111,7 +119,7 @@ class _Trainer:
             Xe, Ye = self.XT[perm].T, self.YT[perm].T
         else:
             Xe, Ye = self.X, self.Y
-        acc_p, acc_z = np.zeros(2 * L), np.zeros(L)
+        acc = [0.0] * (3 * L)
         for i in self.starts:
             if self.cached:   # batch gradient descent: grad is ∂J/∂θ at this θ already
                 self.cached = False
@@ -121,13 +129,13 @@ class _Trainer:
                 Zs, As = net.forward_all(Xb, ws)
                 net.backward(Zs, As, Yb, loss, ws, grads)
                 if norms:
-                    acc_p += np.sqrt(sq_norms(grad, starts, scratch))
-                    acc_z += np.sqrt(sq_norms(ws.dZ_flat, ws.dZ_starts, ws.scratch))
+                    for j, v in enumerate(self.tensors[Xb.shape[1]]):
+                        acc[j] += sqrt(dot(v, v))
             np.multiply(grad, lr, out=scratch)
             theta -= scratch
-        return acc_p, acc_z
+        return acc
 
-    def measure(self, epoch: int, acc_p, acc_z) -> tuple:
+    def measure(self, epoch: int, acc: list | None) -> tuple:
         """(J, activation stats, (‖dW‖, ‖db‖, ‖dZ‖) per layer, their source, what went
         non-finite or '') at the current θ; the gradient norms of the full cost at step 0 and
         with full gradients, else the means over the epoch's updates."""
@@ -137,19 +145,21 @@ class _Trainer:
             gp, gz = np.sqrt(sq_norms(self.grad, self.layout.starts, self.scratch)), np.sqrt(dZ_sq)
             self.cached = self.reuse
         else:
-            gp, gz = acc_p / len(self.starts), acc_z / len(self.starts)
+            mean = np.array(acc) / len(self.starts)
+            gp, gz = mean[:2 * self.net.L], mean[2 * self.net.L:]
         bad = "" if math.isfinite(J) else "cost"
         if not bad and not (np.isfinite(gp).all() and np.isfinite(gz).all()):
             bad = "gradient"
         return J, act, (gp[0::2], gp[1::2], gz), "full" if full else "mean", bad
 
-    def record(self, epoch: int, acc: tuple, t0: float, t_start: float) -> tuple[EpochStats, str]:
+    def record(self, epoch: int, acc: list | None, t0: float,
+               t_start: float) -> tuple[EpochStats, str]:
         """The epoch's EpochStats, all measured at θ as it is now (after the epoch's updates;
         θ_0 at step 0), and what went non-finite ('' if nothing)."""
         net, L = self.net, self.net.L
         bad = "" if np.isfinite(self.theta).all() else _non_finite(net)
         if self.bookkeeping and not bad:
-            J, act, grads, source, bad = self.measure(epoch, *acc)
+            J, act, grads, source, bad = self.measure(epoch, acc)
         else:
             nan_L, nan_h = np.full(L, np.nan), np.full(L - 1, np.nan)
             J, act, grads, source = math.nan, (nan_h,) * 4, (nan_L,) * 3, ""
@@ -246,7 +256,7 @@ def _loop(run: _Trainer, epochs: int, tol, tol_on: str, patience: int,
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for epoch in range(epochs + 1):
             t0 = time.perf_counter()
-            acc = run.updates() if epoch else (None, None)
+            acc = run.updates() if epoch else None
             stats, bad = run.record(epoch, acc, t0, t_start)
             if bad:
                 run.theta[...] = last_good
