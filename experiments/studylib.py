@@ -108,7 +108,9 @@ def write_markdown(output: Path, title: str, blocks: Sequence[str], name: str = 
 
 
 def save_figure(fig, path: Path) -> Path:
-    """A PNG with no timestamp or version in it."""
+    """The figure, laid out tight, as a PNG with no timestamp or version in it (folder made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
     fig.savefig(path, format="png", dpi=100, metadata=PNG_META)
     import matplotlib.pyplot as plt
     plt.close(fig)

@@ -67,8 +67,6 @@ def main() -> None:
         ax.set_title(f"{act}: validation F1 (micro), mean over seeds")
         ax.set_xlabel("epoch (0 = before any update)")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    args.output.mkdir(parents=True, exist_ok=True)
     save_figure(fig, args.output / "f1_curves.png")
 
     write_markdown(args.output, "Study 11, biases: analysis", [

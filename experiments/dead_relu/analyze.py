@@ -73,8 +73,6 @@ def main() -> None:
     for ax in axes:
         ax.set_xlabel("epoch (0 = before any update)")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    args.output.mkdir(parents=True, exist_ok=True)
     save_figure(fig, args.output / "dead_fraction.png")
 
     write_markdown(args.output, "Study 8, dead_relu: analysis", [

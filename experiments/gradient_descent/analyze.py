@@ -96,8 +96,6 @@ def main() -> None:
     axes[0].set(xlabel="epoch", ylabel="training cost", yscale="log", title="cost against epochs")
     axes[1].set(xlabel="seconds (time/elapsed, log scale)", title=f"cost against seconds (T = dotted line)")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    args.output.mkdir(parents=True, exist_ok=True)
     save_figure(fig, args.output / "cost_curves.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
@@ -109,7 +107,6 @@ def main() -> None:
                "cost, at the epoch's end")
     axes[0].set_ylabel("gradient norm (all m examples)")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
     save_figure(fig, args.output / "full_gradients.png")
 
     write_markdown(args.output, "Study 4, gradient_descent: analysis", [

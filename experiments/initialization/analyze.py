@@ -69,8 +69,6 @@ def main() -> None:
         ax.set_title(f"{act}: ‖∂J/∂W[l]‖ at step 0 (before any update)")
         ax.set_xlabel("layer l")
     axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    args.output.mkdir(parents=True, exist_ok=True)
     save_figure(fig, args.output / "profiles.png")
 
     write_markdown(args.output, "Study 3, initialization: analysis", [

@@ -82,8 +82,6 @@ def main() -> None:
         ax.set_xlabel("epoch (0 = before any update)")
     axes[0].set_ylabel("J, full training set")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    args.output.mkdir(parents=True, exist_ok=True)
     save_figure(fig, args.output / "cost_curves.png")
 
     write_markdown(args.output, "Study 7, learning_rate: analysis", [

@@ -107,8 +107,6 @@ def main() -> None:
         row[0].set_ylabel("val accuracy (mean, min–max)")
         for ax in row:
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    args.output.mkdir(parents=True, exist_ok=True)
     save_figure(fig, args.output / "accuracy_curves.png")
 
     head = ["‖∂J/∂Z[L]‖, step 0", "‖∂J/∂Z[1]‖ / ‖∂J/∂Z[L-1]‖, step 0", *[f"epochs to val accuracy ≥ {x}" for x in TARGETS],

@@ -60,8 +60,6 @@ def main() -> None:
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("activation (mean over seeds)")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    args.output.mkdir(parents=True, exist_ok=True)
     save_figure(fig, args.output / "activations.png")
 
     write_markdown(args.output, "Study 12, sigmoid_saturation: analysis", [

@@ -58,8 +58,6 @@ def main() -> None:
     for ax in axes:
         ax.set_xlabel("epoch (0 = before any update)")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    args.output.mkdir(parents=True, exist_ok=True)
     save_figure(fig, args.output / "curves.png")
 
     write_markdown(args.output, "Study 10, softmax_beta: analysis", [

@@ -67,8 +67,6 @@ def main() -> None:
     ax.set_ylabel("validation accuracy")
     ax.set_title("where each tolerance stops, on the runs trained to the budget")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    args.output.mkdir(parents=True, exist_ok=True)
     save_figure(fig, args.output / "stops.png")
 
     write_markdown(args.output, "Study 9, stopping: analysis", [

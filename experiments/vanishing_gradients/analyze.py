@@ -84,8 +84,6 @@ def main() -> None:
     for row in range(2):
         axes[row][0].set_ylabel("ratio (geometric mean over seeds)")
     axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    args.output.mkdir(parents=True, exist_ok=True)
     save_figure(fig, args.output / "ratios.png")
 
     write_markdown(args.output, "Study 2, vanishing_gradients: analysis", [
