@@ -12,6 +12,7 @@ Then a 27-job sweep (activation × init × optimizer, 3 × 3 × 3) through the r
 command, once with ``tracking.enabled=false`` and once on a fresh SQLite store.
 
     python benchmarks/tracking.py [--repeats 3] [--sweep-epochs 20] [--no-sweep]
+    python benchmarks/tracking.py --snapshots   # the default run, tracking.snapshots 0 vs 10
 """
 
 from __future__ import annotations
@@ -114,12 +115,59 @@ def sweep(epochs: int) -> None:
           f"+{(on - off) / 27:.2f} s per job, ratio {on / off:.2f}")
 
 
+# ---- step images (tracking.snapshots, issue 10): a separate block, ``--snapshots`` ------------
+
+DEFAULT_JOB = ["dataset=moons"]   # the default run: 2-16-16-1, 200 epochs, mini-batch 32
+
+
+def _default_job(uri: str, enabled: bool, snapshots: int, out: Path) -> tuple[float, float]:
+    """(wall, CPU seconds of this process) of the default job, with ``tracking.snapshots``."""
+    with initialize_config_module("ffexp.conf", version_base=None):
+        cfg = compose("config", overrides=[*DEFAULT_JOB, f"tracking.uri={uri}",
+                                           f"tracking.enabled={str(enabled).lower()}",
+                                           f"tracking.snapshots={snapshots}"])
+    settings, config = to_settings(cfg), OmegaConf.to_container(cfg, resolve=True)
+    context = RunContext("multirun", DEFAULT_JOB, str(out), None, 0, "0", "benchmark", config)
+    t0, c0 = time.perf_counter(), time.process_time()
+    job = prepare(settings)
+    with record_job(settings, job, context) as recorder:
+        recorder.finish(execute(job, recorder.callbacks))
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def snapshot_cost(repeats: int) -> None:
+    """The default run untracked, tracked with tracking.snapshots=0 and =10 (interleaved)."""
+    register_schemas()
+    cases = (("untracked", False, 0), ("snapshots=0", True, 0), ("snapshots=10", True, 10))
+    with tempfile.TemporaryDirectory(prefix="ffexp-bench-snap-") as tmp:
+        uri = f"sqlite:///{tmp}/mlflow.db"
+        for _, enabled, n in cases:  # warm-up: imports, schema, experiment, fonts
+            _default_job(uri, enabled, n, Path(tmp))
+        runs = {name: [] for name, _, _ in cases}
+        for _ in range(repeats):
+            for name, enabled, n in cases:
+                runs[name].append(_default_job(uri, enabled, n, Path(tmp)))
+    wall = {k: statistics.median(r[0] for r in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(r[1] for r in v) for k, v in runs.items()}
+    print(f"step images, the default run (moons 2-16-16-1, 200 epochs), median of {repeats}:")
+    print(f"{'case':>13} {'wall s':>8} {'cpu s':>8} {'wall/untracked':>15} {'cpu/untracked':>14}")
+    for k in wall:
+        print(f"{k:>13} {wall[k]:>8.3f} {cpu[k]:>8.3f} {wall[k] / wall['untracked']:>15.3f} "
+              f"{cpu[k] / cpu['untracked']:>14.3f}")
+    print(f"10 snapshots (20 images) cost {wall['snapshots=10'] - wall['snapshots=0']:.3f} s wall, "
+          f"{cpu['snapshots=10'] - cpu['snapshots=0']:.3f} s CPU per run")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sweep-epochs", type=int, default=20)
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--snapshots", action="store_true",
+                        help="only the cost of tracking.snapshots on the default run")
     args = parser.parse_args()
+    if args.snapshots:
+        return snapshot_cost(args.repeats)
     in_process(args.repeats)
     if not args.no_sweep:
         sweep(args.sweep_epochs)

@@ -357,7 +357,10 @@ def _main() -> int:
             raise  # a single run's failure keeps its traceback
         # the launcher itself broke (e.g. joblib lost a worker to SIGKILL): jobs are lost, not
         # the finished runs; the same command with skip_existing finishes the sweep
-        reason = (str(err).strip().splitlines() or [""])[0]
+        # (submitit's "Job 3_1 ... with path ..." / "has not produced any output (state:
+        # CANCELLED ...)": its first two lines, which name the SLURM task and its state)
+        lines = str(err).strip().splitlines() or [""]
+        reason = " ".join(lines[:2] if type(err).__name__ == "UncompletedJobError" else lines[:1])
         print(f"ffexp: error: the sweep stopped: {type(err).__name__}: {reason} (outputs in "
               f"{SweepStatus.sweep_dir}); rerun the same command with "
               f"tracking.skip_existing=true to finish it", file=sys.stderr, flush=True)

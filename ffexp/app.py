@@ -136,6 +136,8 @@ def _check_choices(s: Settings) -> None:
              s.tracking.flush_seconds, "must be a positive number of seconds")
     _require(_positive(s.tracking.stale_seconds), "tracking.stale_seconds",
              s.tracking.stale_seconds, "must be a positive number of seconds")
+    _require(s.tracking.snapshots >= 0, "tracking.snapshots", s.tracking.snapshots,
+             "must be a non-negative integer (0: no step images)")
 
 
 def _load(d) -> tuple[Dataset, str]:

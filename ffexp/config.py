@@ -101,6 +101,8 @@ class TrackingSettings:
     experiment: Optional[str] = None
     log_model: bool = True
     log_plots: bool = True
+    #: epochs at which the decision boundary and gradient flow are logged as step images
+    snapshots: int = 10
     flush_seconds: float = 5.0
     skip_existing: bool = False
     #: a RUNNING run silent for longer than this is stale (ffexp.tracking.stale)

@@ -132,11 +132,12 @@ def _profile_label(stats, gradients: str) -> str:
     return f"epoch {stats.epoch} ({GRADIENTS.get(gradients, gradients)})"
 
 
-def gradient_flow(first, last, title: str = "", gradients: str = "mean") -> Figure:
+def gradient_flow(first, last, title: str = "", gradients: str = "mean", size=PANEL,
+                  dpi: int = DPI) -> Figure:
     """The gradient-flow profile: ‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ against the layer l (log axis),
     at the first and at the last epoch (EpochStats). Where the lines fall towards l = 1 the
     gradients vanish on their way back from the output."""
-    fig, axes = figure(2)
+    fig, axes = figure(2, size, dpi)
     for ax, attr, label in ((axes[0], "grad_norm_W", "‖∂J/∂W[l]‖"),
                             (axes[1], "grad_norm_Z", "‖∂J/∂Z[l]‖")):
         drawn = []
@@ -150,8 +151,8 @@ def gradient_flow(first, last, title: str = "", gradients: str = "mean") -> Figu
             ax.plot(l[keep], y[keep], style, label=_profile_label(stats, gradients))
         _log_y(ax, drawn)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(xlabel="layer l (1 = first hidden, L = output)", ylabel=label, title=label)
-        ax.legend(loc="best", fontsize="small")
+        ax.set(xlabel="layer l (1 = first hidden, L = output)", ylabel=label)
+        ax.legend(loc="best", fontsize="small" if size[0] >= PANEL[0] else "x-small")
     _title(fig, title, "gradient flow across layers")
     return fig
 
@@ -213,8 +214,9 @@ def decision_boundary(net, dataset, title: str = "", size=PANEL, dpi: int = DPI,
     names = getattr(dataset, "feature_names", ("x1", "x2"))
     ax.set(xlim=extent[:2], ylim=extent[2:], xlabel=f"{names[0]} (standardized)",
            ylabel=f"{names[1]} (standardized)")
-    kind = "predicted class" if what == "class" else f"{what} (boundary: ŷ = 0.5)"
-    ax.set_title(f"decision boundary: {kind}; training points", fontsize="medium")
+    kind = "predicted class" if what == "class" else f"{what}, boundary ŷ = 0.5"
+    ax.set_title(f"decision boundary ({kind}), training points",
+                 fontsize="medium" if size[0] >= PANEL[0] else "small")
     fig.suptitle(title or "decision boundary", fontsize="medium")
     return fig
 

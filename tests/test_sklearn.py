@@ -91,6 +91,12 @@ def test_regressor_is_linear_and_predicts_the_networks_forward_pass(kind, output
     assert reg.score(X, y) > 0.5
 
 
+@pytest.mark.parametrize("hidden, sizes", [((), [2, 1]), (5, [2, 5, 1]), ([4, 3], [2, 4, 3, 1])])
+def test_hidden_layer_sizes_give_the_layers_between_input_and_output(moons, hidden, sizes):
+    clf = FFClassifier(hidden_layer_sizes=hidden, epochs=2, random_state=0).fit(*moons)
+    assert clf.network_.layer_sizes == sizes     # () is logistic regression: one sigmoid unit
+
+
 def test_fit_trains_the_same_weights_as_the_engine_called_directly(moons):
     """A thin adapter: an int random_state is the engine's seed, y the 0/1 label row."""
     X, y = moons
@@ -101,6 +107,7 @@ def test_fit_trains_the_same_weights_as_the_engine_called_directly(moons):
                          lr=0.2, batch_size=16, epochs=15)
     for W, W_direct in zip(clf.network_.weights, net.weights):
         np.testing.assert_array_equal(W, W_direct)
+    assert list(clf.history_.index) == [s.epoch for s in result.history]
     np.testing.assert_array_equal(clf.history_["train/cost"], [s.cost for s in result.history])
 
 
@@ -149,7 +156,8 @@ def test_history_is_a_dataframe_of_the_engines_per_epoch_metrics(moons):
     X, y = moons
     clf = FFClassifier(**SMALL).fit(X, y)
     h = clf.history_
-    assert list(h.index) == list(range(1, 21)) and h.index.name == "epoch"
+    # epochs 1..20 (after a step 0 where the engine records one; see the test above)
+    assert list(h.index)[-20:] == list(range(1, 21)) and h.index.name == "epoch"
     layers = {f"grad_norm/{t}{l}" for t in "WbZ" for l in (1, 2, 3)}
     hidden = {f"act_{s}/{l}" for s in ("mean", "std", "saturated", "dead") for l in (1, 2)}
     assert {"train/cost", *layers, *hidden} <= set(h.columns)
@@ -170,8 +178,8 @@ def test_callbacks_see_every_epoch_and_can_stop_training(moons):
     X, y = moons
     stop = _StopAt(5)
     clf = FFClassifier(**SMALL, callbacks=[stop]).fit(X, y)
-    assert stop.seen == [1, 2, 3, 4, 5]
-    assert clf.outcome_ == "stopped" and clf.n_iter_ == 5 and len(clf.history_) == 5
+    assert stop.seen[-5:] == [1, 2, 3, 4, 5] and list(clf.history_.index) == stop.seen
+    assert clf.outcome_ == "stopped" and clf.n_iter_ == 5
 
 
 def test_partial_fit_continues_one_epoch_at_a_time(moons):
@@ -182,7 +190,8 @@ def test_partial_fit_continues_one_epoch_at_a_time(moons):
     before = inc.network_.get_params()
     for _ in range(3):
         inc.partial_fit(X, y)
-    assert list(inc.history_.index) == [1, 2, 3, 4] and inc.n_iter_ == 4
+    assert list(inc.history_.index)[-4:] == [1, 2, 3, 4] and inc.history_.index.is_unique
+    assert inc.n_iter_ == 4
     assert not np.array_equal(before[0], inc.network_.weights[0])
     with pytest.raises(ValueError, match="classes must be passed"):
         FFClassifier(**SMALL).partial_fit(X, y)

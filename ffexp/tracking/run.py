@@ -23,8 +23,9 @@ from .buffer import MetricsBuffer, finite_metrics, send_metrics
 from .diagnose import diagnosis_tags
 from .params import run_params
 from .signals import TimeLimit, deferred_sigterm, killed, sigterm_raises
+from .snapshots import Snapshots
 from .stale import mark_stale, process_tags, why_stale
-from .tags import clip, config_hash, run_name, run_tags
+from .tags import clip, config_hash, experiment_tags, run_name, run_tags
 
 #: MLflow's limits per log_batch request
 PARAMS_PER_CALL = 100
@@ -46,7 +47,8 @@ class Recorder:
         self.experiment_id = experiment_id
         self.settings, self.context = settings, context
         self.buffer = MetricsBuffer(client, run_id, uri, settings.tracking.flush_seconds)
-        self.callbacks = [self.buffer]
+        self.snapshots = Snapshots(settings.tracking.snapshots, settings.train.epochs)
+        self.callbacks = [self.buffer, self.snapshots]
         self.result = None
         #: ids of the unfinished runs of the same config this one reruns (skip_existing)
         self.rerun_of: list[str] = []
@@ -82,6 +84,8 @@ class Recorder:
             if train.diverged_epoch is not None:
                 tags["ffexp.diverged_epoch"] = str(train.diverged_epoch)
             self._artifacts(r)
+            self.snapshots.log(self.client, self.run_id, r.net, r.dataset, self.identity,
+                               s.train.epoch_gradients)
             if s.tracking.log_model and r.net is not None:
                 from .model import log_network
                 log_network(self.client, self.run_id, self.uri, self.experiment_id, r.net,
@@ -162,7 +166,8 @@ def _target(settings, context):
     if sweep is not None:
         return store.client(sweep.tracking_uri), sweep.tracking_uri, sweep.experiment_id, sweep
     uri = store.resolve_uri(settings.tracking.uri)
-    client, experiment_id = store.open_store(uri, experiment_name(settings))
+    client, experiment_id = store.open_store(uri, experiment_name(settings),
+                                             experiment_tags(settings.dataset.task))
     return client, uri, experiment_id, None
 
 

@@ -97,16 +97,17 @@ def creation_lock(db: Path | None):
         os.close(fd)  # releases the lock
 
 
-def open_store(uri: str, experiment: str):
-    """(client, experiment_id): creates the schema (first open) and the experiment if needed."""
+def open_store(uri: str, experiment: str, tags: dict[str, str] | None = None):
+    """(client, experiment_id): creates the schema (first open) and the experiment if needed
+    (with ``tags``)."""
     db = sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     with creation_lock(db):
-        return _open_store(uri, experiment)
+        return _open_store(uri, experiment, tags)
 
 
-def _open_store(uri: str, experiment: str):
+def _open_store(uri: str, experiment: str, tags: dict[str, str] | None = None):
     c = client(uri)
     exp = c.get_experiment_by_name(experiment)
     if exp is not None:
@@ -114,7 +115,8 @@ def _open_store(uri: str, experiment: str):
             c.restore_experiment(exp.experiment_id)
         return c, exp.experiment_id
     try:
-        return c, c.create_experiment(experiment, artifact_location=artifact_location(uri))
+        return c, c.create_experiment(experiment, artifact_location=artifact_location(uri),
+                                      tags=tags)
     except Exception:
         # another process created it between our lookup and our create
         exp = c.get_experiment_by_name(experiment)

@@ -26,7 +26,7 @@ from hydra.experimental.callback import Callback
 from . import handoff, signals, store
 from .signals import Terminated
 from .stale import process_tags
-from .tags import SEP, clip, git_state
+from .tags import SEP, clip, experiment_tags, git_state
 
 #: the parent run of this process's sweep, while it is open
 _OPEN: dict[str, Any] = {}
@@ -145,7 +145,7 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
     except ValueError:
         sweep_id = str(sweep_dir)
     uid = str(config.hydra.job.env_set.get("FFEXP_SWEEP_UID") or handoff.new_uid())
-    client, experiment_id = store.open_store(uri, experiment)
+    client, experiment_id = store.open_store(uri, experiment, experiment_tags())
     handoff.clear_skipped(sweep_dir)
     if config.tracking.get("skip_existing"):
         _close_stale(config, client, experiment_id)

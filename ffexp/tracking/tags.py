@@ -101,6 +101,24 @@ def run_name(settings, overrides=(), varied=()) -> str:
     return SEP.join(parts)
 
 
+#: MLflow 3 opens an experiment with this kind on its runs (model training), not on the GenAI
+#: overview (traces, latency, tokens)
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+PRIMARY_METRIC = "mlflow.experiment.primaryMetric.name"
+
+
+def experiment_tags(task: str | None = None) -> dict[str, str]:
+    """Tags of an experiment ffexp creates: its kind, and with the task the primary metric
+    (the task's main validation metric, higher is better: the compare view charts it first)."""
+    tags = dict(EXPERIMENT_KIND)
+    if task:
+        from ffexp.metrics import MAIN_METRIC
+        if task in MAIN_METRIC:
+            tags[PRIMARY_METRIC] = f"val/{MAIN_METRIC[task]}"
+            tags["mlflow.experiment.primaryMetric.greaterIsBetter"] = "True"
+    return tags
+
+
 def run_tags(config: Mapping[str, Any], overrides, sweep_id: str | None) -> dict[str, str]:
     """Tags set when the run is created (the outcome and diagnoses come at the end)."""
     from ffexp import __version__

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from helpers_scale import MlflowServer
+
+SLURM_LOCAL = Path(__file__).resolve().parents[2] / "scripts" / "slurm-local"
 
 
 @pytest.fixture
@@ -22,3 +25,21 @@ def server(tmp_path, server_db):
     artifacts in tmp_path/server), stopped however the test ends."""
     with MlflowServer(tmp_path / "server", "--workers", "2", db=server_db) as srv:
         yield srv
+
+
+def _up() -> bool:
+    return subprocess.run([str(SLURM_LOCAL), "status"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The local cluster (started and stopped here, unless it was running before)."""
+    started = False
+    if not _up():
+        if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
+            pytest.skip("no SLURM and no apt-get to install it")
+        subprocess.run([str(SLURM_LOCAL), "start"], check=True, timeout=900)
+        started = True
+    yield
+    if started:
+        subprocess.run([str(SLURM_LOCAL), "stop"], check=True, timeout=120)

@@ -55,7 +55,7 @@ class MlflowServer:
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 90) -> "MlflowServer":
+    def start(self, timeout: float = 180) -> "MlflowServer":
         cmd = [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(self.port),
                "--backend-store-uri", self.backend,
                "--artifacts-destination", str(self.root / "artifacts"), *self.extra]
@@ -139,10 +139,10 @@ class Postgres:
             self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
                               "stop", check=False)
 
-    def psql(self, sql: str) -> str:
+    def psql(self, sql: str, database: str = "postgres") -> str:
         return self._as_postgres(str(PG_BIN / "psql"), "-h", str(self.root), "-p",
-                                 str(self.port), "-U", "postgres", "-v", "ON_ERROR_STOP=1",
-                                 "-At", "-c", sql).stdout
+                                 str(self.port), "-U", "postgres", "-d", database,
+                                 "-v", "ON_ERROR_STOP=1", "-At", "-c", sql).stdout
 
     def create_mlflow_database(self) -> "Postgres":
         self.psql(f"CREATE ROLE mlflow LOGIN PASSWORD '{self.password}'")

@@ -1,5 +1,7 @@
-"""Load: a sweep of 200 tiny jobs (1 or 3 epochs) with 2 joblib workers, against the default
-SQLite store and against a tracking server; every child must exist with its full history.
+"""Load: a sweep of 200 tiny jobs (1 or 3 epochs), two at a time, against the default SQLite
+store, a tracking server on SQLite, a tracking server on PostgreSQL (the ffexp[postgres]
+extra; a throwaway cluster) and, through SLURM (scripts/slurm-local's one node, two CPUs),
+against a tracking server on SQLite; every child must exist with its full history.
 
     pytest -m slow -s tests/scale/test_stress.py            # prints jobs per minute
     FFEXP_STRESS_JOBS=40 pytest -m slow -s tests/scale/test_stress.py
@@ -11,8 +13,8 @@ import os
 
 import pytest
 
-from helpers_scale import (MlflowServer, check_sweep_store, lock_retries, run_ffexp,
-                           sweep_args)
+from helpers_scale import (PG_BIN, MlflowServer, Postgres, check_sweep_store, lock_retries,
+                           run_ffexp, sweep_args)
 
 N_JOBS = int(os.environ.get("FFEXP_STRESS_JOBS", "200"))
 WORKERS = 2
@@ -39,3 +41,23 @@ def test_stress_tracking_server(tmp_path, server_db):
         proc, seconds = run_ffexp(tmp_path, sweep_args(N_JOBS, WORKERS), server.uri)
         check_sweep_store(server.uri, N_JOBS)
     _report(f"tracking server ({server.uri}, 2 uvicorn workers, SQLite backend)", seconds)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason="no PostgreSQL 15")
+def test_stress_tracking_server_on_postgres(tmp_path):
+    pytest.importorskip("psycopg", reason="the ffexp[postgres] extra")
+    with Postgres() as pg, MlflowServer(tmp_path / "server", "--workers", "2",
+                                        backend=pg.uri) as server:
+        proc, seconds = run_ffexp(tmp_path, sweep_args(N_JOBS, WORKERS), server.uri)
+        check_sweep_store(server.uri, N_JOBS)
+    _report(f"tracking server ({server.uri}, 2 uvicorn workers, PostgreSQL 15 backend)",
+            seconds)
+
+
+@pytest.mark.slow
+def test_stress_slurm_against_a_tracking_server(tmp_path, server, cluster):
+    args = [*sweep_args(N_JOBS, launcher="ffexp_slurm"), "hydra.launcher.timeout_min=30"]
+    proc, seconds = run_ffexp(tmp_path, args, server.uri)
+    check_sweep_store(server.uri, N_JOBS)
+    _report(f"SLURM (1 node, 2 CPUs: 2 tasks at once), tracking server on SQLite", seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -103,6 +104,38 @@ def test_artifacts(single):
         a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
     history = pd.read_csv(client.download_artifacts(run.info.run_id, "history.csv"))
     assert list(history["epoch"]) == list(range(0, EPOCHS + 1))
+
+
+def test_snapshots_are_step_images(single):
+    """tracking.snapshots (default 10): the boundary and the gradient flow at 10 epochs, as
+    MLflow step images (images/<key>+step+<epoch>+...png, a .webp thumbnail beside)."""
+    from PIL import Image
+    _, uri, run = single
+    client = MlflowClient(uri)
+    files = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
+    steps: dict[str, set[int]] = {}
+    for path in files:
+        if path.endswith(".png"):
+            key, _, step, *_ = Path(path).name.split("+")
+            steps.setdefault(key, set()).add(int(step))
+    assert set(steps) == {"decision_boundary", "gradient_flow"}
+    for key, found in steps.items():
+        assert len(found) == 10 and {1, EPOCHS} <= found <= set(range(1, EPOCHS + 1)), key
+    assert sum(p.endswith(".webp") for p in files) == 20
+    assert run.data.tags["mlflow.loggedImages"] == "True"
+    png = next(p for p in files if "decision_boundary+step+12+" in p and p.endswith(".png"))
+    pixels = np.asarray(Image.open(client.download_artifacts(run.info.run_id, png)))
+    assert pixels.shape[0] > 150 and pixels.shape[1] > 200
+    assert (np.abs(pixels[..., :3].astype(int) - 255).max(axis=-1) > 40).mean() > 0.3  # drawn
+
+
+def test_no_snapshots_with_0(tmp_path, template_db):
+    shutil.copy(template_db, tmp_path / "mlflow.db")
+    run_ffexp(tmp_path, *FAST, "train.epochs=3", "tracking.snapshots=0", "tracking.log_model=false")
+    (run,) = all_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.list_artifacts(run.info.run_id, "images") == []
+    assert "mlflow.loggedImages" not in run.data.tags
 
 
 def test_pyfunc_predicts_like_the_network(single):

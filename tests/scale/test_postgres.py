@@ -1,0 +1,80 @@
+"""A tracking server on PostgreSQL, as in the README's recipe (``pip install 'ffexp[postgres]'``,
+``--backend-store-uri postgresql+psycopg://...``): a throwaway PostgreSQL 15 cluster (initdb
+into a temporary directory, 127.0.0.1 only) and an ``mlflow server`` on it, both started and
+stopped here. Slow.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+from mlflow import MlflowClient
+
+from helpers_scale import (FFEXP, PG_BIN, TINY, MlflowServer, Postgres, check_sweep_store,
+                           env_without_mlflow, run_ffexp, sweep_args)
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason="no PostgreSQL 15")]
+
+
+@pytest.fixture
+def postgres():
+    pytest.importorskip("psycopg", reason="the ffexp[postgres] extra")
+    with Postgres() as pg:
+        yield pg
+
+
+def test_parallel_sweep_against_a_server_on_postgres(tmp_path, postgres):
+    n = 6
+    with MlflowServer(tmp_path / "server", "--workers", "2", backend=postgres.uri) as server:
+        run_ffexp(tmp_path, sweep_args(n, workers=2), server.uri)
+        check_sweep_store(server.uri, n)
+        # it is all in PostgreSQL: the runs table, read with psql
+        assert postgres.psql("SELECT count(*) FROM runs", "mlflow").strip() == str(n + 1)
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def _children(uri: str, status: str) -> list:
+    client = MlflowClient(uri)
+    try:
+        exps = [e.experiment_id for e in client.search_experiments()]
+        return [r for r in client.search_runs(exps, f"attributes.status = '{status}'")
+                if "mlflow.parentRunId" in r.data.tags]
+    except Exception:
+        return []
+
+
+def test_database_outage_beyond_the_retry_window_then_resume(tmp_path, postgres):
+    """PostgreSQL stops for longer than the client's retries (~30 s): the server answers 500,
+    each running job ends with one line, the sweep exits 1; with the database back, the same
+    command with tracking.skip_existing=true completes the sweep."""
+    n = 4
+    args = ["-m", f"seed=range(0,{n})", "train.epochs=300", "tracking.flush_seconds=0.5",
+            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY]
+    with MlflowServer(tmp_path / "server", "--workers", "2", backend=postgres.uri) as server:
+        proc = subprocess.Popen([FFEXP, *args, f"tracking.uri={server.uri}"], cwd=tmp_path,
+                                env=env_without_mlflow(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 600
+            while not _children(server.uri, "FINISHED") and time.monotonic() < deadline:
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(1)
+            postgres.stop()
+            out, err = proc.communicate(timeout=900)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        print(out[-4000:], err[-4000:])
+        assert proc.returncode == 1
+        failed = [line for line in out.splitlines() if ": FAILED" in line]
+        assert failed, out
+        assert all(line.startswith("[job ") for line in failed)
+        assert "Traceback" not in out + err
+        postgres.start()
+        proc, _ = run_ffexp(tmp_path, [*args, "tracking.skip_existing=true"], server.uri)
+        assert f"{n} job(s) done" in proc.stdout and "skipped" in proc.stdout
+        seeds = {r.data.params["seed"] for r in _children(server.uri, "FINISHED")}
+        assert seeds == {str(s) for s in range(n)}
