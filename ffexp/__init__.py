@@ -1,9 +1,22 @@
 """ffexp: an experiment-tracking research harness for feedforward neural networks."""
 
+from . import blas
 from .nn import (ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, TASKS, Callback, EpochStats,
-                 Network, TrainResult, train)
+                 Network, TrainResult)
+from .nn import train as _train
 
 __version__ = "0.1.0"
 
 __all__ = ["ACTIVATIONS", "INITIALIZERS", "LOSSES", "OPTIMIZERS", "TASKS", "Callback",
            "EpochStats", "Network", "TrainResult", "train", "__version__"]
+
+
+def train(net: Network, X, Y, loss="bce", *, blas_threads: int | None = 1,
+          **kwargs) -> TrainResult:
+    """``ffexp.nn.train(net, X, Y, loss, **kwargs)`` with the BLAS libraries limited to
+    ``blas_threads`` threads while it runs: 1 by default, like the ``ffexp`` command
+    (``train.blas_threads``), since extra threads slow down matrices this small; None leaves
+    the library's default. Every other argument is ``ffexp.nn.train``'s (``help(ffexp.nn.train)``);
+    ``ffexp.nn.train`` itself (numpy only) sets no limit."""
+    with blas.limit(blas_threads):
+        return _train(net, X, Y, loss, **kwargs)

@@ -42,7 +42,8 @@ from threadpoolctl import threadpool_limits
 
 from ffexp import cli
 from ffexp.app import Job, JobResult, execute, prepare
-from ffexp.config import RunContext, Settings, hydra_error_line, register_schemas, to_settings
+from ffexp.config import (RunContext, Settings, activation_label, hydra_error_line,
+                          register_schemas, to_settings)
 from ffexp.progress import epoch_callbacks, job_line, print_job_line
 from ffexp.search import recorded_value, register_resolver
 from ffexp.tracking import check_store, existing_run_id, note_skipped, record_job
@@ -135,10 +136,12 @@ def summary(job: Job, result: JobResult, context: RunContext) -> str:
     sizes = f"{d.X_train.shape[1]}/{d.X_val.shape[1]}/{d.X_test.shape[1]}"
     return "\n".join([
         f"ffexp: dataset={d.name} ({job.task}, train/val/test {sizes})  "
-        f"activation={s.activation.name}  init={s.init.name}  "
+        f"activation={activation_label(s)}  init={s.init.name}  "
         f"loss={auto(s.loss.name, job.loss)}  optimizer={s.optimizer.name} "
         f"(lr={s.optimizer.lr:g}, batch_size={s.optimizer.batch_size})",
-        f"  val   {_fmt_metrics(result.metrics, 'val')}",
+        f"  val   {_fmt_metrics(result.metrics, 'val')}" if d.has_validation else
+        f"  train {_fmt_metrics(result.metrics, 'train')}  (no validation split: "
+        f"dataset.val_fraction=0)",
         f"  test  {_fmt_metrics(result.metrics, 'test')}",
         f"  {t.outcome}: {t.message} ({t.epochs} epochs, {t.updates} updates) in "
         f"{result.seconds:.2f} s; outputs in {context.output_dir}",
@@ -146,7 +149,7 @@ def summary(job: Job, result: JobResult, context: RunContext) -> str:
 
 
 def _main_metric(job: Job, result: JobResult) -> tuple[str, float] | None:
-    key = f"val/{job.main_metric}"
+    key = job.main_key   # val/<metric>; train/<metric> with dataset.val_fraction=0
     return (key, result.metrics[key]) if key in result.metrics else None
 
 

@@ -36,8 +36,8 @@ LOSS_NEEDS = {
     "bce": "binary cross-entropy needs outputs in [0, 1] (sigmoid) and labels in {0, 1}",
     "cce": "categorical cross-entropy needs a softmax output and one-hot labels",
 }
-#: activations with a slope c (activation.slope)
-SLOPED = ("linear", "leaky_relu")
+#: output activations that take model.beta
+BETA_OUTPUTS = ("softmax", "sigmoid")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,11 @@ class Job:
     output_activation: str  # resolved from model.output_activation
     loss: str               # resolved from loss.name
     main_metric: str        # MAIN_METRIC[task], without prefix
+
+    @property
+    def main_key(self) -> str:
+        """``val/<main metric>``, or ``train/<main metric>`` without a validation split."""
+        return f"{'val' if self.dataset.has_validation else 'train'}/{self.main_metric}"
 
 
 @dataclass
@@ -93,6 +98,12 @@ def _positive(value: Any, integer: bool = False) -> bool:
     return math.isfinite(value) and value > 0
 
 
+def _fraction(value: Any, also: float | None = None) -> bool:
+    """A number in (0, 1), or exactly ``also``."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and \
+        (0.0 < value < 1.0 or value == also)
+
+
 def _check_choices(s: Settings) -> None:
     """The keys whose values the engine would refuse, each named."""
     _choice("activation.name", s.activation.name, HIDDEN_ACTIVATIONS)
@@ -107,10 +118,13 @@ def _check_choices(s: Settings) -> None:
     _require(math.isfinite(s.init.output_gain), "init.output_gain", s.init.output_gain,
              "must be a finite number (W[L] is multiplied by it after the draw)")
     _choice("model.output_activation", s.model.output_activation, [AUTO, *ACTIVATIONS])
+    _require(_positive(s.model.beta), "model.beta", s.model.beta,
+             "the output's β (softmax temperature) must be a positive number")
     _choice("model.dtype", s.model.dtype, list(DTYPES))
     for size in s.model.hidden_sizes:
         _require(_positive(size, integer=True), "model.hidden_sizes", list(s.model.hidden_sizes),
                  "every hidden layer size must be a positive integer")
+    _check_activations(s.model)
     _choice("loss.name", s.loss.name, [AUTO, *LOSSES])
     _choice("optimizer.name", s.optimizer.name, list(OPTIMIZERS))
     _require(_positive(s.optimizer.lr), "optimizer.lr", s.optimizer.lr,
@@ -131,6 +145,11 @@ def _check_choices(s: Settings) -> None:
     _require(t.blas_threads is None or _positive(t.blas_threads, integer=True),
              "train.blas_threads", t.blas_threads,
              "must be a positive integer, or null for the BLAS library's default")
+    d = s.dataset
+    _require(_fraction(d.val_fraction, 0.0), "dataset.val_fraction", d.val_fraction,
+             "must be a number in [0, 1) (0: no validation split)")
+    _require(_fraction(d.test_fraction), "dataset.test_fraction", d.test_fraction,
+             "must be a number in (0, 1)")
     _require(s.seed >= 0, "seed", s.seed, "must be a non-negative integer")
     _require(_positive(s.tracking.flush_seconds), "tracking.flush_seconds",
              s.tracking.flush_seconds, "must be a positive number of seconds")
@@ -140,13 +159,32 @@ def _check_choices(s: Settings) -> None:
              "must be a non-negative integer (0: no step images)")
 
 
+def _check_activations(model) -> None:
+    """model.activations: null, or one hidden activation per hidden layer."""
+    acts = model.activations
+    if acts is None:
+        return
+    for name in acts:
+        _require(name in HIDDEN_ACTIVATIONS, "model.activations", list(acts),
+                 f"unknown hidden activation {name!r}; accepted: {', '.join(HIDDEN_ACTIVATIONS)}")
+    _require(len(acts) == len(model.hidden_sizes), "model.activations", list(acts),
+             f"needs one name per hidden layer: model.hidden_sizes="
+             f"{_show(list(model.hidden_sizes))} has {len(model.hidden_sizes)}")
+
+
+def hidden_activations(s: Settings) -> list[str]:
+    """The activation of each hidden layer: model.activations, else activation.name for all."""
+    acts = s.model.activations
+    return list(acts) if acts is not None else [s.activation.name] * len(s.model.hidden_sizes)
+
+
 def _load(d) -> tuple[Dataset, str]:
     """The dataset and its task; load errors are reported against the dataset's keys."""
     _choice("dataset.name", d.name, sorted(DATASETS))
     try:
         task = dataset_task(d.name, d.params)
         data = load_dataset(d.name, seed=d.seed, params=d.params, val_fraction=d.val_fraction,
-                            test_fraction=d.test_fraction,
+                            test_fraction=d.test_fraction, standardize=d.standardize,
                             standardize_targets=d.standardize_targets)
     except ValueError as err:
         raise ValueError(f"dataset={d.name}: {err}") from None
@@ -175,10 +213,14 @@ def _accepted_losses(output: str, data: Dataset) -> list[str]:
 def _resolve_output(s: Settings, data: Dataset, task: str) -> str:
     out = s.model.output_activation
     if out == AUTO:
-        return TASKS[task].output_activation
-    _require(not (out == "softmax" and data.n_outputs == 1), "model.output_activation", out,
-             f"a softmax over the single output of dataset={data.name} ({task}) is always 1; "
-             f"use sigmoid")
+        out = TASKS[task].output_activation
+    else:
+        _require(not (out == "softmax" and data.n_outputs == 1), "model.output_activation",
+                 out, f"a softmax over the single output of dataset={data.name} ({task}) is "
+                      f"always 1; use sigmoid")
+    _require(s.model.beta == 1.0 or out in BETA_OUTPUTS, "model.beta", s.model.beta,
+             f"β is the temperature of a softmax or sigmoid output, but the output of "
+             f"dataset={data.name} ({task}) is {out}")
     return out
 
 
@@ -198,12 +240,14 @@ def _resolve_loss(s: Settings, data: Dataset, task: str, output: str) -> str:
 
 
 def _build(s: Settings, data: Dataset, output: str) -> Network:
+    """The network; activation.slope is the c of every linear / leaky_relu hidden layer."""
     sizes = [data.n_features, *s.model.hidden_sizes, data.n_outputs]
-    slope = s.activation.slope if s.activation.name in SLOPED else None
     try:
-        net = Network(sizes, s.activation.name, output, s.init.name, s.seed, slope=slope,
-                      init_distribution=s.init.distribution, init_scale=s.init.scale,
-                      output_gain=s.init.output_gain, bias_init=s.init.bias, dtype=s.model.dtype)
+        net = Network(sizes, init=s.init.name, seed=s.seed,
+                      activations=[*hidden_activations(s), output], slope=s.activation.slope,
+                      beta=s.model.beta, init_distribution=s.init.distribution,
+                      init_scale=s.init.scale, output_gain=s.init.output_gain,
+                      bias_init=s.init.bias, dtype=s.model.dtype)
     except ValueError as err:
         raise ValueError(f"model: {err}") from None
     return net
@@ -219,7 +263,8 @@ def prepare(settings: Settings) -> Job:
     check_pair(net.activations[-1], make_loss(loss))
     for X, Y in ((data.X_train, data.Y_train), (data.X_val, data.Y_val),
                  (data.X_test, data.Y_test)):
-        check_data(X, Y, data.n_features, data.n_outputs, make_loss(loss))
+        if X.shape[1]:   # no validation split: nothing to check
+            check_data(X, Y, data.n_features, data.n_outputs, make_loss(loss))
     return Job(settings, data, net, task, output, loss, MAIN_METRIC[task])
 
 
@@ -229,10 +274,12 @@ def prepare(settings: Settings) -> Job:
 def split_metrics(job: Job, split: str, net: Network | None = None,
                   task_metrics: bool = True) -> dict[str, float]:
     """``<split>/cost`` and (with ``task_metrics``) ``<split>/<metric>`` of the network on a
-    split (none if Ŷ is not finite, e.g. after a divergence)."""
+    split (none if Ŷ is not finite, e.g. after a divergence, or the split is empty)."""
     net = net or job.net
     X = getattr(job.dataset, f"X_{split}")
     Y = getattr(job.dataset, f"Y_{split}")
+    if X.shape[1] == 0:
+        return {}
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         Yhat = net.forward(X.astype(net.dtype, copy=False))
     if not np.all(np.isfinite(Yhat)):
@@ -259,14 +306,15 @@ class Validation(Callback):
 
 
 def execute(job: Job, callbacks: Sequence[Callback] = ()) -> JobResult:
-    """Train the job's network (validation callback first, then ``callbacks``) and evaluate it
-    on the three splits."""
+    """Train the job's network (validation callback first, if there is a validation split,
+    then ``callbacks``) and evaluate it on the three splits."""
     s, data = job.settings, job.dataset
     t0 = time.perf_counter()
+    first = [Validation(job)] if data.has_validation else []
     result = train(job.net, data.X_train, data.Y_train, job.loss, optimizer=s.optimizer.name,
                    lr=s.optimizer.lr, batch_size=s.optimizer.batch_size, epochs=s.train.epochs,
                    tol=s.train.tol, tol_on=s.train.tol_on, patience=s.train.patience,
-                   seed=s.seed, callbacks=[Validation(job), *callbacks],
+                   seed=s.seed, callbacks=[*first, *callbacks],
                    epoch_gradients=s.train.epoch_gradients)
     metrics = {k: v for split in ("train", "val", "test") for k, v in split_metrics(job, split).items()}
     return JobResult(result, metrics, time.perf_counter() - t0, job.net, data)

@@ -26,21 +26,28 @@ class DatasetSettings:
     """A dataset of ffexp.data.DATASETS; ``params`` are its generator knobs (n_samples, noise…).
 
     ``task`` describes the data (from ffexp.data); for ``classification`` it follows
-    ``params.n_classes``."""
+    ``params.n_classes``. ``val_fraction=0``: no validation split. ``standardize``: features
+    scaled to mean 0, variance 1 on the training split (false: the raw features)."""
     name: str = MISSING
     task: str = MISSING
     seed: int = 0
     val_fraction: float = 0.2
     test_fraction: float = 0.2
+    standardize: bool = True
     standardize_targets: bool = True
     params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Hidden layer sizes n[1..L-1]; the output activation g[L] (``auto``: from the task)."""
+    """Hidden layer sizes n[1..L-1]; ``activations``: one hidden activation per hidden layer,
+    overriding ``activation.name`` (null: that one for all); the output activation g[L]
+    (``auto``: from the task) and its β (softmax β, a = softmax(βz); a sigmoid output's
+    σ(βz) is the softmax of β over (z, 0))."""
     hidden_sizes: tuple[int, ...] = (16, 16)
+    activations: Optional[tuple[str, ...]] = None
     output_activation: str = "auto"
+    beta: float = 1.0
     dtype: str = "float64"
 
 
@@ -184,7 +191,9 @@ def to_settings(cfg: DictConfig) -> Settings:
     if not isinstance(settings, Settings):
         raise TypeError(f"the config's schema is {type(settings).__name__}, not Settings; "
                         f"does conf/config.yaml list /schema/config@_here_ in its defaults?")
-    model = replace(settings.model, hidden_sizes=tuple(settings.model.hidden_sizes))
+    acts = settings.model.activations
+    model = replace(settings.model, hidden_sizes=tuple(settings.model.hidden_sizes),
+                    activations=None if acts is None else tuple(acts))
     dataset = replace(settings.dataset, params=dict(settings.dataset.params))
     return replace(settings, model=model, dataset=dataset)
 
@@ -207,6 +216,13 @@ def hydra_error_line(err: BaseException) -> str:
         else:
             parts.append(item)
     return "; ".join(parts)
+
+
+def activation_label(settings: Settings) -> str:
+    """The hidden activations as a person reads them: ``relu``, or with ``model.activations``
+    the per-layer list, ``tanh,relu``."""
+    acts = settings.model.activations
+    return ",".join(acts) if acts is not None else settings.activation.name
 
 
 # ---- where and how the job runs -------------------------------------------------------------

@@ -8,10 +8,12 @@ The path of :func:`load_dataset` (and of :func:`from_arrays`, which runs it on g
 3. encode the labels for the output layer (table below);
 4. split into train / val / test with ``train_test_split``, stratified by class for binary and
    multiclass (not for multilabel or regression), random states from the same "data" stream;
-5. standardize the features with a StandardScaler fitted on the training split only and, for
-   regression when ``standardize_targets``, the targets likewise. The target scaler is kept in
-   ``Dataset.target_scaler``: metrics computed on these arrays are in standardized units, and
-   ``Dataset.targets_in_original_units`` maps a (k, m) array back;
+   ``val_fraction=0`` leaves no validation split (X_val is (n_features, 0));
+5. with ``standardize`` (the default), standardize the features with a StandardScaler fitted
+   on the training split only (without, ``feature_scaler`` is the identity and the features
+   stay raw) and, for regression when ``standardize_targets``, the targets likewise. The target
+   scaler is kept in ``Dataset.target_scaler``: metrics computed on these arrays are in
+   standardized units, and ``Dataset.targets_in_original_units`` maps a (k, m) array back;
 6. transpose at the boundary: X is (n_features, m), Y is (n_outputs, m), float64, C-contiguous.
 
 | task        | Y rows (n_outputs) | encoding                                      |
@@ -85,7 +87,7 @@ class Dataset:
     feature_names: tuple[str, ...]
     target_names: tuple[str, ...]   # one name per row of Y
     classes: tuple[str, ...]        # class labels by encoded index; () for regression
-    feature_scaler: StandardScaler  # fitted on the training split only
+    feature_scaler: StandardScaler  # fitted on the training split only (identity: raw features)
     target_scaler: StandardScaler | None  # regression with standardize_targets, else None
     seed: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -97,6 +99,11 @@ class Dataset:
     @property
     def n_outputs(self) -> int:
         return self.Y_train.shape[0]
+
+    @property
+    def has_validation(self) -> bool:
+        """False with ``val_fraction=0`` (X_val and Y_val have no columns)."""
+        return self.X_val.shape[1] > 0
 
     def targets_in_original_units(self, Y: np.ndarray) -> np.ndarray:
         """(k, m) standardized regression targets or outputs -> (k, m) in the data's units."""
@@ -200,7 +207,7 @@ def dataset_task(name: str, params: Mapping[str, Any] | None = None) -> str:
 
 def load_dataset(name: str, *, seed: int = 0, params: Mapping[str, Any] | None = None,
                  val_fraction: float = 0.2, test_fraction: float = 0.2,
-                 standardize_targets: bool = True) -> Dataset:
+                 standardize: bool = True, standardize_targets: bool = True) -> Dataset:
     """Generate or load dataset ``name``, then split, scale, encode and transpose it."""
     resolved = resolve_params(name, params)
     spec = DATASETS[name]
@@ -211,11 +218,11 @@ def load_dataset(name: str, *, seed: int = 0, params: Mapping[str, Any] | None =
     except (ValueError, TypeError) as err:
         raise ValueError(f"dataset {name!r} with params {resolved}: {err}") from err
     return _build(name, spec.task_for(resolved), raw, seed, split_states, val_fraction,
-                  test_fraction, standardize_targets, resolved)
+                  test_fraction, (standardize, standardize_targets), resolved)
 
 
 def from_arrays(X: np.ndarray, y: np.ndarray, task: str, *, name: str = "arrays", seed: int = 0,
-                val_fraction: float = 0.2, test_fraction: float = 0.2,
+                val_fraction: float = 0.2, test_fraction: float = 0.2, standardize: bool = True,
                 standardize_targets: bool = True, feature_names: Sequence[str] | None = None,
                 label_names: Sequence[str] | None = None) -> Dataset:
     """The same split / scale / encode / validation path on given rows.
@@ -228,7 +235,7 @@ def from_arrays(X: np.ndarray, y: np.ndarray, task: str, *, name: str = "arrays"
     _check_fractions(val_fraction, test_fraction)
     _, split_states = _states(seed)
     return _build(name, task, Raw(X, y, feature_names, label_names), seed, split_states,
-                  val_fraction, test_fraction, standardize_targets, {})
+                  val_fraction, test_fraction, (standardize, standardize_targets), {})
 
 
 # --- the shared path -----------------------------------------------------------------------
@@ -242,10 +249,12 @@ def _states(seed: int) -> tuple[int, tuple[int, int]]:
 
 
 def _check_fractions(val_fraction: float, test_fraction: float) -> None:
-    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+    for key, value, low in (("val_fraction", val_fraction, 0.0),
+                            ("test_fraction", test_fraction, None)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-                or not 0.0 < value < 1.0:
-            raise ValueError(f"{key} must be a number in (0, 1), got {value!r}")
+                or not (0.0 < value < 1.0 or value == low):
+            accepted = "[0, 1) (0: no validation split)" if low == 0.0 else "(0, 1)"
+            raise ValueError(f"{key} must be a number in {accepted}, got {value!r}")
     if val_fraction + test_fraction >= 1.0:
         raise ValueError(f"val_fraction + test_fraction must be < 1 to leave training data, got "
                          f"val_fraction={val_fraction!r} + test_fraction={test_fraction!r}")
@@ -289,12 +298,15 @@ def _encode(name: str, task: str, y: np.ndarray, label_names: Sequence[str] | No
 def _split(name: str, m: int, stratify: np.ndarray | None, states: tuple[int, int],
            val_fraction: float, test_fraction: float):
     """Row indices (train, val, test) of sizes m − val − test, round(val_fraction·m) and
-    round(test_fraction·m) (at least 1 each); the test rows are drawn first."""
+    round(test_fraction·m) (at least 1 each, but none for val_fraction=0); the test rows are
+    drawn first."""
     rows = np.arange(m)
     n_val, n_test = (max(1, round(f * m)) for f in (val_fraction, test_fraction))
     try:
         rest, test = train_test_split(rows, test_size=n_test, random_state=states[0],
                                       stratify=stratify)
+        if val_fraction == 0:
+            return rest, rest[:0], test
         train, val = train_test_split(rest, test_size=n_val, random_state=states[1],
                                       stratify=None if stratify is None else stratify[rest])
     except ValueError as err:
@@ -304,23 +316,28 @@ def _split(name: str, m: int, stratify: np.ndarray | None, states: tuple[int, in
 
 
 def _build(name: str, task: str, raw: Raw, seed: int, states: tuple[int, int],
-           val_fraction: float, test_fraction: float, standardize_targets: bool,
+           val_fraction: float, test_fraction: float, standardize: tuple[bool, bool],
            params: Mapping[str, Any]) -> Dataset:
+    """``standardize``: (the features, regression targets)."""
     X, y = np.asarray(raw.X, dtype=np.float64), np.asarray(raw.y)
     _check_rows(name, X, y)
     Y, stratify, classes, target_names = _encode(name, task, y, raw.label_names)
     parts = _split(name, X.shape[0], stratify, states, val_fraction, test_fraction)
-    x_scaler = StandardScaler().fit(X[parts[0]])
+    features, standardize_targets = standardize
+    # without standardization the scaler is the identity, so that what maps the data's own
+    # units to the network's inputs (the pyfunc model) needs no special case
+    x_scaler = StandardScaler(with_mean=features, with_std=features).fit(X[parts[0]])
     y_scaler = (StandardScaler().fit(Y[parts[0]])
                 if task == "regression" and standardize_targets else None)
 
     def column_major(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if rows.size == 0:   # no validation split: (n, 0) arrays (scikit-learn refuses them)
+            return np.empty((X.shape[1], 0)), np.empty((Y.shape[1], 0))
         Yr = Y[rows] if y_scaler is None else y_scaler.transform(Y[rows])
         return (np.ascontiguousarray(x_scaler.transform(X[rows]).T, dtype=np.float64),
                 np.ascontiguousarray(Yr.T, dtype=np.float64))
 
     (Xtr, Ytr), (Xva, Yva), (Xte, Yte) = (column_major(rows) for rows in parts)
-    features = tuple(str(f) for f in (raw.feature_names or
-                                      [f"x{j}" for j in range(X.shape[1])]))
-    return Dataset(name, task, Xtr, Ytr, Xva, Yva, Xte, Yte, features, target_names, classes,
+    names = tuple(str(f) for f in (raw.feature_names or [f"x{j}" for j in range(X.shape[1])]))
+    return Dataset(name, task, Xtr, Ytr, Xva, Yva, Xte, Yte, names, target_names, classes,
                    x_scaler, y_scaler, int(seed), dict(params))

@@ -212,7 +212,7 @@ def test_bad_param_values_are_refused_by_name(name, params, words):
 
 
 @pytest.mark.parametrize("val,test,key", [
-    (0.0, 0.2, "val_fraction"), (0.2, 0.0, "test_fraction"), (-0.1, 0.2, "val_fraction"),
+    (1.0, 0.2, "val_fraction"), (0.2, 0.0, "test_fraction"), (-0.1, 0.2, "val_fraction"),
     (0.2, 1.0, "test_fraction"), (float("nan"), 0.2, "val_fraction"), ("0.2", 0.2, "val_fraction"),
     (0.5, 0.5, "test_fraction"), (0.7, 0.4, "val_fraction"),
 ])
@@ -220,6 +220,21 @@ def test_bad_fractions_name_key_and_value(val, test, key):
     with pytest.raises(ValueError, match=key) as err:
         load_dataset("moons", val_fraction=val, test_fraction=test)
     assert repr(val if key == "val_fraction" else test) in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["moons", "iris", "multilabel", "diabetes"])
+def test_val_fraction_zero_leaves_no_validation_split(name):
+    """The test split is the same; the examples validation would have had are trained on."""
+    split = load_dataset(name)
+    whole = load_dataset(name, val_fraction=0)
+    assert not whole.has_validation and split.has_validation
+    assert whole.X_val.shape == (split.n_features, 0) and whole.Y_val.shape == (split.n_outputs, 0)
+    assert whole.X_train.shape[1] == split.X_train.shape[1] + split.X_val.shape[1]
+    raw = load_dataset(name, val_fraction=0, standardize=False)
+    np.testing.assert_allclose(raw.targets_in_original_units(raw.Y_test),  # the same test
+                               split.targets_in_original_units(split.Y_test), rtol=1e-12)
+    np.testing.assert_allclose(raw.X_test, split.feature_scaler.inverse_transform(
+        split.X_test.T).T, rtol=1e-12, atol=1e-12)
 
 
 def test_unknown_dataset_task_and_seed_are_refused():

@@ -45,10 +45,11 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 def headline(settings, job=None) -> dict[str, str]:
     """The choices a person sorts and filters the runs table by; with the prepared job, the
     task and loss as resolved (``loss=auto`` shows as the cost actually used)."""
+    from ffexp.config import activation_label
     s = settings
     return {
         "dataset": s.dataset.name, "task": job.task if job else s.dataset.task,
-        "activation": s.activation.name, "init": s.init.name,
+        "activation": activation_label(s), "init": s.init.name,
         "loss": job.loss if job else s.loss.name, "optimizer": s.optimizer.name,
         "lr": _text(s.optimizer.lr), "batch_size": _text(s.optimizer.batch_size),
         "hidden_sizes": _text(list(s.model.hidden_sizes)), "epochs": _text(s.train.epochs),

@@ -37,6 +37,17 @@ from ffexp.progress import EpochBar, epoch_callbacks, job_line
     (["dataset.task=regression"], "dataset.task=regression: dataset=moons is a binary task"),
     (["+dataset.params.foo=1"], "dataset=moons: unknown param 'foo'"),
     (["dataset.val_fraction=0.9"], "val_fraction"),
+    (["dataset.val_fraction=-0.1"], "dataset.val_fraction=-0.1: must be a number in [0, 1)"),
+    (["dataset.test_fraction=0"], "dataset.test_fraction=0.0: must be a number in (0, 1)"),
+    (["model.beta=0"], "model.beta=0.0: the output's β (softmax temperature) must be a positive"),
+    (["dataset=diabetes", "model.beta=2"],
+     "model.beta=2.0: β is the temperature of a softmax or sigmoid output, but the output of "
+     "dataset=diabetes (regression) is linear"),
+    (["model.activations=[tanh]"],
+     "model.activations=[tanh]: needs one name per hidden layer: model.hidden_sizes=[16,16] has 2"),
+    (["model.activations=[tanh,softmax]"],
+     "model.activations=[tanh,softmax]: unknown hidden activation 'softmax'; accepted: step,"),
+    (["init.output_gain=nan"], "init.output_gain=nan: must be a finite number"),
     (["seed=-1"], "seed=-1: "),
 ])
 def test_mistakes_are_one_value_error_naming_the_key(settings_of, overrides, message):
@@ -65,6 +76,66 @@ def test_auto_output_and_loss_follow_the_task(settings_of, dataset, output, loss
     job = prepare(settings_of(f"dataset={dataset}"))
     assert (job.output_activation, job.loss) == (output, loss)
     assert job.net.activations[-1].name == output
+
+
+def test_model_beta_is_the_output_layers(settings_of):
+    """model.beta: a softmax output's β (iris), and a sigmoid output's, σ(βz) (moons)."""
+    for dataset, output in (("iris", "softmax"), ("moons", "sigmoid")):
+        net = prepare(settings_of(f"dataset={dataset}", "model.beta=2.5")).net
+        assert [getattr(a, "beta", 1.0) for a in net.activations] == [1.0, 1.0, 2.5]
+        assert net.activations[-1].name == output
+        plain = prepare(settings_of(f"dataset={dataset}")).net
+        X = np.random.default_rng(0).normal(size=(net.layer_sizes[0], 5))
+        Z = plain.weights[-1] @ np.maximum(plain.weights[1] @ np.maximum(
+            plain.weights[0] @ X, 0), 0)   # He init, zero biases: Z[L] of both networks
+        np.testing.assert_allclose(net.forward(X), plain.activations[-1].forward(2.5 * Z),
+                                   rtol=1e-12)
+
+
+def test_model_activations_one_per_hidden_layer(settings_of):
+    job = prepare(settings_of("model.hidden_sizes=[8,8,8]", "model.activations=[tanh,relu,leaky_relu]",
+                              "activation=linear", "activation.slope=0.2"))
+    assert [a.name for a in job.net.activations] == ["tanh", "relu", "leaky_relu", "sigmoid"]
+    assert job.net.activations[2].c == 0.2     # activation.slope: every sloped hidden layer's
+    default = prepare(settings_of("model.hidden_sizes=[8,8,8]", "activation=tanh"))
+    assert [a.name for a in default.net.activations] == ["tanh"] * 3 + ["sigmoid"]
+
+
+def test_init_standard_and_output_gain(settings_of):
+    net = prepare(settings_of("init=standard", "model.hidden_sizes=[400,300]")).net
+    for W, fan_in in zip(net.weights, (2, 400, 300)):   # Glorot's U(±1/√fan_in)
+        r = 1 / np.sqrt(fan_in)
+        assert np.abs(W).max() <= r and np.abs(W).max() > 0.9 * r
+    gained = prepare(settings_of("init=standard", "model.hidden_sizes=[400,300]",
+                                 "init.output_gain=4")).net
+    np.testing.assert_array_equal(gained.weights[1], net.weights[1])
+    np.testing.assert_allclose(gained.weights[2], 4 * net.weights[2], rtol=1e-15)
+
+
+def test_standardize_false_keeps_the_raw_features(settings_of):
+    raw = prepare(settings_of("dataset.standardize=false")).dataset
+    std = prepare(settings_of()).dataset
+    for split in ("train", "val", "test"):
+        X_raw, X_std = getattr(raw, f"X_{split}"), getattr(std, f"X_{split}")
+        np.testing.assert_allclose(X_raw, std.feature_scaler.inverse_transform(X_std.T).T,
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(getattr(raw, f"Y_{split}"), getattr(std, f"Y_{split}"))
+    assert np.abs(std.X_train.mean(axis=1)).max() < 1e-12
+    assert np.abs(raw.X_train.mean(axis=1)).max() > 0.1   # moons' raw means are 0.5, 0.25
+    np.testing.assert_array_equal(raw.feature_scaler.transform(raw.X_train.T).T, raw.X_train)
+
+
+def test_val_fraction_zero_has_no_validation_split(settings_of):
+    job = prepare(settings_of("dataset.val_fraction=0", "train.epochs=3"))
+    d = job.dataset
+    assert not d.has_validation and d.X_val.shape == (2, 0) and d.Y_val.shape == (1, 0)
+    assert (d.X_train.shape[1], d.X_test.shape[1]) == (320, 80)   # 400 examples, test 0.2
+    assert job.main_key == "train/accuracy"
+    result = execute(job)
+    assert all(not k.startswith("val/") for s in result.train.history for k in s.flat())
+    assert set(result.metrics) == {f"{s}/{m}" for s in ("train", "test")
+                                   for m in ("cost", "accuracy", "f1", "roc_auc")}
+    assert prepare(settings_of()).main_key == "val/accuracy"
 
 
 def test_slope_is_the_hidden_layers_only(settings_of):

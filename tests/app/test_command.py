@@ -51,12 +51,30 @@ def test_an_impossible_job_fails_alone_and_is_named(tmp_path):
     (["activation=swish"], "Available options in 'activation': leaky_relu, linear", 2),
     (["dataset=diabetes", "loss=cce"],
      "ffexp: error: loss=cce: categorical cross-entropy needs a softmax output", 2),
+    (["model.activations=[tanh]"],
+     "ffexp: error: model.activations=[tanh]: needs one name per hidden layer", 2),
+    (["dataset.standardize=maybe"], "ffexp: error: Error merging override "
+     "dataset.standardize=maybe; Value 'maybe' is not a valid bool", 2),
 ])
 def test_user_mistakes_exit_nonzero_without_traceback(tmp_path, args, message, code):
     run = ffexp(OFF, *args, cwd=tmp_path)
     assert run.returncode == code
     assert message in run.stderr and "Traceback" not in run.stderr
     assert run.stdout == ""
+
+
+def test_the_article_choices_run_from_the_command_line(tmp_path):
+    """Softmax/sigmoid β, per-layer activations, raw features, no validation split, Glorot's
+    standard init with a saturating output gain, a tolerance on the parameters."""
+    run = ffexp(OFF, "train.epochs=5", "model.beta=2", "model.activations=[tanh,relu]",
+                "dataset.standardize=false", "dataset.val_fraction=0", "init=standard",
+                "init.output_gain=2", "train.tol_on=params", "train.tol=1e-9", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "activation=tanh,relu" in run.stdout and "train/val/test 320/0/80" in run.stdout
+    assert "(no validation split: dataset.val_fraction=0)" in run.stdout
+    [status] = statuses(tmp_path / "outputs")
+    assert status["status"] == "ok" and status["metric"] == "train/accuracy"
+    assert status["metrics"] and not any(k.startswith("val/") for k in status["metrics"])
 
 
 def test_same_command_twice_gives_identical_metrics(tmp_path):

@@ -165,6 +165,19 @@ def test_pyfunc_predicts_like_the_network(single):
     assert accuracy == pytest.approx(run.data.metrics["test/accuracy"])
 
 
+def test_no_validation_split_and_per_layer_activations_in_mlflow(tmp_path, store):
+    run_ffexp(tmp_path, *FAST, "train.epochs=3", "dataset.val_fraction=0",
+              "model.activations=[tanh,relu]", "tracking.log_plots=false",
+              "tracking.log_model=false", uri=store)
+    (run,) = all_runs(store)
+    assert run.info.run_name == "moons·tanh,relu·he·minibatch·s0"
+    assert run.data.params["activation"] == "tanh,relu"
+    assert not any(k.startswith("val/") for k in run.data.metrics)
+    assert {"train/accuracy", "test/accuracy", "train/cost"} <= set(run.data.metrics)
+    history = MlflowClient(store).get_metric_history(run.info.run_id, "act_mean/1")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3]
+
+
 def test_typo_creates_no_run(tmp_path):
     """A misspelled option is refused before anything touches the store."""
     proc = run_ffexp(tmp_path, "activation=rleu", check=False)
