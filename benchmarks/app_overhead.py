@@ -12,13 +12,21 @@ untimed):
 
 The overhead per job is (app time − direct time) / N; the target is < 0.2 s.
 
+``--default-run``: instead, the CPU time (process tree) of the default run, ``ffexp`` with no
+override, tracked and with ``tracking.enabled=false``, interleaved, each in a fresh working
+directory (so the tracked run creates its SQLite store) and again in the same directory (the
+store exists). Target (issue 15): tracked / untracked ≤ 1.5.
+
     python benchmarks/app_overhead.py [--jobs 20] [--epochs 20]
+    python benchmarks/app_overhead.py --default-run [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,11 +91,45 @@ def in_process(jobs: int, epochs: int) -> dict[str, float]:
     return stages
 
 
+def _cpu_of(args: list[str], cwd: str) -> float:
+    """CPU seconds of a command and its descendants (the metrics helper included)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if run.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{run.stderr}")
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def default_run(repeats: int) -> None:
+    exe = str(Path(sys.executable).with_name("ffexp"))
+    cpu: dict[str, list[float]] = {k: [] for k in ("off", "on, new store", "on, existing store")}
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as cwd:
+            cpu["off"].append(_cpu_of([exe, "tracking.enabled=false"], cwd))
+            cpu["on, new store"].append(_cpu_of([exe], cwd))
+            cpu["on, existing store"].append(_cpu_of([exe], cwd))
+    med = {k: statistics.median(v) for k, v in cpu.items()}
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"default run (ffexp, no override: moons, 200 epochs), CPU s of the process tree, "
+          f"median of {repeats}; load average {load}")
+    for name, seconds in med.items():
+        ratio = seconds / med["off"]
+        verdict = "" if name == "off" else \
+            f"  tracked / untracked {ratio:.2f} (target <= 1.5: {'OK' if ratio <= 1.5 else 'OVER'})"
+        print(f"  {name:<20} {seconds:7.2f} s{verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--default-run", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.default_run:
+        default_run(args.repeats)
+        return
     n, e = args.jobs, args.epochs
 
     base = direct(n, e)

@@ -62,7 +62,7 @@ def build_store(root: Path) -> str:
         rng = np.random.default_rng([ACTIVATIONS.index(a), INITS.index(i), s])
         run = client.create_run(exp, run_name=f"moons·{a}·{i}·s{s}", tags={
             "mlflow.parentRunId": parent, "ffexp.sweep_id": "bench", "ffexp.outcome": "finished",
-            "ffexp.git_commit": "0" * 40, "ffexp.git_dirty": "false", "ffexp.version": "0.1.0",
+            "mlflow.source.git.commit": "0" * 40, "ffexp.git_dirty": "false", "ffexp.version": "0.1.0",
             "ffexp.overrides": f"activation={a} init={i} seed={s} train.epochs={EPOCHS}"})
         params = {"dataset": "moons", "task": "binary", "activation": a, "init": i,
                   "loss": "bce", "optimizer": "minibatch", "lr": "0.1", "batch_size": "32",

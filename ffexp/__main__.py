@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -47,6 +48,8 @@ from ffexp.config import (RunContext, Settings, activation_label, hydra_error_li
 from ffexp.progress import epoch_callbacks, job_line, print_job_line
 from ffexp.search import recorded_value, register_resolver
 from ffexp.tracking import check_store, existing_run_id, note_skipped, record_job
+from ffexp.tracking.faults import as_fault, run_id_of
+from ffexp.tracking.store import resolve_uri
 from ffexp.tracking.signals import TimeLimit
 
 log = logging.getLogger("ffexp")
@@ -157,12 +160,25 @@ def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str,
                 outcome: str = "failed") -> None:
     """A sweep job's failure: traceback to its log, a status file and one console line."""
     seconds = time.perf_counter() - t0
-    message = f"{type(err).__name__}: {err}" if stage == "train" else str(err)
+    from ffexp.tracking.tags import short_error  # no SQL text in the job's line
+    text = (str(err).strip().splitlines() or [""])[0]  # the rest (SQL, ...) is in the log
+    message = short_error(f"{type(err).__name__}: {text}" if stage == "train" else text)
     when = {"train": "while training", "prepare": "while preparing"}.get(stage, f"({stage})")
-    log.error("job failed %s: %s", when, message, exc_info=stage == "train")
-    _write_status(context, "failed", seconds, outcome=outcome, error=message)
+    log.error("job failed %s: %s", when, message, exc_info=stage in ("train", "store"))
+    _write_status(context, "failed", seconds, outcome=outcome, error=message,
+                  run_id=run_id_of(err))
     print_job_line(job_line(context.job_num, context.overrides, outcome.upper(), seconds,
                             error=message))
+
+
+def _discard_output(out: Path) -> None:
+    """A refused single run leaves no folder: Hydra creates ``outputs/<date>/<time>/`` (its
+    ``.hydra`` record, the log) before ffexp can check anything, so ffexp removes what Hydra put
+    there, and the folders above it that this leaves empty (up to the working directory)."""
+    from ffexp.tracking.handoff import remove_empty
+    shutil.rmtree(out / ".hydra", ignore_errors=True)
+    (out / "ffexp.log").unlink(missing_ok=True)
+    remove_empty(out)  # and outputs/<date>/ if empty; never the user's files
 
 
 @hydra.main(version_base=None, config_path="pkg://ffexp.conf", config_name="config")
@@ -179,7 +195,7 @@ def run(cfg: DictConfig) -> float | None:
         check_store(settings, context)
     except ValueError as err:
         if context.mode == "run":
-            _write_status(context, "failed", time.perf_counter() - t0, "failed", error=str(err))
+            _discard_output(Path(context.output_dir))
             print(f"ffexp: error: {err}", file=sys.stderr, flush=True)
             raise SystemExit(USAGE_EXIT) from None
         _job_failed(context, err, t0, "prepare")
@@ -196,9 +212,16 @@ def run(cfg: DictConfig) -> float | None:
         _job_failed(context, err, t0, "timeout", outcome="timeout")
         return None
     except Exception as err:  # a sweep goes on; a single run lets Hydra report it
+        fault = as_fault(err, resolve_uri(settings.tracking.uri))
         if context.mode == "run":
-            raise
-        _job_failed(context, err, t0, "train")
+            if fault is None:
+                raise
+            log.error("%s", fault, exc_info=err)
+            _write_status(context, "failed", time.perf_counter() - t0, "failed",
+                          error=str(fault), run_id=fault.run_id)
+            print(f"ffexp: error: {fault}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+        _job_failed(context, fault or err, t0, "store" if fault else "train")
         return None
     metric = _main_metric(job, result)
     seconds = time.perf_counter() - t0

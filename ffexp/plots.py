@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import ListedColormap
+from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
@@ -141,8 +141,8 @@ def gradient_flow(first, last, title: str = "", gradients: str = "mean", size=PA
     for ax, attr, label in ((axes[0], "grad_norm_W", "‖∂J/∂W[l]‖"),
                             (axes[1], "grad_norm_Z", "‖∂J/∂Z[l]‖")):
         drawn = []
-        for stats, style in ((first, "o--"), (last, "s-")):
-            if stats is None or (stats is last and last is first):
+        for stats, style in ((first, "o--"), (None if last is first else last, "s-")):
+            if stats is None:
                 continue
             y = np.asarray(getattr(stats, attr), dtype=float)
             l = np.arange(1, len(y) + 1)
@@ -219,6 +219,40 @@ def decision_boundary(net, dataset, title: str = "", size=PANEL, dpi: int = DPI,
                  fontsize="medium" if size[0] >= PANEL[0] else "small")
     fig.suptitle(title or "decision boundary", fontsize="medium")
     return fig
+
+
+def boundary_pixels(net, dataset, grid: int = 60, scale: int = 4) -> np.ndarray:
+    """The decision boundary as an RGB uint8 image drawn with numpy alone (a step image costs
+    a few milliseconds instead of a figure's ~0.1 s): the filled regions as in
+    ``decision_boundary``, the boundary in black, the training points in their label's colour;
+    x0 to the right, x1 up, no axes (plots/decision_boundary.png has them)."""
+    X, Y = dataset.X_train, dataset.Y_train
+    (lo, hi), _, _, points = _grid(X, grid)
+    field, _, what = boundary_field(net, dataset, points)
+    F = field.reshape(grid, grid)[::-1]                            # row 0: the largest x1
+    if what == "class":
+        k = net.layer_sizes[-1]
+        palette = np.array([to_rgb(c) for c in (CLASS_COLOURS * (k // len(CLASS_COLOURS) + 1))[:k]])
+        side, labels = F.astype(int), np.argmax(Y, axis=0)
+        fill, dots = 0.35 * palette[side] + 0.65, 0.8 * palette[labels]
+    else:
+        cmap = colormaps[BINARY_CMAP]
+        side, labels = (F > 0.5).astype(int), Y[0]
+        fill = 0.45 * cmap(np.clip(F, 0, 1))[..., :3] + 0.55
+        dots = 0.8 * cmap(np.where(labels > 0.5, 0.9, 0.1))[..., :3]
+    img = np.repeat(np.repeat(fill, scale, 0), scale, 1)
+    cut = np.repeat(np.repeat(side, scale, 0), scale, 1)
+    edge = np.zeros(cut.shape, bool)
+    edge[1:] |= cut[1:] != cut[:-1]
+    edge[:, 1:] |= cut[:, 1:] != cut[:, :-1]
+    img[edge] = 0.0
+    h, w = cut.shape
+    col = np.round((X[0] - lo[0]) / (hi[0] - lo[0]) * (w - 1)).astype(int)
+    row = np.round((hi[1] - X[1]) / (hi[1] - lo[1]) * (h - 1)).astype(int)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            img[np.clip(row + dr, 0, h - 1), np.clip(col + dc, 0, w - 1)] = dots
+    return (img * 255).astype(np.uint8)
 
 
 def save(fig: Figure, path) -> Path:

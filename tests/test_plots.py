@@ -92,7 +92,7 @@ def test_no_boundary_file_for_regression_or_many_features(tmp_path, moons):
 
 def test_gradient_flow_first_and_last_epoch_against_the_layer(moons):
     _, net, result = moons
-    first, last = result.history[0], result.history[-1]
+    first, last = result.history[1], result.history[-1]   # epoch 1 (history[0] is step 0)
     fig = plots.gradient_flow(first, last, TITLE)
     L = len(net.weights)
     for ax, attr in zip(fig.axes, ("grad_norm_W", "grad_norm_Z")):
@@ -107,13 +107,13 @@ def test_gradient_flow_first_and_last_epoch_against_the_layer(moons):
     assert TITLE in fig._suptitle.get_text()
 
 
-def test_gradient_flow_labels_an_epoch_0_as_before_any_update(moons):
+def test_gradient_flow_labels_step_0_as_before_any_update(moons):
     _, _, result = moons
-    from dataclasses import replace
-    before = replace(result.history[0], epoch=0)
-    fig = plots.gradient_flow(before, result.history[-1])
+    assert result.history[0].epoch == 0
+    fig = plots.gradient_flow(result.history[0], result.history[-1])
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels[0] == "epoch 0: before any update (full training cost)"
+    assert plots.learning_curves(result).axes[0].get_xlabel() == "epoch (0 = before any update)"
 
 
 def test_learning_curves_and_gradient_norms_lines_and_legends(moons):
@@ -130,3 +130,20 @@ def test_learning_curves_and_gradient_norms_lines_and_legends(moons):
         assert [t.get_text() for t in ax.get_legend().get_texts()] == \
             [f"layer {l}" for l in range(1, L + 1)]
         assert "mean over the epoch's updates" in ax.get_ylabel()
+
+
+def test_boundary_pixels_of_a_step_image(moons, blobs):
+    """The numpy-drawn frame: both sides filled, a black boundary, the points drawn."""
+    data, net, _ = moons
+    img = plots.boundary_pixels(net, data, grid=60, scale=4).astype(float) / 255
+    assert img.shape == (240, 240, 3)
+    black = (img.max(axis=-1) == 0).mean()
+    assert 0.005 < black < 0.1                                        # a line, not a fill
+    cmap = plots.colormaps[plots.BINARY_CMAP]
+    blue, red = _blend(cmap(0.0)[:3], 0.45), _blend(cmap(1.0)[:3], 0.45)
+    assert _share_near(img, blue, 0.15) > 0.15 and _share_near(img, red, 0.15) > 0.15
+    data, net = blobs
+    img = plots.boundary_pixels(net, data).astype(float) / 255
+    k = data.Y_train.shape[0]
+    shares = [_share_near(img, _blend(c, 0.35), 0.06) for c in plots.CLASS_COLOURS[:k]]
+    assert all(s > 0.1 for s in shares), shares

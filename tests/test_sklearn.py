@@ -182,6 +182,28 @@ def test_callbacks_see_every_epoch_and_can_stop_training(moons):
     assert clf.outcome_ == "stopped" and clf.n_iter_ == 5
 
 
+def _blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+    return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+
+class _BlasProbe(ffexp.Callback):
+    def __init__(self):
+        self.seen = set()
+
+    def on_epoch_end(self, net, stats):
+        self.seen |= _blas_threads()
+
+
+def test_blas_threads_limits_blas_while_training_only(moons):
+    before = _blas_threads()
+    if before == {1}:
+        pytest.skip("BLAS already runs one thread here: nothing to limit")
+    probe = _BlasProbe()
+    FFClassifier(**{**SMALL, "epochs": 2}, blas_threads=1, callbacks=[probe]).fit(*moons)
+    assert probe.seen == {1} and _blas_threads() == before
+
+
 def test_partial_fit_continues_one_epoch_at_a_time(moons):
     X, y = moons
     one = FFClassifier(**{**SMALL, "epochs": 1}).fit(X, y)

@@ -154,8 +154,9 @@ class _Trainer:
 
     def record(self, epoch: int, acc: list | None, t0: float,
                t_start: float) -> tuple[EpochStats, str]:
-        """The epoch's EpochStats, all measured at θ as it is now (after the epoch's updates;
-        θ_0 at step 0), and what went non-finite ('' if nothing)."""
+        """The epoch's EpochStats, measured at θ as it is now (after the epoch's updates; θ_0 at
+        step 0) but for ``mean`` gradient norms (over the epoch's updates), and what went
+        non-finite ('' if nothing)."""
         net, L = self.net, self.net.L
         bad = "" if np.isfinite(self.theta).all() else _non_finite(net)
         if self.bookkeeping and not bad:

@@ -1,10 +1,10 @@
 """Statistics over seeds: one value per run, then mean, spread, interval and count per group.
 
-For a group with values x_1..x_n (one per seed):
-    mean = (1/n) Σ x_i,   s = sqrt(Σ (x_i − mean)² / (n − 1)),
-    95% CI = mean ± t_{0.975, n−1} · s / √n          (Student's t; none for n < 2).
-The paired comparison of the best group B with a group G uses the seeds both share:
-    d_s = ±(x_B,s − x_G,s)  (sign so that d > 0 means B is better),  then the same interval on d.
+One value per run (final, best or at epoch N); per group the mean, the std over seeds and a 95%
+interval inside the metric's range (stats.py has the formulas). Groups are ranked by their
+mean; groups whose means are equal tie and share a rank. The best group is compared with each
+other group on their shared seeds (paired t test, Holm-adjusted over the report's comparisons),
+and the best set is the best group with every group it is not shown to beat.
 Runs that failed, were killed or are still running keep their row and their place in the outcome
 counts, but have no value: their last logged number is not a result.
 """
@@ -19,6 +19,8 @@ import pandas as pd
 
 from .design import GROUP_OF, SEED
 from .select import ReportError
+from .stats import (ALPHA, MIN_N, difference_range, holm, interval, metric_range, paired_test,
+                    snap)
 
 
 
@@ -85,8 +87,9 @@ def common_metric(runs: pd.DataFrame, tasks: list[str]) -> str | None:
 
 
 def resolve_metric(name: str | None, runs: pd.DataFrame) -> str:
-    """--metric as given (``val/accuracy``; a bare ``accuracy`` means ``val/accuracy``), or the
-    main validation metric of the runs' task."""
+    """--metric as given (``val/accuracy``; a bare ``accuracy`` means ``val/accuracy``, else
+    ``train/accuracy``), or the main validation metric of the runs' task — its ``train/`` twin
+    when the runs have no validation split (``dataset.val_fraction=0``)."""
     available = metric_names(runs)
     if name is None:
         tasks = sorted(set(runs.get("params.task", pd.Series(dtype=str)).dropna()))
@@ -100,8 +103,12 @@ def resolve_metric(name: str | None, runs: pd.DataFrame) -> str:
             raise ReportError(f"cannot choose a default metric: the runs mix the tasks "
                               f"{', '.join(tasks)}; {hint}")
         name = main_metric(tasks[0])
+        if name not in available and "train/" + name[4:] in available:
+            name = "train/" + name[4:]  # no validation split (dataset.val_fraction=0)
     elif name not in available and f"val/{name}" in available:
         name = f"val/{name}"
+    elif name not in available and f"train/{name}" in available:
+        name = f"train/{name}"
     if name not in available:
         raise ReportError(f"unknown metric {name!r} (metrics: {', '.join(_compact(available))})")
     return name
@@ -123,24 +130,6 @@ def run_values(runs: pd.DataFrame, metric: str, at: str, history: pd.DataFrame |
     return values.where(outcomes_of(runs).isin(_RESULT))
 
 
-def t_interval(x: np.ndarray) -> tuple[float, float, float, float]:
-    """(mean, std, lower, upper) of the 95% Student-t interval; NaN where n is too small."""
-    x = np.asarray(x, dtype=float)
-    n = len(x)
-    if n == 0:
-        return (np.nan,) * 4
-    mean = float(np.mean(x))
-    if n < 2:
-        return mean, np.nan, np.nan, np.nan
-    from scipy.stats import t
-
-    std = float(np.std(x, ddof=1))
-    if std <= 1e-12 * max(1.0, abs(mean)):  # equal values up to rounding: say 0, not 1e-16
-        std = 0.0
-    half = float(t.ppf(0.975, n - 1)) * std / np.sqrt(n)
-    return mean, std, float(mean - half), float(mean + half)
-
-
 @dataclass
 class Table:
     """A per-run frame (group keys, seed, outcome, value) and the per-group summary."""
@@ -153,13 +142,15 @@ class Table:
 
 
 def summarize(per_run: pd.DataFrame, keys: list[str], metric: str, at: str) -> Table:
-    """Group statistics ranked best first (ties broken by the group keys' order)."""
+    """Group statistics ranked best first; equal means tie (one rank, ``tie`` True) and are
+    ordered by the group keys."""
     rows = []
+    bounds = metric_range(metric)
     by = per_run.groupby(keys, sort=True, dropna=False) if keys else [((), per_run)]
     for label, g in by:
         label = label if isinstance(label, tuple) else (label,)
         vals = g["value"].dropna().to_numpy()
-        mean, std, lo, hi = t_interval(vals)
+        mean, std, lo, hi = interval(vals, bounds)
         counts = g["outcome"].value_counts()
         rows.append({**dict(zip(keys, label)), "n": len(vals), "runs": len(g), "mean": mean,
                      "std": std, "ci_low": lo, "ci_high": hi,
@@ -168,13 +159,36 @@ def summarize(per_run: pd.DataFrame, keys: list[str], metric: str, at: str) -> T
     # rounded: equal means that differ in the last bits (summation order) tie, keys decide
     order = (groups["mean"] if lower_is_better(metric) else -groups["mean"]).round(12)
     groups = groups.assign(_o=order).sort_values(["_o", *keys], kind="stable", na_position="last")
+    o = groups["_o"].reset_index(drop=True)
+    first = o.ne(o.shift()) | o.isna()
+    rank = pd.Series(np.where(first, np.arange(1, len(o) + 1), np.nan)).ffill().astype(int)
+    tie = o.duplicated(keep=False) & o.notna()
     groups = groups.drop(columns="_o").reset_index(drop=True)
-    groups.insert(0, "rank", range(1, len(groups) + 1))
+    groups.insert(0, "rank", rank.to_numpy())
+    groups.insert(1, "tie", tie.to_numpy())
     return Table(per_run, groups, keys, metric, at)
 
 
+def _verdict(n: int, test: str, diff: float, p_holm: float) -> str:
+    if n < MIN_N:
+        return f"not comparable (n < {MIN_N})"
+    if test == "tie":
+        return "tie"
+    if p_holm < ALPHA:
+        return "best is better" if diff > 0 else "other is better"
+    return "indistinguishable"
+
+
+def reference(table: Table) -> int:
+    """Row of the group the others are compared with: the best-ranked with n >= MIN_N (the
+    best group itself unless it has too few values), else the best."""
+    ok = np.flatnonzero(table.groups["n"].to_numpy() >= MIN_N)
+    return int(ok[0]) if len(ok) else 0
+
+
 def paired(table: Table) -> pd.DataFrame:
-    """Best group vs each other group on shared seeds: n, mean difference, 95% CI, verdict."""
+    """The reference group (see ``reference``) vs each other group on shared seeds: n, mean
+    difference, 95% CI, test, p, Holm-adjusted p, verdict; indexed by the group's row."""
     if len(table.groups) < 2 or not table.keys:
         return pd.DataFrame()
     sign = -1.0 if lower_is_better(table.metric) else 1.0
@@ -182,19 +196,40 @@ def paired(table: Table) -> pd.DataFrame:
     runs = runs.drop_duplicates([*table.keys, SEED], keep="first")
     label = runs[table.keys].astype(str).agg(" | ".join, axis=1)
     by_label = {k: g.set_index(SEED)["value"] for k, g in runs.groupby(label, sort=True)}
-    best = " | ".join(str(v) for v in table.groups.loc[0, table.keys])
-    rows = []
-    for _, row in table.groups.iloc[1:].iterrows():
+    ref = reference(table)
+    best = " | ".join(str(v) for v in table.groups.loc[ref, table.keys])
+    bounds = difference_range(table.metric)
+    rows = {}
+    for i, row in table.groups.iterrows():
+        if i == ref:
+            continue
         other = " | ".join(str(v) for v in row[table.keys])
         a, b = by_label.get(best, pd.Series()), by_label.get(other, pd.Series())
         shared = sorted(set(a.index) & set(b.index))
-        d = sign * (a.loc[shared].to_numpy() - b.loc[shared].to_numpy())
-        mean, _, lo, hi = t_interval(d)
-        verdict = ("—" if len(shared) < 2 else "best is better" if lo > 0
-                   else "indistinguishable" if hi >= 0 else "other is better")
-        rows.append({**{k: row[k] for k in table.keys}, "shared_seeds": len(shared),
-                     "diff": mean, "ci_low": lo, "ci_high": hi, "verdict": verdict})
-    return pd.DataFrame(rows)
+        x, y = a.loc[shared].to_numpy(), b.loc[shared].to_numpy()
+        scale = float(np.max(np.abs(np.concatenate([x, y])))) if shared else 1.0
+        d = np.array([snap(v, scale) for v in sign * (x - y)])
+        mean, _, lo, hi = interval(d, bounds)
+        test, p = paired_test(d) if len(shared) >= MIN_N else ("—", np.nan)
+        rows[i] = {**{k: row[k] for k in table.keys}, "shared_seeds": len(shared),
+                   "diff": snap(mean, scale) if shared else np.nan, "ci_low": lo,
+                   "ci_high": hi, "test": test, "p": p}
+    pairs = pd.DataFrame.from_dict(rows, orient="index")
+    pairs["p_holm"] = holm(pairs["p"].to_numpy())
+    pairs["verdict"] = [_verdict(r.shared_seeds, r.test, r.diff, r.p_holm)
+                        for r in pairs.itertuples()]
+    return pairs
+
+
+def best_set(table: Table, pairs: pd.DataFrame) -> tuple[list[int], list[int]]:
+    """(rows of table.groups in the best set: the reference group and every group that ties
+    with it or is indistinguishable from it; rows that cannot be compared with it)."""
+    ref = reference(table)
+    if not len(pairs):
+        return [ref], []
+    v = pairs["verdict"]
+    same = sorted([ref, *pairs.index[v.isin(["tie", "indistinguishable"])]])
+    return same, list(pairs.index[v.str.startswith("not comparable")])
 
 
 def variance_explained(per_run: pd.DataFrame, key: str) -> float:
@@ -220,15 +255,30 @@ def nested_in(params: pd.DataFrame, a: str, b: str) -> bool:
     return inside and not crossed
 
 
-def heatmap_factors(per_run: pd.DataFrame, params: pd.DataFrame, keys: list[str]
-                    ) -> tuple[list[tuple[str, float]], list[tuple[str, str]]]:
-    """([(factor, η²)] of the (at most) two factors that explain the most variance of the value,
-    nested factors left out; [(nested factor, its parent)]). Ties go to the earlier key."""
+def nested_parents(params: pd.DataFrame, keys: list[str]) -> dict[str, str]:
+    """{nested factor: the factor it is nested in} among the group keys."""
     parent: dict[str, str] = {}
     for k in keys:
         for o in keys:
             if o != k and k not in parent and nested_in(params, k, o):
                 parent[k] = o
+    return parent
+
+
+def inert(groups: pd.DataFrame, parents: dict[str, str]) -> pd.DataFrame:
+    """Per group row and nested key: True where the key means nothing — it takes one value
+    among all groups at that level of its parent (``init.scale`` for ``init`` = he)."""
+    out = pd.DataFrame(False, index=groups.index, columns=list(parents))
+    for k, p in parents.items():
+        out[k] = groups.groupby(p, sort=False)[k].transform("nunique").le(1)
+    return out
+
+
+def heatmap_factors(per_run: pd.DataFrame, params: pd.DataFrame, keys: list[str]
+                    ) -> tuple[list[tuple[str, float]], list[tuple[str, str]]]:
+    """([(factor, η²)] of the (at most) two factors that explain the most variance of the value,
+    nested factors left out; [(nested factor, its parent)]). Ties go to the earlier key."""
+    parent = nested_parents(params, keys)
     scored = sorted((-variance_explained(per_run, k), keys.index(k), k)
                     for k in keys if k not in parent)
     return [(k, -s) for s, _, k in scored[:2]], list(parent.items())

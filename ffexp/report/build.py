@@ -6,14 +6,17 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from . import figures, provenance
-from .aggregate import (OUTCOMES, Table, heatmap_factors, lower_is_better, main_metric,
-                        metric_names, outcomes_of, paired, resolve_metric, run_values, summarize)
+from . import document, figures, provenance, style
+from .aggregate import (Table, heatmap_factors, inert, main_metric, metric_names,
+                        nested_parents, outcomes_of, paired, resolve_metric, run_values,
+                        summarize)
 from .design import (SEED, check_group_keys, detect_group_keys, params_of, run_order,
                      swept_keys, uncontrolled)
-from .render import fmt, to_html, to_markdown
+from .render import code, to_html, to_markdown
+from .stats import MIN_N
 from .select import ReportError, connect, fetch_histories, resolve_uri, select_runs, sweep_command
 
 _GRAD = re.compile(r"grad_norm/[WZ]\d+$")
@@ -49,14 +52,20 @@ def parse_at(text: str) -> str:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "report"
+    """A folder name from a sweep's or experiment's name: one path component, never ``..``,
+    ``.`` or absolute (``/``, ``..`` and other characters become ``_``)."""
+    safe = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9._-]+|\.\.+", "_", name))
+    return safe.strip("._-") or "report"
 
 
-def _label(per_run: pd.DataFrame, keys: list[str]) -> pd.Series:
-    if not keys:
-        return pd.Series("all runs", index=per_run.index)
-    return per_run[keys].astype(str).apply(
-        lambda r: ", ".join(f"{k}={v}" for k, v in zip(keys, r)), axis=1)
+def output_dir(output: str | None, name: str) -> Path:
+    """--output as given, else ``reports/<safe name>``: inside ``reports/`` whatever the name."""
+    if output:
+        return Path(output)
+    out = Path("reports") / _safe(name)
+    if out.resolve().parent != Path("reports").resolve():  # _safe makes this impossible
+        raise ReportError(f"report folder name {name!r} leaves reports/")
+    return out
 
 
 def _in_run_order(history: pd.DataFrame, run_ids: pd.Series) -> pd.DataFrame:
@@ -81,41 +90,13 @@ def _per_run(sel, params, keys, metric, at, history) -> pd.DataFrame:
     return df
 
 
-def _tables(table: Table, pairs: pd.DataFrame, runs: pd.DataFrame, finals: list[str]):
-    k = table.keys
-    shown = [o for o in OUTCOMES if o in ("finished", "converged", "diverged")
-             or table.groups[o].any()]
-    rank = (["rank", *k, "n", "runs", "mean", "std", "95% CI", *shown],
-            [[str(g["rank"]), *(str(g[c]) for c in k), str(g["n"]), str(g["runs"]), fmt(g["mean"]),
-              fmt(g["std"]), f"[{fmt(g['ci_low'])}, {fmt(g['ci_high'])}]",
-              *(str(g[o]) for o in shown)] for _, g in table.groups.iterrows()])
-    pair = (([*k, "shared seeds", "difference", "95% CI", "verdict"],
-             [[*(str(p[c]) for c in k), str(p["shared_seeds"]), fmt(p["diff"]),
-               f"[{fmt(p['ci_low'])}, {fmt(p['ci_high'])}]", p["verdict"]]
-              for _, p in pairs.iterrows()]) if len(pairs) else None)
-    label = _label(table.runs, k)
-    ok = table.runs["outcome"].isin(["finished", "converged", "diverged"]).to_numpy()
-    fin_rows = []
-    for group in _label(table.groups, k):
-        mask = (label == group).to_numpy() & ok
-        cells = []
-        for m in finals:
-            v = runs.loc[mask, f"metrics.{m}"].astype(float).dropna()
-            cells.append("—" if v.empty else fmt(v.mean()) if len(v) < 2
-                         else f"{fmt(v.mean())} ± {fmt(v.std(ddof=1))}")
-        fin_rows.append([group, *cells])
-    final = (["group", *finals], fin_rows)
-    per = (["run", *k, "seed", "outcome", f"{table.metric} ({table.at})"],  # in run order
-           [[row["run_name"], *(str(row[c]) for c in k), str(row[SEED]), row["outcome"],
-             fmt(row["value"])] for _, row in table.runs.iterrows()])
-    return rank, pair, final, per
-
-
 def _history_keys(runs, names: list[str], metric: str, at: str) -> tuple[list[str], list[str]]:
     """(learning-curve metrics, every metric whose per-epoch history the report needs)."""
     tasks = sorted(set(runs.get("params.task", pd.Series(dtype=str)).dropna()))
     main = main_metric(tasks[0]) if len(tasks) == 1 else None
-    curve_metric = metric if metric.startswith("val/") else main
+    if main and main not in names and "train/" + main[4:] in names:
+        main = "train/" + main[4:]  # no validation split
+    curve_metric = metric if metric.startswith(("val/", "train/")) else main
     curves = list(dict.fromkeys(m for m in ("train/cost", "val/cost", curve_metric)
                                 if m in names))
     wanted = sorted(set(curves + [m for m in names if _GRAD.match(m)]
@@ -123,60 +104,61 @@ def _history_keys(runs, names: list[str], metric: str, at: str) -> tuple[list[st
     return curves, wanted
 
 
-def _draw(out: Path, history, per_run, params, table: Table, curves: list[str]) -> list:
+def _noise(pairs: pd.DataFrame) -> float:
+    """The typical half-width of the paired 95% intervals (median of those with a width)."""
+    if not len(pairs):
+        return 0.0
+    ok = pairs[pairs["shared_seeds"] >= MIN_N]
+    half = ((ok["ci_high"] - ok["ci_low"]) / 2).to_numpy(dtype=float)
+    half = half[np.isfinite(half) & (half > 0)]
+    return float(np.median(half)) if len(half) else 0.0
+
+
+def _layout(table: Table, parents: dict[str, str]) -> tuple[style.Layout, pd.Series]:
+    """The figures' layout and each run's group label (indexed by run id)."""
+    keys = table.keys
+    labels = document.group_labels(table, parents)
+    if keys:
+        hide = inert(table.groups, parents).reindex(columns=keys, fill_value=False)
+        values = table.groups[keys].astype(str).mask(hide, "")
+    else:
+        values = pd.DataFrame(index=[0])
+    by_run = pd.Series(document.run_labels(table, labels).to_numpy(),
+                       index=table.runs["run_id"])
+    return style.layout(values, keys, labels), by_run
+
+
+def _heatmap(out: Path, params, table: Table, pairs) -> list:
+    keys, metric, per_run = table.keys, table.metric, table.runs
+    chosen, nested = heatmap_factors(per_run, params, keys)
+    if len(chosen) < 2:
+        left = ", ".join(f"{code(n)} is nested in {code(o)}" for n, o in nested)
+        return ([("No heatmap", None, f"No heatmap: {left}, which leaves one factor.")]
+                if len(keys) >= 2 else [])
+    (rows, eta_r), (cols, eta_c) = chosen
+    noise = _noise(pairs)
+    left = "".join(f"; {code(n)} is left out, nested in {code(o)}" for n, o in nested)
+    scale = (f"the colour scale spans at least {figures.NOISE_SPAN:g}× the median half-width "
+             f"of the paired 95% intervals ({noise:.4f}), so a difference inside the noise "
+             "takes at most a quarter of it" if noise > 0 else
+             "no paired interval estimates the noise, so the colour scale spans the metric's "
+             "whole range where it is bounded")
+    path = figures.heatmap(per_run, rows, cols, metric, noise, out / "heatmap.png")
+    return [(f"Heatmap of {metric} over {rows} × {cols}", path,
+             f"The two factors that explain the most variance of {code(metric)} over the "
+             f"runs: {code(rows)} (η² = {eta_r:.2f}) and {code(cols)} (η² = {eta_c:.2f}){left}. "
+             f"Each cell: the mean and n (runs with a value); {scale}.")]
+
+
+def _draw(out: Path, history, params, table: Table, pairs, parents, curves) -> list:
     """The figures that have data: [(title, path, caption or None)]."""
-    keys, metric = table.keys, table.metric
-    labels = pd.Series(_label(per_run, keys).to_numpy(), index=per_run["run_id"])
-    order = list(_label(table.groups, keys))
-    figs = [("Learning curves", figures.learning_curves(history, labels, order, curves,
+    lay, by_run = _layout(table, parents)
+    figs = [("Learning curves", figures.learning_curves(history, by_run, lay, curves,
                                                         out / "learning_curves.png"), None)]
-    grad = figures.grad_profiles(history, labels, order, out / "grad_norms.png")
+    grad = figures.grad_profiles(history, by_run, lay, out / "grad_norms.png")
     if grad:
         figs.append(("Gradient-norm profiles across layers", grad, None))
-    chosen, nested = heatmap_factors(per_run, params, keys)
-    if len(chosen) == 2:
-        (rows, eta_r), (cols, eta_c) = chosen
-        left = "".join(f"; `{n}` is left out, nested in `{o}`" for n, o in nested)
-        figs.append((f"Heatmap of {metric} over {rows} × {cols}",
-                     figures.heatmap(per_run, rows, cols, metric, out / "heatmap.png"),
-                     f"The two factors that explain the most variance of {metric} over the runs: "
-                     f"`{rows}` (η² = {eta_r:.2f}) and `{cols}` (η² = {eta_c:.2f}){left}."))
-    elif len(keys) >= 2:
-        left = ", ".join(f"`{n}` is nested in `{o}`" for n, o in nested)
-        figs.append(("No heatmap", None, f"No heatmap: {left}, which leaves one factor."))
-    return figs
-
-
-def _document(name, sel, table: Table, pairs, notes, figs, finals) -> list:
-    """The report's blocks, in reading order (see render.py); nothing a rerun of the sweep
-    changes (that is provenance.py's)."""
-    keys, metric, at = table.keys, table.metric, table.at
-    rank, pair, final, per = _tables(table, pairs, sel.runs, finals)
-    direction = "lower" if lower_is_better(metric) else "higher"
-    blocks = [("h", 1, f"ffexp report: {name}")]
-    blocks += [("warn", "uncontrolled comparison — the runs differ in more than the swept "
-                        "factors and the seed: " + "; ".join(notes))] if notes else []
-    blocks += [("p", f"{len(table.runs)} runs in {len(table.groups)} groups by "
-                     f"{', '.join(f'`{k}`' for k in keys) or '(no factor varies)'}, "
-                     f"ranked by `{metric}` ({at}, {direction} is better)."),
-               ("h", 2, "Ranking"), ("table", *rank),
-               ("p", "n: runs with a value (finished, converged or diverged); runs: all runs "
-                     "of the group, whatever their outcome; running: still RUNNING in the store "
-                     "(a live job, or a process that died without closing its run). "
-                     "95% CI: Student's t over seeds.")]
-    if pair:
-        best = ", ".join(f"{k}={v}" for k, v in zip(keys, table.groups.loc[0, keys]))
-        blocks += [("h", 2, "Paired comparison with the best group"),
-                   ("p", f"Best group: {best}. Difference = best − other on the seeds both "
-                         f"share (sign so that > 0 means the best group is better)."),
-                   ("table", *pair)]
-    blocks += [("h", 2, "Final metrics (mean ± std over seeds)"), ("table", *final),
-               ("h", 2, "Figures")]
-    for title, path, caption in figs:
-        blocks += [*([("h", 3, title)] if path else []), *([("p", caption)] if caption else []),
-                   *([("img", title, path.name)] if path else [])]
-    return blocks + [("h", 2, "Runs"), ("table", *per), ("h", 2, "Selection"),
-                     ("ul", provenance.stable_items(sel))]
+    return figs + _heatmap(out, params, table, pairs)
 
 
 def build(opts: Options) -> tuple[Path, dict]:
@@ -195,6 +177,10 @@ def build(opts: Options) -> tuple[Path, dict]:
     sel.runs = sel.runs.iloc[order].reset_index(drop=True)
     params = params.iloc[order].reset_index(drop=True)
     metric = resolve_metric(opts.metric, sel.runs)
+    fallback = (f"no validation metric (`dataset.val_fraction=0`, no validation split): ranked "
+                f"by {code(metric)}, the training set's own score — it measures the fit, not "
+                f"generalisation." if metric.startswith("train/") and opts.metric is None
+                else None)
     names = metric_names(sel.runs)
     curves, wanted = _history_keys(sel.runs, names, metric, at)
     workers = opts.workers or (8 if uri.startswith(("http://", "https://")) else 1)
@@ -208,13 +194,14 @@ def build(opts: Options) -> tuple[Path, dict]:
     name = (provenance.experiment_names(sel) if len(set(sel.experiments.values())) == 1
             else "selection")  # the title: the sweep's name would carry its date
     folder = sel.parent["run_name"] if sel.parent else name
-    out = Path(opts.output) if opts.output else Path("reports") / _safe(folder)
+    out = output_dir(opts.output, folder)
     out.mkdir(parents=True, exist_ok=True)
     for old in OUTPUTS:  # a previous report's figure must not outlive it (nor be logged)
         (out / old).unlink(missing_ok=True)
-    figs = _draw(out, history, per_run, params, table, curves)
+    parents = nested_parents(params, keys)
+    figs = _draw(out, history, params, table, pairs, parents, curves)
     finals = [m for m in names if _FINAL.match(m)]
-    blocks = _document(name, sel, table, pairs, notes, figs, finals)
+    blocks = document.blocks(name, sel, table, pairs, notes, figs, finals, parents, fallback)
     regen = provenance.regenerate_command(sel, uri, metric, at,
                                           keys if opts.group_by else [], opts.output)
     (out / "report.md").write_text(to_markdown([*blocks, ("p", provenance.LINK_MD)]),

@@ -24,9 +24,10 @@ the folder is also logged as artifact 'report/' of the sweep's parent run when o
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Aggregate ffexp runs over seeds (mean, std, 95% CI, paired comparison) and "
-                    "write a Markdown + HTML report with learning curves, gradient-norm profiles "
-                    "and a heatmap.")
+        description="Aggregate ffexp runs over seeds (mean, std, 95% t interval inside the "
+                    "metric's range, paired t tests against the best group with Holm's "
+                    "correction) and write a Markdown + HTML report with learning curves, "
+                    "gradient-norm profiles and a heatmap.")
     p.add_argument("--tracking-uri", metavar="URI",
                    help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db "
                         "in the current directory, as ffexp)")
@@ -55,8 +56,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _unwritable(output: str | None) -> str | None:
+    """Why the output folder (default: under ./reports) cannot be created, else None."""
+    from pathlib import Path
+    existing = Path(output or "reports").absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    import tempfile
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        return f"{existing} is not writable ({err.strerror or err})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    problem = _unwritable(args.output)
+    if problem:
+        print(f"{PROG}: error: --output {args.output or 'reports/'}: cannot be created: "
+              f"{problem}", file=sys.stderr)
+        return 2
     from .build import Options, build
     from .select import ReportError
 

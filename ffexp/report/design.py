@@ -14,6 +14,7 @@ import shlex
 
 import pandas as pd
 
+from .render import code, esc
 from .select import ReportError
 
 #: the contract's headline params, preferred as group keys in this order
@@ -25,11 +26,11 @@ SEED = "seed"
 GROUP_OF = {"lr": "optimizer", "batch_size": "optimizer", "hidden_sizes": "model",
             "epochs": "train"}
 #: tags that must agree between compared runs, with what a difference means
-CONTROL_TAGS = {"ffexp.git_commit": "code commit", "ffexp.git_dirty": "uncommitted changes",
+CONTROL_TAGS = {"mlflow.source.git.commit": "code commit", "ffexp.git_dirty": "uncommitted changes",
                 "ffexp.version": "ffexp version"}
 #: control tags whose values change on every rerun: the warning counts them, provenance.md
 #: names them
-VOLATILE_TAGS = {"ffexp.git_commit"}
+VOLATILE_TAGS = {"mlflow.source.git.commit"}
 
 
 def params_of(runs: pd.DataFrame) -> pd.DataFrame:
@@ -118,8 +119,8 @@ def uncontrolled(runs: pd.DataFrame, params: pd.DataFrame, keys: list[str]) -> l
         if col in keys or col in seeds or params[col].nunique() <= 1:
             continue
         if not _determined(params, keys, col):
-            values = ", ".join(sorted(params[col].unique())[:6])
-            notes.append(f"param `{col}` varies within groups ({values})")
+            values = ", ".join(esc(v) for v in sorted(params[col].unique())[:6])
+            notes.append(f"param {code(col)} varies within groups ({values})")
     for tag, what in CONTROL_TAGS.items():
         col = f"tags.{tag}"
         if col in runs:
@@ -127,10 +128,11 @@ def uncontrolled(runs: pd.DataFrame, params: pd.DataFrame, keys: list[str]) -> l
             if len(values) > 1 and tag in VOLATILE_TAGS:
                 counts = runs[col].fillna("(none)").astype(str).value_counts()
                 runs_per = " and ".join(str(n) for n in sorted(counts, reverse=True))
-                notes.append(f"{what} differs (`{tag}`: {len(values)} values, in {runs_per} "
+                notes.append(f"{what} differs ({code(tag)}: {len(values)} values, in {runs_per} "
                              "runs; which run ran which in provenance.md)")
             elif len(values) > 1:
-                notes.append(f"{what} differs (`{tag}`: {', '.join(values[:6])})")
+                notes.append(f"{what} differs ({code(tag)}: "
+                             f"{', '.join(esc(v) for v in values[:6])})")
     return notes
 
 

@@ -1,10 +1,19 @@
 """The report's figures (matplotlib Agg, PNG, no timestamp in the file so reruns are identical).
 
-- learning curves: per group, the mean over seeds per epoch with a ±1 std band;
+Every group is identifiable in every panel: one legend for the whole figure lists every group
+(style.py gives each a colour × line style × marker), and past ``style.MAX_PER_PANEL`` groups
+the figure is split into small multiples, one column per level of a factor, with shared y axes.
+
+- learning curves: per group, the mean over seeds per epoch with a band of ±1 std — on a log
+  axis the geometric mean exp(mean log v) with the band exp(mean log v ± std log v); on a
+  linear axis the band is cut to the metric's range (an accuracy band never passes 1, a cost
+  band never passes 0);
 - gradient-norm profiles: ‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ against the layer l (log scale), the
-  geometric mean over seeds, one line per group, at the first and at the last epoch — vanishing
-  gradients fall towards l = 1, exploding ones rise;
-- heatmap of the ranking value over the two most important factors (mean over everything else).
+  geometric mean over seeds, at the first and at the last epoch — vanishing gradients fall
+  towards l = 1, exploding ones rise;
+- heatmap of the ranking value over the two most important factors, each cell annotated with
+  its mean and n, the colour scale at least 4× the typical paired-interval half-width wide, so
+  a difference inside the noise takes at most a quarter of the colours.
 """
 
 from __future__ import annotations
@@ -18,57 +27,103 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from .stats import metric_range  # noqa: E402
+from .style import Layout  # noqa: E402
+
 _PNG_META = {"Software": None}
-_DPI = 100
+_DPI = 90
+#: how many noise widths the heatmap's colour scale spans at least
+NOISE_SPAN = 4.0
 
 
-def _save(fig, path: Path) -> Path:
+def save(fig, path: Path) -> Path:
     fig.savefig(path, format="png", dpi=_DPI, metadata=_PNG_META, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def _colors(n: int):
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
-    return [cmap(i % cmap.N) for i in range(n)]
+def _grid(layout: Layout, rows: int, width: float, height: float):
+    """rows × panels axes, y shared along a row (one quantity across the panels); with one
+    panel, the rows are laid out side by side instead."""
+    cols = len(layout.panels)
+    if cols == 1:
+        fig, axes = plt.subplots(1, rows, figsize=(width * rows, height), squeeze=False)
+        return fig, axes.T
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
+                             sharey="row")
+    return fig, axes
 
 
-def learning_curves(history: pd.DataFrame, labels: pd.Series, order: list[str],
-                    metrics: list[str], path: Path) -> Path:
-    """One panel per metric; ``labels`` maps run_id -> group label, ``order`` is the ranking."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
-    h = history.assign(group=history["run_id"].map(labels))
-    for ax, metric in zip(axes[0], metrics):
+def _legend(fig, layout: Layout) -> None:
+    """One legend for the figure: every group (within-panel part of its label) once."""
+    handles = [Line2D([], [], color=s.color, ls=s.ls, marker=s.marker, lw=1.5, ms=5)
+               for _, s in layout.legend]
+    fig.legend(handles, [name for name, _ in layout.legend], fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 0.95),
+               title=layout.legend_title, title_fontsize=8, frameon=False)
+
+
+def _band(values: pd.Series, log: bool, bounds: tuple[float, float]):
+    """(centre, lower, upper) per step: arithmetic ± std cut to bounds, or geometric on log."""
+    g = values.groupby(level=0)
+    if log:
+        lv = np.log(values)
+        m, s = lv.groupby(level=0).mean(), lv.groupby(level=0).std(ddof=1).fillna(0.0)
+        return np.exp(m), np.exp(m - s), np.exp(m + s)
+    m, s = g.mean(), g.std(ddof=1).fillna(0.0)
+    return m, (m - s).clip(lower=bounds[0]), (m + s).clip(upper=bounds[1])
+
+
+def draw_learning_curves(history: pd.DataFrame, labels: pd.Series, layout: Layout,
+                         metrics: list[str]):
+    """Rows: metrics; columns: the layout's panels. ``labels`` maps run_id -> group label."""
+    fig, axes = _grid(layout, len(metrics), 3.8, 2.9)
+    h = history[np.isfinite(history["value"])]
+    h = h.assign(group=h["run_id"].map(labels))
+    steps = max(1, int(h["step"].max() if len(h) else 1))
+    every = max(1, steps // 8)
+    for r, metric in enumerate(metrics):
         m = h[h["key"] == metric]
-        for color, group in zip(_colors(len(order)), order):
-            s = m[m["group"] == group].groupby("step")["value"]
-            mean, std = s.mean(), s.std(ddof=1).fillna(0.0)
-            if mean.empty:
-                continue
-            ax.plot(mean.index, mean.to_numpy(), color=color, label=group, lw=1.5)
-            ax.fill_between(mean.index, (mean - std).to_numpy(), (mean + std).to_numpy(),
-                            color=color, alpha=0.2, lw=0)
-        ax.set_title(metric)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if metric.endswith("cost") and (m["value"] > 0).all() and len(m):
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-    fig.suptitle("Learning curves: mean over seeds ± 1 std")
+        log = metric.endswith("cost") and len(m) > 0 and bool((m["value"] > 0).all())
+        bounds = metric_range(metric)
+        for c, (title, members) in enumerate(layout.panels):
+            ax = axes[r][c]
+            for i in members:
+                s = m[m["group"] == layout.labels[i]].set_index("step")["value"]
+                if s.empty:
+                    continue
+                centre, lo, hi = _band(s, log, bounds)
+                st = layout.styles[i]
+                ax.plot(centre.index, centre.to_numpy(), color=st.color, ls=st.ls,
+                        marker=st.marker, ms=4, markevery=(i % every, every), lw=1.4,
+                        label=layout.labels[i])
+                ax.fill_between(centre.index, lo.to_numpy(), hi.to_numpy(), color=st.color,
+                                alpha=0.15, lw=0)
+            if log:
+                ax.set_yscale("log")
+            ax.set_title(f"{metric}" + (f"\n{title}" if title else ""), fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+    _legend(fig, layout)
+    fig.suptitle("Learning curves: mean over seeds ± 1 std (geometric on log axes)")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def learning_curves(history, labels, layout, metrics, path: Path) -> Path:
+    return save(draw_learning_curves(history, labels, layout, metrics), path)
 
 
 def _layer(key: str) -> int:
     return int(re.search(r"(\d+)$", key).group(1))
 
 
-def grad_profiles(history: pd.DataFrame, labels: pd.Series, order: list[str],
-                  path: Path) -> Path | None:
-    """‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ vs l at each run's first and last epoch, one line per group."""
+def draw_grad_profiles(history: pd.DataFrame, labels: pd.Series, layout: Layout):
+    """Rows: ‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ at the first and the last epoch; columns: panels.
+    None when no run logged per-layer gradient norms."""
     g = history[history["key"].str.match(r"grad_norm/[WZ]\d+$")]
     if g.empty:
         return None
@@ -76,45 +131,77 @@ def grad_profiles(history: pd.DataFrame, labels: pd.Series, order: list[str],
                  group=g["run_id"].map(labels))
     first = g["step"] == g.groupby("run_id")["step"].transform("min")
     last = g["step"] == g.groupby("run_id")["step"].transform("max")
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
-    for row, kind in enumerate("WZ"):
-        for col, (when, mask) in enumerate((("first epoch", first), ("last epoch", last))):
-            ax = axes[row][col]
-            sel = g[mask & (g["kind"] == kind) & (g["value"] > 0)]
-            for color, group in zip(_colors(len(order)), order):
-                s = sel[sel["group"] == group].groupby("layer")["value"]
+    g = g[np.isfinite(g["value"]) & (g["value"] > 0)]
+    rows = [(k, w, mask) for k in "WZ" for w, mask in (("first epoch", first), ("last epoch", last))]
+    fig, axes = _grid(layout, len(rows), 3.8, 2.7)
+    layers = sorted(g["layer"].unique())
+    for r, (kind, when, mask) in enumerate(rows):
+        sel = g[mask.reindex(g.index) & (g["kind"] == kind)]
+        for c, (title, members) in enumerate(layout.panels):
+            ax = axes[r][c]
+            for i in members:
+                s = sel[sel["group"] == layout.labels[i]].groupby("layer")["value"]
                 geo = np.exp(s.apply(lambda v: np.log(v).mean()))
                 if not geo.empty:
-                    ax.plot(geo.index, geo.to_numpy(), "o-", color=color, label=group, lw=1.5)
+                    st = layout.styles[i]
+                    ax.plot(geo.index, geo.to_numpy(), color=st.color, ls=st.ls,
+                            marker=st.marker, ms=4, lw=1.4, label=layout.labels[i])
             ax.set_yscale("log")
             ax.set_xlabel("layer l")
             name = "‖∂J/∂W[l]‖" if kind == "W" else "‖∂J/∂Z[l]‖"
-            ax.set_title(f"{name}, {when}")
-            layers = sorted(sel["layer"].unique())
+            ax.set_title(f"{name}, {when}" + (f"\n{title}" if title else ""), fontsize=9)
             if layers:
                 ax.set_xticks(layers)
             ax.grid(alpha=0.3, which="both")
-    axes[0][1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    _legend(fig, layout)
     fig.suptitle("Gradient norms across layers (geometric mean over seeds)")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
-def heatmap(per_run: pd.DataFrame, rows: str, cols: str, metric: str, path: Path) -> Path:
-    """Mean of ``value`` for each (rows, cols) level pair, annotated."""
-    grid = (per_run.dropna(subset=["value"]).groupby([rows, cols])["value"].mean()
-            .unstack(cols).sort_index(axis=0).sort_index(axis=1))
+def grad_profiles(history, labels, layout, path: Path) -> Path | None:
+    fig = draw_grad_profiles(history, labels, layout)
+    return save(fig, path) if fig is not None else None
+
+
+def colour_limits(values: np.ndarray, noise: float, metric: str) -> tuple[float, float]:
+    """(vmin, vmax): the values' range widened to NOISE_SPAN × noise around its middle, moved
+    inside the metric's range; without a noise estimate, the metric's range when it is finite."""
+    lo, hi = metric_range(metric)
+    vmin, vmax = float(np.nanmin(values)), float(np.nanmax(values))
+    span = NOISE_SPAN * noise if noise > 0 else (hi - lo if np.isfinite(hi - lo) else 0.0)
+    if vmax - vmin >= span:
+        return vmin, vmax
+    span = min(span, hi - lo)
+    mid = (vmin + vmax) / 2
+    a, b = mid - span / 2, mid + span / 2
+    shift = max(0.0, lo - a) - max(0.0, b - hi)
+    return a + shift, b + shift
+
+
+def draw_heatmap(per_run: pd.DataFrame, rows: str, cols: str, metric: str, noise: float):
+    """Mean of ``value`` and its n for each (rows, cols) level pair."""
+    v = per_run.dropna(subset=["value"]).groupby([rows, cols])["value"]
+    grid = v.mean().unstack(cols).sort_index(axis=0).sort_index(axis=1)
+    count = v.count().unstack(cols).reindex_like(grid)
+    values = grid.to_numpy(dtype=float)
+    vmin, vmax = colour_limits(values, noise, metric)
     fig, ax = plt.subplots(figsize=(1.6 * grid.shape[1] + 3, 0.8 * grid.shape[0] + 2))
-    im = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+    im = ax.imshow(values, cmap="viridis", aspect="auto", vmin=vmin, vmax=vmax)
     ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
     ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
     ax.set_xlabel(cols)
     ax.set_ylabel(rows)
-    for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
-        if np.isfinite(v):  # dark text on the bright end of viridis
-            color = "k" if im.norm(v) > 0.6 else "w"
-            ax.text(j, i, f"{v:.4g}", ha="center", va="center", color=color, fontsize=9)
+    for (i, j), x in np.ndenumerate(values):
+        if np.isfinite(x):  # dark text on the bright end of viridis
+            color = "k" if im.norm(x) > 0.6 else "w"
+            ax.text(j, i, f"{x:.4f}\nn={int(count.iat[i, j])}", ha="center", va="center",
+                    color=color, fontsize=9)
     fig.colorbar(im, ax=ax, label=metric)
     ax.set_title(f"{metric}: mean over seeds and other factors")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def heatmap(per_run, rows, cols, metric, noise: float, path: Path) -> Path:
+    return save(draw_heatmap(per_run, rows, cols, metric, noise), path)

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from .design import SEED
-from .render import fmt
+from .render import code, esc, fmt
 from .select import Selection, sweep_command
 
 #: what report.md says of provenance.md, in one line
@@ -31,19 +31,20 @@ def counted(runs: pd.DataFrame, col: str) -> str:
     if col not in runs:
         return "(not recorded)"
     vc = runs[col].fillna("(none)").astype(str).value_counts()
-    return ", ".join(f"`{v}` ({vc[v]} runs)" for v in sorted(vc.index))
+    return ", ".join(f"{code(v)} ({vc[v]} runs)" for v in sorted(vc.index))
 
 
 def experiment_names(sel: Selection) -> str:
-    return ", ".join(sorted(set(sel.experiments.values())))
+    return ", ".join(sorted(set(sel.experiments.values())))  # plain text: esc() it in a block
 
 
 def stable_items(sel: Selection) -> list[str]:
     """The selection as report.md states it: the same words for a rerun of the sweep."""
     items = ["Selection: " + ("; ".join(sel.stable) or "(none)"),
-             f"Experiment(s): {experiment_names(sel)}"]
+             f"Experiment(s): {esc(experiment_names(sel))}"]
     if sel.parent:
-        items.append(f"Sweep command line: `{sweep_command(sel.parent['tags']) or '(not recorded)'}`")
+        command = sweep_command(sel.parent["tags"])
+        items.append(f"Sweep command line: {code(command) if command else '(not recorded)'}")
     return items + [f"ffexp version(s) of the runs: {counted(sel.runs, 'tags.ffexp.version')}",
                     f"Runs: {len(sel.runs)}"]
 
@@ -73,19 +74,20 @@ def _seconds(runs: pd.DataFrame) -> pd.Series:
 
 def _items(sel: Selection, uri: str) -> list[str]:
     runs = sel.runs
-    items = [f"Tracking store: `{uri}`", "Selection: " + "; ".join(sel.criteria),
-             "Experiment(s): " + ", ".join(f"{n} (`{i}`)" for i, n in sel.experiments.items())]
+    items = [f"Tracking store: {code(uri)}", "Selection: " + "; ".join(map(esc, sel.criteria)),
+             "Experiment(s): " + ", ".join(f"{esc(n)} ({code(i)})"
+                                           for i, n in sel.experiments.items())]
     if sel.parent:
         p = sel.parent
         sweep_id = p["tags"].get("ffexp.sweep_id")
-        items.append(f"Sweep parent run: {p['run_name']} (`{p['run_id']}`)"
-                     + (f", sweep id `{sweep_id}`" if sweep_id else ""))
+        items.append(f"Sweep parent run: {esc(p['run_name'])} ({code(p['run_id'])})"
+                     + (f", sweep id {code(sweep_id)}" if sweep_id else ""))
         seconds = ((p["end_time"] - p["start_time"]) / 1000
                    if p.get("end_time") and p.get("start_time") else None)
         items.append(f"Sweep started {_utc(p.get('start_time'))}, ended {_utc(p.get('end_time'))}"
                      + (f" ({seconds:.1f} s)" if seconds is not None else ""))
     total = _seconds(runs).sum(min_count=1)
-    return items + [f"Git commit(s): {counted(runs, 'tags.ffexp.git_commit')}",
+    return items + [f"Git commit(s): {counted(runs, 'tags.mlflow.source.git.commit')}",
                     f"Uncommitted changes (git_dirty): {counted(runs, 'tags.ffexp.git_dirty')}",
                     f"Runs: {len(runs)}, {fmt(total)} s of run time in all"]
 
@@ -94,15 +96,15 @@ def _run_table(sel: Selection, params: pd.DataFrame, keys: list[str]):
     """Run name, factors, seed, run id (and commit or dirty flag where they differ), seconds:
     in the order of report.md's run table."""
     runs = sel.runs
-    extra = [(c, h) for c, h in (("tags.ffexp.git_commit", "git commit"),
+    extra = [(c, h) for c, h in (("tags.mlflow.source.git.commit", "git commit"),
                                  ("tags.ffexp.git_dirty", "git dirty"))
              if c in runs and runs[c].fillna("").nunique() > 1]
     names = runs.get("tags.mlflow.runName", runs["run_id"]).fillna("")
     seconds = _seconds(runs)
-    header = ["run", *keys, "seed", "run id", *(h for _, h in extra), "seconds"]
-    rows = [[names.iat[i], *(params[k].iat[i] for k in keys),
-             params[SEED].iat[i] if SEED in params else "", f"`{runs['run_id'].iat[i]}`",
-             *(str(runs[c].iat[i]) for c, _ in extra), fmt(seconds.iat[i])]
+    header = ["run", *map(esc, keys), "seed", "run id", *(h for _, h in extra), "seconds"]
+    rows = [[esc(names.iat[i]), *(esc(params[k].iat[i]) for k in keys),
+             esc(params[SEED].iat[i]) if SEED in params else "", code(runs["run_id"].iat[i]),
+             *(esc(runs[c].iat[i]) for c, _ in extra), fmt(seconds.iat[i])]
             for i in range(len(runs))]
     return header, rows
 
@@ -110,7 +112,7 @@ def _run_table(sel: Selection, params: pd.DataFrame, keys: list[str]):
 def blocks(sel: Selection, params: pd.DataFrame, keys: list[str], uri: str, regen: str,
            title: str | None) -> list:
     """provenance.md's blocks; with ``title`` None, the section that ends report.html."""
-    top = [("h", 1, title), ("p", "The volatile part of [report.md](report.md): " + HOLDS + ".")
+    top = [("h", 1, esc(title)), ("p", "The volatile part of [report.md](report.md): " + HOLDS + ".")
            ] if title else [("h", 2, "Provenance")]
     sub = 2 if title else 3
     return [*top, ("ul", _items(sel, uri)), ("h", sub, "Runs"),

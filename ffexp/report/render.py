@@ -3,8 +3,11 @@ self-contained report.html (figures embedded as base64). No wall-clock time anyw
 float formats, so the same store gives the same bytes.
 
 Blocks are tuples: ``("h", level, text)``, ``("p", text)``, ``("warn", text)``, ``("ul", items)``,
-``("code", text)``, ``("table", header, rows)``, ``("img", alt, filename)``. Inline text may use
-Markdown's ``code`` and **bold**; the HTML writer translates those two and escapes the rest.
+``("code", text)``, ``("table", header, rows)``, ``("img", alt, filename)``. Inline text is
+Markdown with three constructs only: ``code`` spans, **bold** and backslash escapes. Text that
+comes from the store (run names, params, tags, experiment names) enters a block through
+``esc`` (plain text) or ``code`` (a code span), so it can neither open HTML nor Markdown
+markup in report.md; the HTML writer reads the same three constructs and escapes the rest.
 """
 
 from __future__ import annotations
@@ -34,6 +37,28 @@ def fmt(x) -> str:
     return f"{x:.3e}"
 
 
+_SPECIAL = re.compile(r"([\\`*<>&!#~]|\](?=[(\[:])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+
+
+def esc(text) -> str:
+    """Plain text safe in Markdown and in our HTML: markup characters backslash-escaped
+    (``_`` only where it could start or end emphasis, ``]`` only where it could close a link:
+    before ``(``, ``[`` or ``:``), newlines as spaces."""
+    return _SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def code(text) -> str:
+    """A code span holding ``text`` literally, whatever backquotes it contains."""
+    text = " ".join(str(text).splitlines())
+    ticks = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def _fence(text: str) -> str:
+    return "`" * max(3, max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+
+
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -60,7 +85,7 @@ def to_markdown(blocks: list[Block]) -> str:
         elif kind == "ul":
             parts.append("\n".join(f"- {item}" for item in b[1]))
         elif kind == "code":
-            parts.append("```\n" + b[1] + "\n```")
+            parts.append(f"{_fence(b[1])}\n{b[1]}\n{_fence(b[1])}")
         elif kind == "table":
             parts.append(md_table(b[1], b[2]))
         elif kind == "img":
@@ -68,10 +93,27 @@ def to_markdown(blocks: list[Block]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+_TOKEN = re.compile(r"\\([!-/:-@\[-`{-~])|(`+)(.*?[^`])\2(?!`)|\*\*")
+
+
 def _inline(text: str) -> str:
-    out = html.escape(text, quote=False)
-    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+    """Our Markdown subset (code spans, **bold**, backslash escapes) as HTML, the rest escaped."""
+    out, bold, pos = [], False, 0
+    for m in _TOKEN.finditer(text):
+        out.append(html.escape(text[pos:m.start()], quote=False))
+        if m.group(1) is not None:
+            out.append(html.escape(m.group(1), quote=False))
+        elif m.group(2):
+            inner = m.group(3)
+            if len(inner) > 2 and inner.startswith(" ") and inner.endswith(" "):
+                inner = inner[1:-1]
+            out.append(f"<code>{html.escape(inner, quote=False)}</code>")
+        else:
+            out.append("</strong>" if bold else "<strong>")
+            bold = not bold
+        pos = m.end()
+    out.append(html.escape(text[pos:], quote=False) + ("</strong>" if bold else ""))
+    return "".join(out)
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;

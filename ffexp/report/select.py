@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .render import code
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 _HTTP_FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
@@ -68,6 +70,11 @@ def connect(uri: str):
         if not path.is_file():
             raise ReportError(f"no MLflow store at {uri} (file {path} not found); "
                               "pass --tracking-uri or set MLFLOW_TRACKING_URI")
+        from ffexp.tracking.preflight import damaged
+        reason = damaged(path)
+        if reason:
+            raise ReportError(f"cannot read the tracking store {uri}: the file {path} is "
+                              f"damaged ({reason})")
     if uri.startswith(("http://", "https://")):
         for key, value in _HTTP_FAIL_FAST.items():
             os.environ.setdefault(key, value)
@@ -75,8 +82,8 @@ def connect(uri: str):
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
     try:
+        client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -169,7 +176,7 @@ def select_runs(client, experiment: str | None = None, sweep: str | None = None,
             raise ReportError(f"unknown experiment {experiment!r} (experiments: {names})")
         experiments = {i: experiments[i] for i in ids}
         criteria.append(f"experiment = {experiment}")
-        stable.append(f"experiment `{experiment}`")
+        stable.append(f"experiment {code(experiment)}")
         args += ["--experiment", experiment]
     parent = None
     if sweep is not None or (experiment is None and filter_string is None):
@@ -187,7 +194,7 @@ def select_runs(client, experiment: str | None = None, sweep: str | None = None,
         args += ["--sweep", parent.info.run_id]
     if filter_string:
         criteria.append(f"filter = {filter_string}")
-        stable.append(f"filter: {filter_string}")
+        stable.append(f"filter: {code(filter_string)}")
         args += ["--filter", filter_string]
     clause = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'" if parent else None
     df = _search(sorted(experiments), _and(clause, filter_string))

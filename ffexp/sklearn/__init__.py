@@ -15,8 +15,9 @@ trains on the transposes X[0] = Xᵀ (n[0] × m) and Yᵀ (n[L] × m), and ``pre
 Hyperparameters are stored as given and checked at ``fit`` against ``_parameter_constraints``
 (scikit-learn's ``InvalidParameterError``, naming the parameter). Learned state: ``network_``,
 ``classes_``, ``n_features_in_``, ``n_outputs_``, ``history_`` (a DataFrame indexed by epoch,
-columns named as the MLflow metrics: ``train/cost``, ``grad_norm/W{l}``, ``grad_norm/Z{l}``,
-``act_mean/{l}``, ...), ``outcome_`` (finished | converged | diverged | stopped), ``n_iter_``.
+0 = before any update, columns named as the MLflow metrics: ``train/cost``,
+``grad_norm/W{l}``, ``grad_norm/Z{l}``, ``act_mean/{l}``, ...), ``outcome_`` (finished |
+converged | diverged | stopped), ``n_iter_``.
 An int ``random_state`` is the engine's seed: ``FFClassifier(random_state=s)`` trains the same
 weights as ``Network(..., seed=s)`` with ``train(...)``.
 """

@@ -4,6 +4,7 @@ network, training it through ffexp.train, and the per-epoch history."""
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -13,6 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 from ffexp.nn import HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, TASKS, Network, train
 from ffexp.nn.checks import check_pair
@@ -64,6 +66,7 @@ class _FFBase(BaseEstimator):
         "bookkeeping": ["boolean"],
         "callbacks": [list, tuple, None],
         "random_state": ["random_state"],
+        "blas_threads": [_COUNT, None],
         "dtype": [StrOptions(set(DTYPES))],
     }
 
@@ -100,11 +103,14 @@ class _FFBase(BaseEstimator):
         every later partial_fit with a stream of its own, so no two repeat one order."""
         seed = self._seed if self._calls == 0 else \
             int(np.random.SeedSequence([self._seed, self._calls]).generate_state(1)[0])
-        result = train(self.network_, X.T, Y.T, self._loss, optimizer=self.optimizer, lr=self.learning_rate,
-                       batch_size=self.batch_size, epochs=epochs, tol=self.tol,
-                       tol_on=self.tol_on, patience=self.patience, seed=seed,
-                       callbacks=list(self.callbacks or ()),
-                       epoch_gradients=self.epoch_gradients, bookkeeping=self.bookkeeping)
+        blas = threadpool_limits(self.blas_threads, user_api="blas") if self.blas_threads \
+            else nullcontext()
+        with blas:
+            result = train(self.network_, X.T, Y.T, self._loss, optimizer=self.optimizer,
+                           lr=self.learning_rate, batch_size=self.batch_size, epochs=epochs,
+                           tol=self.tol, tol_on=self.tol_on, patience=self.patience, seed=seed,
+                           callbacks=list(self.callbacks or ()),
+                           epoch_gradients=self.epoch_gradients, bookkeeping=self.bookkeeping)
         rows = _history(result, offset=self.n_iter_)
         if self.history_ is not None:   # a continuation's step 0 is the last epoch's θ again
             rows = rows[rows.index > self.n_iter_]
@@ -132,7 +138,8 @@ class _FFBase(BaseEstimator):
 
     def _forward(self, X) -> np.ndarray:
         """Ŷᵀ = forward(Xᵀ)ᵀ, (n_samples, n[L])."""
-        return self.network_.forward(self._checked(X).T).T
+        X = self._checked(X)
+        return self.network_.forward(X.T).T
 
 
 _COMMON = """
@@ -169,5 +176,8 @@ _COMMON = """
         Called by ``ffexp.train`` every epoch (e.g. ffexp.tracking's MLflow MetricsBuffer).
     random_state : int, RandomState instance or None, default=None
         An int is the engine's seed (initial weights and shuffling, independent streams).
+    blas_threads : int or None, default=None
+        BLAS threads while training (threadpoolctl, as the CLI's ``train.blas_threads``);
+        None leaves the library's default.
     dtype : {'float64', 'float32'}, default='float64'
 """

@@ -35,7 +35,7 @@ class FFClassifier(ClassifierMixin, _FFBase):
                  beta=1.0, slope=None, tol=None, tol_on="cost", patience=1,
                  init_distribution="normal", init_scale=0.01, bias_init=0.0,
                  epoch_gradients="mean", bookkeeping=True, callbacks=None, random_state=None,
-                 dtype="float64"):
+                 dtype="float64", blas_threads=None):
         self.hidden_layer_sizes, self.activation, self.init = hidden_layer_sizes, activation, init
         self.loss, self.optimizer, self.learning_rate = loss, optimizer, learning_rate
         self.batch_size, self.epochs, self.beta, self.slope = batch_size, epochs, beta, slope
@@ -43,6 +43,7 @@ class FFClassifier(ClassifierMixin, _FFBase):
         self.init_distribution, self.init_scale = init_distribution, init_scale
         self.bias_init, self.epoch_gradients, self.bookkeeping = bias_init, epoch_gradients, bookkeeping
         self.callbacks, self.random_state, self.dtype = callbacks, random_state, dtype
+        self.blas_threads = blas_threads
 
     def _targets(self, X, y, first: bool, classes=None):
         """X (m, n[0]) and the labels encoded as Y (m, n[L]): a 0/1 column, one-hot or
@@ -90,7 +91,8 @@ class FFClassifier(ClassifierMixin, _FFBase):
 
     def decision_function(self, X) -> np.ndarray:
         """Z[L]ᵀ, the output layer's pre-activations (the logit for binary y, shape (n,))."""
-        Zs, _ = self.network_.forward_all(self._checked(X).T)
+        X = self._checked(X)
+        Zs, _ = self.network_.forward_all(X.T)
         return Zs[-1][0] if self.task_ == "binary" else Zs[-1].T
 
     def predict(self, X) -> np.ndarray:

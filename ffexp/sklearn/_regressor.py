@@ -24,7 +24,8 @@ class FFRegressor(RegressorMixin, _FFBase):
                  optimizer="minibatch", learning_rate=0.1, batch_size=32, epochs=100,
                  slope=None, tol=None, tol_on="cost", patience=1, init_distribution="normal",
                  init_scale=0.01, bias_init=0.0, epoch_gradients="mean", bookkeeping=True,
-                 callbacks=None, random_state=None, dtype="float64"):
+                 callbacks=None, random_state=None, dtype="float64",
+                 blas_threads=None):
         self.hidden_layer_sizes, self.activation, self.init = hidden_layer_sizes, activation, init
         self.loss, self.optimizer, self.learning_rate = loss, optimizer, learning_rate
         self.batch_size, self.epochs, self.slope = batch_size, epochs, slope
@@ -32,6 +33,7 @@ class FFRegressor(RegressorMixin, _FFBase):
         self.init_distribution, self.init_scale = init_distribution, init_scale
         self.bias_init, self.epoch_gradients, self.bookkeeping = bias_init, epoch_gradients, bookkeeping
         self.callbacks, self.random_state, self.dtype = callbacks, random_state, dtype
+        self.blas_threads = blas_threads
 
     def _targets(self, X, y, first: bool):
         X, y = validate_data(self, X, y, reset=first, multi_output=True, y_numeric=True,

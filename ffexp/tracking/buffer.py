@@ -1,13 +1,17 @@
 """The per-epoch metrics, buffered and sent to MLflow in few ``log_batch`` calls, off the
-training thread and, through ffexp.tracking.sender, off the training process.
+training thread and, for a long run, through ffexp.tracking.sender, off the training process.
 
 One ``log_metric`` call per value costs ~2.5 ms on SQLite; a ``log_batch`` of 1,000 values
 60-200 ms, most of it MLflow's ORM, which holds the GIL. So the callback keeps the values of
-each epoch (``EpochStats.flat()``: finite values only, step = epoch) and hands them, a full
-batch at a time or at least every ``flush_seconds`` (a long run is visible live and a killed run
-keeps most of its history), to a writer thread that pipes them to the helper process.
+each epoch (``EpochStats.flat()``: finite values only, step = epoch) and hands them, every
+``flush_seconds`` (a long run is visible live and a killed run keeps most of its history) or
+every SEND_ROWS values, to a writer thread that pipes them to the helper process, started then.
+A run over before its first flush (most jobs of a sweep) never starts a helper: its values are
+written at the end, by the writer thread of this process (or by a helper an earlier job of
+the process started), which costs less CPU than a second interpreter importing MLflow.
 ``flush()`` (when the run is closed: finished, failed or killed) sends the rest and waits until
-everything is stored. If the helper cannot run, the writer thread calls log_batch itself.
+everything is stored. If the helper cannot run, or dies, the writer thread calls log_batch
+itself; what a dead helper may have lost is counted in the job's log.
 
 The same flush path advances the run's heartbeat tag (ffexp.tracking.stale), at most every
 HEARTBEAT_SECONDS: one set_tag off the training thread, nothing per epoch.
@@ -15,7 +19,9 @@ HEARTBEAT_SECONDS: one set_tag off the training thread, nothing per epoch.
 
 from __future__ import annotations
 
+import logging
 import math
+import pickle
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Mapping
@@ -27,6 +33,18 @@ from .stale import HEARTBEAT_SECONDS, HEARTBEAT_TAG
 
 #: MLflow's limit of metrics per log_batch request
 BATCH_LIMIT = sender.BATCH_LIMIT
+#: values kept before they are sent even if flush_seconds has not passed
+SEND_ROWS = 20 * BATCH_LIMIT
+
+log = logging.getLogger("ffexp")
+
+
+def job_log() -> str | None:
+    """The file of the job's log (Hydra's file handler on the root logger), if any."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return handler.baseFilename
+    return None
 
 
 def send_metrics(client, run_id: str, metrics: list) -> None:
@@ -55,33 +73,48 @@ class MetricsBuffer(Callback):
         self._last_send = self._last_beat = time.monotonic()
         self._writer: ThreadPoolExecutor | None = None
         self._inflight: list[Future] = []
+        self.use_helper = use_helper
+        #: the helper process, once this run sent a batch through it
         self._helper = None
-        if use_helper:
-            try:
-                self._helper = sender.shared()
-            except OSError:
-                self._helper = None
+        self._log = job_log()
+        self._since_sync = 0  # values handed to the helper since its last sync
 
     def on_epoch_end(self, net, stats) -> None:
         # plain tuples (key, value, timestamp ms, step): MLflow entities are built off-thread
         ts, step = int(time.time() * 1000), stats.epoch
         self.pending.extend((k, v, ts, step) for k, v in stats.flat().items())
-        if len(self.pending) >= BATCH_LIMIT or \
+        if len(self.pending) >= SEND_ROWS or \
                 time.monotonic() - self._last_send >= self.flush_seconds:
-            self._send_pending()
+            self._send_pending(start_helper=True)
 
     def on_train_end(self, net, result) -> None:
         self._send_pending()  # without waiting: the run's closing waits (flush)
 
+    def _pick_helper(self, start: bool) -> None:
+        """Use this process's helper if one runs; start it for a run that outlives a flush."""
+        if self._helper is not None or not self.use_helper:
+            return
+        try:
+            self._helper = sender.shared() if start else sender.running()
+        except OSError:
+            self.use_helper = False
+
     def _deliver(self, rows: list) -> None:
         if self._helper is not None:
             try:
-                self._helper.send(self.uri, self.run_id, rows)
+                self._helper.send(self.uri, self.run_id, rows, self._log)
+                self._since_sync += len(rows)
                 return
-            except (OSError, ValueError):  # the helper died: carry on in this process
-                self._helper = None
+            except (OSError, ValueError) as err:  # the helper died: carry on in this process
+                self._helper_lost(err)
         from mlflow.entities import Metric
         send_metrics(self.client, self.run_id, [Metric(*row) for row in rows])
+
+    def _helper_lost(self, err: BaseException) -> None:
+        log.warning("the metrics helper stopped (%s: %s); up to %d metric value(s) sent to it "
+                    "since its last sync may not be stored; the rest is written from the "
+                    "training process", type(err).__name__, err, self._since_sync)
+        self._helper, self.use_helper, self._since_sync = None, False, 0
 
     def _beat(self) -> None:
         try:
@@ -89,11 +122,12 @@ class MetricsBuffer(Callback):
         except Exception:  # a missed heartbeat is no reason to fail the job
             pass
 
-    def _send_pending(self) -> None:
+    def _send_pending(self, start_helper: bool = False) -> None:
         pending, self.pending = self.pending, []
         self._last_send = now = time.monotonic()
         if not pending:
             return
+        self._pick_helper(start_helper)
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="ffexp-mlflow-metrics")
         self._inflight.append(self._writer.submit(self._deliver, pending))
@@ -114,7 +148,12 @@ class MetricsBuffer(Callback):
             if self._writer is not None:
                 self._writer.shutdown(wait=True)
                 self._writer = None
-        if self._helper is not None and inflight:
-            errors = self._helper.sync()
+        if self._helper is not None and self._since_sync:
+            try:
+                errors = self._helper.sync()
+            except (OSError, EOFError, ValueError, pickle.UnpicklingError) as err:
+                self._helper_lost(err)
+                return
+            self._since_sync = 0
             if errors:
                 raise RuntimeError(f"MLflow did not store some metrics: {errors[0]}")

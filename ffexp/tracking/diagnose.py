@@ -111,9 +111,10 @@ def diagnose(history, net=None) -> dict[str, str]:
     return found
 
 
-def diagnosis_tags(history, net=None) -> dict[str, str]:
-    """``ffexp.diag.<name>`` = true|false, and ``ffexp.diagnosis`` with the reasons."""
-    found = diagnose(history, net)
+def diagnosis_tags(history, net=None, found: dict[str, str] | None = None) -> dict[str, str]:
+    """``ffexp.diag.<name>`` = true|false, and ``ffexp.diagnosis`` with the reasons (of
+    ``found``, the result of ``diagnose``, when given)."""
+    found = diagnose(history, net) if found is None else found
     tags = {f"ffexp.diag.{k}": str(bool(v)).lower() for k, v in found.items()}
     reasons = [f"{k}: {v}" for k, v in found.items() if v]
     tags["ffexp.diagnosis"] = " | ".join(reasons) if reasons else "none"

@@ -30,6 +30,8 @@ FILE = "mlflow_sweep.json"
 LOCK = ".ffexp_sweep.lock"
 #: sweep directory -> the open file descriptor holding its lock (this process's sweeps)
 _HELD: dict[str, int] = {}
+#: sweep directories this process created (removed again if no job ran in them)
+_CREATED: set[str] = set()
 
 
 class ForeignSweep(ValueError):
@@ -86,6 +88,8 @@ def claim(sweep_dir, sweep_uid: str) -> str | None:
     ``release`` or the end of the process. On a filesystem without flock nothing is locked."""
     import fcntl
     d = Path(sweep_dir)
+    if not d.exists():
+        _CREATED.add(str(d))
     d.mkdir(parents=True, exist_ok=True)
     fd = os.open(d / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -109,6 +113,29 @@ def release(sweep_dir=None) -> None:
         fd = _HELD.pop(key, None)
         if fd is not None:
             os.close(fd)
+        _remove_if_unused(Path(key))
+
+
+def _remove_if_unused(d: Path) -> None:
+    """A directory this process created for a sweep that was refused before any job (it holds
+    only the lock) is removed, with its date folder if that is then empty."""
+    if str(d) not in _CREATED or not d.is_dir() or {p.name for p in d.iterdir()} != {LOCK}:
+        return
+    _CREATED.discard(str(d))
+    (d / LOCK).unlink(missing_ok=True)
+    remove_empty(d)
+
+
+def remove_empty(folder: Path) -> None:
+    """Remove ``folder`` and then its parents while they are empty, up to (not including) the
+    working directory; nothing outside it."""
+    start, folder = Path.cwd().resolve(), folder.resolve()
+    while start in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: kept
+            return
+        folder = folder.parent
 
 
 def remove(sweep_dir) -> None:

@@ -1,5 +1,9 @@
-"""The trained network as run artifacts: ``model/network.npz`` (``Network.load``, no pickle)
-and an MLflow pyfunc model ``model`` with a signature.
+"""The trained network as run artifacts: ``model_npz/network.npz`` (``Network.load``, no
+pickle) and an MLflow 3 LoggedModel (pyfunc, with a signature) named after the run
+(``moons-relu-he-minibatch-s0``), its final train/test metrics linked to it.
+
+Stored without pickle: the pyfunc model is logged from code (ffexp/tracking/model_code.py,
+MLflow's models-from-code), whose ``NetworkModel`` reads the npz artifacts on loading.
 
 The pyfunc model takes a DataFrame with one column per feature (named as in the dataset, in the
 data's own units: the training split's standardization is applied inside) and returns a
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -96,9 +101,18 @@ def signature(dataset):
                           Schema([ColSpec("double", n) for n in dataset.target_names]))
 
 
+CODE = Path(__file__).with_name("model_code.py")
+
+
+def model_name(text: str) -> str:
+    """A LoggedModel name from a run's identity: MLflow refuses / : . % and quotes in it."""
+    return re.sub(r"[/:.%\"'·\s]+", "-", text).strip("-") or "model"
+
+
 def log_network(client, run_id: str, uri: str, experiment_id: str, net, dataset,
-                step: int) -> None:
-    """Log network.npz and the pyfunc model ``model`` to the run (no requirement inference)."""
+                step: int, name: str = "model", params: dict | None = None) -> str:
+    """Log network.npz and the pyfunc LoggedModel ``name`` of the run (from code, no pickle,
+    no requirement inference); returns the model's id."""
     from mlflow.entities import LoggedModelOutput
     from mlflow.models import Model
     n, k = net.layer_sizes[0], net.layer_sizes[-1]
@@ -115,15 +129,17 @@ def log_network(client, run_id: str, uri: str, experiment_id: str, net, dataset,
         # The LoggedModel is created here, in our experiment and from our run: Model.log would
         # put it in the *fluent* experiment, and, given a run id, re-read every metric history
         # of the run (~0.2 s at 100 epochs, more with every epoch) to link the step's values.
-        logged = client.create_logged_model(experiment_id, name="model", source_run_id=run_id)
+        logged = client.create_logged_model(experiment_id, name=model_name(name),
+                                            source_run_id=run_id, params=params)
         mlflow.set_tracking_uri(uri)
         with _quiet():
-            Model.log(artifact_path=None, name="model", flavor=mlflow.pyfunc,
-                      model_id=logged.model_id, python_model=NetworkModel(),
+            Model.log(artifact_path=None, name=logged.name, flavor=mlflow.pyfunc,
+                      model_id=logged.model_id, python_model=str(CODE),
                       artifacts={"network": str(npz), "scaling": str(scal)},
                       signature=signature(dataset) if dataset is not None else None,
                       pip_requirements=requirements())
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
+    return logged.model_id
 
 
 def _identity(n: int, k: int) -> dict[str, np.ndarray]:

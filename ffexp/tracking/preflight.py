@@ -4,7 +4,9 @@ and one line, not a trained job lost at its end (or minutes of MLflow's HTTP bac
 Nothing is created here: an HTTP store gets one GET (any HTTP answer, even 401 behind an
 authenticating proxy, means a server is there); a SQLite store needs its file, or the nearest
 existing directory above it, to be writable (tested by writing, since permission bits do not
-tell for root or read-only mounts).
+tell for root or read-only mounts), and an existing one to be a readable SQLite database (a
+garbage or truncated file is found here by reading its header and schema, not in the middle of
+a job).
 """
 
 from __future__ import annotations
@@ -25,15 +27,22 @@ class StoreError(ValueError):
     """The tracking store cannot be used: a user's mistake, reported as one line."""
 
 
-def _http(uri: str) -> None:
+def unreachable(uri: str) -> str | None:
+    """Why no server answers at the http(s) ``uri`` (one GET, TIMEOUT seconds), else None."""
     try:
         urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=TIMEOUT).close()
     except urllib.error.HTTPError:
-        return  # a server answered
+        return None  # a server answered
     except (urllib.error.URLError, OSError, ValueError) as err:
-        reason = getattr(err, "reason", err)
+        return str(getattr(err, "reason", err))
+    return None
+
+
+def _http(uri: str) -> None:
+    reason = unreachable(uri)
+    if reason is not None:
         raise StoreError(f"tracking.uri={uri}: no MLflow tracking server answers there "
-                         f"({reason}); start it, or {HINT}") from None
+                         f"({reason}); start it, or {HINT}")
 
 
 def _writable(directory: Path) -> OSError | None:
@@ -45,10 +54,37 @@ def _writable(directory: Path) -> OSError | None:
     return None
 
 
+def damaged(db: Path) -> str | None:
+    """Why the existing file ``db`` cannot be read as a SQLite database (not one, truncated),
+    else None. Cheap: the header, the page count against the file's size and the schema."""
+    import sqlite3
+    try:
+        size = db.stat().st_size
+        if size == 0:
+            return None  # an empty file is a new database to SQLite
+        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            (page_size,), (pages,) = (con.execute(f"PRAGMA {p}").fetchone()
+                                      for p in ("page_size", "page_count"))
+        finally:
+            con.close()
+    except (sqlite3.Error, OSError) as err:
+        return str(err)
+    if size < page_size * pages:
+        return (f"database disk image is malformed: the file has {size} of the "
+                f"{page_size * pages} bytes it declares")
+    return None
+
+
 def _sqlite(uri: str, db: Path) -> None:
     if db.exists():
         if not os.access(db, os.W_OK) or _writable(db.parent) is not None:
             raise StoreError(f"tracking.uri={uri}: the store {db} cannot be written; {HINT}")
+        reason = damaged(db)
+        if reason:
+            raise StoreError(f"tracking.uri={uri}: the store {db} is damaged ({reason}); move "
+                             f"it aside (ffexp then creates a new one), or {HINT}")
         return
     existing = db.parent
     while not existing.exists():

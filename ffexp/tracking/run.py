@@ -11,6 +11,7 @@ run", so nothing leaks from one job into the next in a reused joblib worker.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import shutil
 import tempfile
@@ -18,14 +19,17 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import handoff, store
+from . import faults, handoff, store
 from .buffer import MetricsBuffer, finite_metrics, send_metrics
-from .diagnose import diagnosis_tags
-from .params import run_params
+from .diagnose import diagnose, diagnosis_tags
+from .params import headline, run_params
 from .signals import TimeLimit, deferred_sigterm, killed, sigterm_raises
 from .snapshots import Snapshots
 from .stale import mark_stale, process_tags, why_stale
-from .tags import clip, config_hash, experiment_tags, run_name, run_tags
+from .summary import NOTE, run_note
+from .tags import clip, config_hash, experiment_tags, run_name, run_tags, short_error
+
+log = logging.getLogger("ffexp")
 
 #: MLflow's limits per log_batch request
 PARAMS_PER_CALL = 100
@@ -41,9 +45,9 @@ class Recorder:
     """The open run of one job: ``callbacks`` for training, ``finish(result)`` at the end."""
 
     def __init__(self, client, run_id: str, uri: str, experiment_id: str, settings, context,
-                 name: str = ""):
+                 name: str = "", job=None):
         self.client, self.run_id, self.uri = client, run_id, uri
-        self.name = name
+        self.name, self.job = name, job
         self.experiment_id = experiment_id
         self.settings, self.context = settings, context
         self.buffer = MetricsBuffer(client, run_id, uri, settings.tracking.flush_seconds)
@@ -62,7 +66,7 @@ class Recorder:
     @property
     def hint(self) -> str:
         """What to print after a single run's summary (where to look at the runs)."""
-        return store.ui_hint(self.uri)
+        return store.ui_hint(self.uri, self.experiment_id)
 
     def finish(self, result) -> None:
         """Keep the JobResult; the run is written and closed when the ``with`` block ends."""
@@ -78,37 +82,57 @@ class Recorder:
             # values logged every epoch (train/cost, val/…) already have their final value
             per_epoch = set(train.history[-1].flat()) if train.history else set()
             final = {k: v for k, v in r.metrics.items() if k not in per_epoch}
-            send_metrics(self.client, self.run_id, finite_metrics(final, step))
-            tags = {"ffexp.outcome": train.outcome, "ffexp.message": clip(train.message),
-                    **diagnosis_tags(train.history, r.net)}
-            if train.diverged_epoch is not None:
-                tags["ffexp.diverged_epoch"] = str(train.diverged_epoch)
             self._artifacts(r)
-            self.snapshots.log(self.client, self.run_id, r.net, r.dataset, self.identity,
-                               s.train.epoch_gradients)
+            images = self.snapshots.log(self.client, self.run_id, r.net, r.dataset,
+                                        self.identity, s.train.epoch_gradients)
+            model_id = None
             if s.tracking.log_model and r.net is not None:
                 from .model import log_network
-                log_network(self.client, self.run_id, self.uri, self.experiment_id, r.net,
-                            r.dataset, step)
+                model_id = log_network(self.client, self.run_id, self.uri, self.experiment_id,
+                                       r.net, r.dataset, step, self.identity,
+                                       headline(s, self.job))
+            # the final train/ and test/ values, linked to the LoggedModel they measure
+            send_metrics(self.client, self.run_id, _linked(finite_metrics(final, step), model_id))
+            found = diagnose(train.history, r.net)
+            tags = {"ffexp.outcome": train.outcome, "ffexp.message": clip(train.message),
+                    **diagnosis_tags(train.history, r.net, found),
+                    NOTE: clip(run_note(self.name, s.dataset.name, train, r.metrics, found,
+                                        images))}
+            if train.diverged_epoch is not None:
+                tags["ffexp.diverged_epoch"] = str(train.diverged_epoch)
         self._tags(tags)
         self.buffer.flush()  # last: the helper process stores the history meanwhile
         self.client.set_terminated(self.run_id, "FINISHED")
 
-    def close_broken(self, exc: BaseException) -> None:
-        interrupted = killed(exc)
-        try:
-            self.buffer.flush()
-            message = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-            outcome = ("timeout" if isinstance(exc, TimeLimit)
-                       else "killed" if interrupted else "failed")
-            tags = {"ffexp.outcome": outcome,
-                    "ffexp.error": clip(message)}
-            self._tags(tags)
-            if not interrupted:
-                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                self.client.log_text(self.run_id, text, "error/traceback.txt")
-        finally:
-            self.client.set_terminated(self.run_id, "KILLED" if interrupted else "FAILED")
+    def close_broken(self, exc: BaseException) -> bool:
+        """Close the run FAILED (KILLED, or timeout, when interrupted) with the error; each
+        write is tried on its own, so a store that takes only some of them (a full disk) still
+        gets the status. False if even that was refused: the run stays RUNNING, for the stale
+        check (ffexp.tracking.stale)."""
+        interrupted, store_cause = killed(exc), faults.cause(exc)
+        message = (f"the MLflow store failed: {store_cause}" if store_cause else
+                   short_error(f"{type(exc).__name__}: {exc}".strip().rstrip(":")))
+        outcome = "timeout" if isinstance(exc, TimeLimit) else "killed" if interrupted \
+            else "failed"
+        steps = [("flush the metrics", self.buffer.flush),
+                 ("tag the error", lambda: self._tags({
+                     "ffexp.outcome": outcome, "ffexp.error": clip(message),
+                     NOTE: clip(f"**{self.name}**: {outcome}: {message}")}))]
+        if not interrupted and not store_cause:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            steps.append(("log the traceback",
+                          lambda: self.client.log_text(self.run_id, text, "error/traceback.txt")))
+        steps.append(("close the run", lambda: self.client.set_terminated(
+            self.run_id, "KILLED" if interrupted else "FAILED")))
+        for what, step in steps:
+            try:
+                step()
+            except Exception as err:
+                log.warning("could not %s of run %s: %s", what, self.run_id, err,
+                            exc_info=True)
+                if what == "close the run":
+                    return False
+        return True
 
     def _tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
@@ -117,10 +141,15 @@ class Recorder:
             self.client.log_batch(self.run_id, tags=items[i:i + TAGS_PER_CALL])
 
     def _artifacts(self, r) -> None:
-        """History CSV, Hydra's files, plots: written to one folder, logged in one call."""
+        """History CSV, Hydra's files, the resolved config, plots: written to one folder,
+        logged in one call."""
+        import yaml
         with tempfile.TemporaryDirectory(prefix="ffexp-run-") as tmp:
             tmp = Path(tmp)
             _write_history(r.train, tmp / "history.csv")
+            (tmp / "config").mkdir()
+            with open(tmp / "config" / "resolved.yaml", "w") as f:  # as client.log_dict writes it
+                yaml.dump(self.context.config, f, indent=2, default_flow_style=False)
             hydra_dir = Path(self.context.output_dir or ".") / ".hydra"
             if hydra_dir.is_dir():
                 shutil.copytree(hydra_dir, tmp / "hydra")
@@ -131,7 +160,14 @@ class Recorder:
                 write_plots(r.train, plots, r.net, r.dataset, self.identity,
                             self.settings.train.epoch_gradients)
             self.client.log_artifacts(self.run_id, str(tmp))
-        self.client.log_dict(self.run_id, self.context.config, "config/resolved.yaml")
+
+
+def _linked(metrics: list, model_id: str | None) -> list:
+    """The metrics, linked to the LoggedModel ``model_id`` (when there is one)."""
+    if model_id is None:
+        return metrics
+    from mlflow.entities import Metric
+    return [Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id) for m in metrics]
 
 
 def _write_history(train, path: Path) -> None:
@@ -217,10 +253,18 @@ def open_run(settings, job, context) -> Recorder:
     run_id = run.info.run_id
     try:
         _log_params(client, run_id, run_params(settings, context.config, job))
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
+        if job is not None:
+            from .inputs import dataset_input
+            client.log_inputs(run_id, datasets=[dataset_input(job.dataset, job.task)])
+    except BaseException as exc:
+        try:
+            client.set_terminated(run_id, "FAILED")
+            closed = True
+        except Exception:
+            closed = False
+        faults.escalate(exc, uri, run_id, closed)
         raise
-    recorder = Recorder(client, run_id, uri, experiment_id, settings, context, name)
+    recorder = Recorder(client, run_id, uri, experiment_id, settings, context, name, job)
     recorder.rerun_of = rerun_of
     return recorder
 
@@ -230,17 +274,23 @@ def record_job(settings, job, context):
     """Open the job's MLflow run; close it FINISHED / FAILED / KILLED (see the module doc)."""
     _end_leaked_fluent_run()
     with sigterm_raises():
-        recorder = open_run(settings, job, context)
+        try:
+            recorder = open_run(settings, job, context)
+        except Exception as exc:  # a store failure before the run exists: StoreFault
+            faults.escalate(exc, store.resolve_uri(settings.tracking.uri), None, False)
+            raise
         try:
             yield recorder
         except BaseException as exc:
             with deferred_sigterm():
-                recorder.close_broken(exc)
+                closed = recorder.close_broken(exc)
+            faults.escalate(exc, recorder.uri, recorder.run_id, closed)
             raise
         else:
             with deferred_sigterm():
                 try:
                     recorder.close_finished()
                 except BaseException as exc:
-                    recorder.close_broken(exc)
+                    closed = recorder.close_broken(exc)
+                    faults.escalate(exc, recorder.uri, recorder.run_id, closed)
                     raise

@@ -23,17 +23,17 @@ from ffexp.nn import Callback
 
 KEYS = ("decision_boundary", "gradient_flow")
 #: a frame: small enough for the UI's image grid, cheap to draw
-BOUNDARY_SIZE, FLOW_SIZE, DPI, GRID = (4.2, 3.4), (3.6, 3.2), 72, 60
+FLOW_SIZE, DPI, GRID = (3.6, 3.2), 72, 60
 
 
 def snapshot_epochs(count: int, epochs: int) -> set[int]:
-    """``count`` epochs spread evenly over 1..epochs, the last one included (fewer when there
-    are fewer epochs); none for count 0."""
+    """``count`` epochs spread evenly over 0..epochs (step 0: before any update), both ends
+    included (fewer when there are fewer epochs); the last only for count 1; none for 0."""
     if count <= 0 or epochs <= 0:
         return set()
     if count == 1:
         return {epochs}
-    return {int(e) for e in np.unique(np.round(np.linspace(1, epochs, min(count, epochs))))}
+    return {int(e) for e in np.unique(np.round(np.linspace(0, epochs, min(count, epochs + 1))))}
 
 
 class Snapshots(Callback):
@@ -48,7 +48,7 @@ class Snapshots(Callback):
                            [b.copy() for b in net.biases]))
 
     def on_epoch_end(self, net, stats):
-        # the first record too: epoch 0 (before any update) when the history has one
+        # the first record too (the reference line of every gradient-flow frame)
         if self.epochs and (stats.epoch in self.epochs or not self.taken):
             self._take(net, stats)
 
@@ -58,28 +58,47 @@ class Snapshots(Callback):
             self._take(net, last)  # stopped early (converged, diverged): its last epoch
 
     def log(self, client, run_id: str, net, dataset, title: str, gradients: str) -> int:
-        """Draw and log the frames; returns the number of images logged."""
+        """Draw and log the frames; returns the number of images logged. The boundary frames
+        are numpy images (plots.boundary_pixels); the gradient-flow frames share one figure
+        whose second line and title change from frame to frame."""
         if not self.taken or net is None:
             return 0
         from ffexp import plots
-        first = self.taken[0][0]
-        limits = _flow_limits([s for s, _, _ in self.taken])
+        first, last = self.taken[0][0], self.taken[-1][0]
+        fig = plots.gradient_flow(first, last, title, gradients, FLOW_SIZE, DPI)
+        for ax, ylim in zip(fig.axes, _flow_limits([s for s, _, _ in self.taken])):
+            if ylim is not None:
+                ax.set_ylim(*ylim)
         frame = copy.copy(net)
         n = 0
         for stats, weights, biases in self.taken:
-            step, name = stats.epoch, f"{title} · epoch {stats.epoch}"
             if plots.has_boundary(dataset):
                 frame.weights, frame.biases = weights, biases
-                fig = plots.decision_boundary(frame, dataset, name, BOUNDARY_SIZE, DPI, GRID)
-                client.log_image(run_id, _pixels(fig), key=KEYS[0], step=step)
+                client.log_image(run_id, plots.boundary_pixels(frame, dataset, GRID),
+                                 key=KEYS[0], step=stats.epoch)
                 n += 1
-            fig = plots.gradient_flow(first, stats, name, gradients, FLOW_SIZE, DPI)
-            for ax, ylim in zip(fig.axes, limits):
-                if ylim is not None:
-                    ax.set_ylim(*ylim)
-            client.log_image(run_id, _pixels(fig), key=KEYS[1], step=step)
+            _show_epoch(fig, stats, first, gradients, f"{title} · epoch {stats.epoch}")
+            client.log_image(run_id, _pixels(fig), key=KEYS[1], step=stats.epoch)
             n += 1
         return n
+
+
+def _show_epoch(fig, stats, first, gradients: str, title: str) -> None:
+    """The gradient-flow figure at ``stats``: its second line (the first epoch's stays)."""
+    from ffexp.plots import _profile_label
+    for ax, attr in zip(fig.axes, ("grad_norm_W", "grad_norm_Z")):
+        lines = ax.get_lines()
+        if len(lines) < 2:
+            continue
+        y = np.asarray(getattr(stats, attr), dtype=float)
+        lines[1].set_data(np.arange(1, len(y) + 1), np.where(y > 0, y, np.nan))
+        lines[1].set_visible(stats is not first)
+        legend = ax.get_legend()
+        if legend is not None and len(legend.get_texts()) > 1:
+            legend.get_texts()[1].set_text(_profile_label(stats, gradients)
+                                           if stats is not first else "")
+            legend.legend_handles[1].set_visible(stats is not first)
+    fig._suptitle.set_text(f"{title} — gradient flow across layers")
 
 
 def _flow_limits(records) -> list:

@@ -148,24 +148,42 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``ffexp-stale`` command: exit 0, or 2 after one ``ffexp-stale: error:`` line (a bad
+    argument, an unusable store), never a traceback."""
     args = _parser().parse_args(argv)
     from . import store
     uri = store.resolve_uri(args.tracking_uri)
+    if args.older_than < 0:
+        return _error("--older-than must be >= 0 seconds")
     db = store.sqlite_path(uri)
     if db is not None and not db.is_file():
-        print(f"ffexp-stale: error: no MLflow store at {uri}; pass --tracking-uri",
-              file=sys.stderr)
-        return 2
-    if args.older_than < 0:
-        print("ffexp-stale: error: --older-than must be >= 0 seconds", file=sys.stderr)
-        return 2
-    client = store.client(uri)
+        return _error(f"no MLflow store at {uri}; pass --tracking-uri")
+    from .preflight import damaged, unreachable
+    reason = damaged(db) if db is not None else None
+    if reason:
+        return _error(f"--tracking-uri {uri}: the store {db} is damaged ({reason})")
+    down = unreachable(uri) if uri.startswith(("http://", "https://")) else None
+    if down is not None:
+        return _error(f"--tracking-uri {uri}: no MLflow tracking server answers there ({down})")
+    try:
+        return _close(store.client(uri), uri, args)
+    except Exception as err:  # an unusable store: no scheme MLflow knows, no server, ...
+        from .faults import cause
+        text = cause(err) or (str(err).strip().splitlines() or [type(err).__name__])[0]
+        return _error(f"--tracking-uri {uri}: the store cannot be used: {text[:300]}")
+
+
+def _error(message: str) -> int:
+    print(f"ffexp-stale: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _close(client, uri: str, args) -> int:
     experiments = {e.name: e.experiment_id for e in client.search_experiments(max_results=MAX_RUNS)}
     unknown = sorted(set(args.experiment or ()) - set(experiments))
     if unknown:
-        print(f"ffexp-stale: error: unknown experiment(s) {', '.join(unknown)}; experiments: "
-              f"{', '.join(sorted(experiments)) or 'none'}", file=sys.stderr)
-        return 2
+        return _error(f"unknown experiment(s) {', '.join(unknown)}; experiments: "
+                      f"{', '.join(sorted(experiments)) or 'none'}")
     ids = [experiments[n] for n in args.experiment or experiments]
     found = close_stale(client, ids, args.older_than, args.dry_run)
     verb = "stale (dry run, unchanged)" if args.dry_run else "marked KILLED (ffexp.outcome=stale)"

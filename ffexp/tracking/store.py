@@ -66,11 +66,20 @@ def artifact_location(uri: str) -> str | None:
     return (db.parent / ARTIFACTS_DIR).as_uri() if db else None
 
 
+#: loggers that narrate a fresh store's schema creation at INFO (not ffexp's user's business)
+QUIET_LOGGERS = ("mlflow.store.db.utils", "alembic")
+
+
 def client(uri: str):
     """An MlflowClient for ``uri`` whose calls retry SQLite lock contention."""
+    import logging
     from mlflow import MlflowClient
+    from .faults import quiet_store_loggers
     from .retry import RetryingClient, configure_http
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
     configure_http()
+    quiet_store_loggers()
     return RetryingClient(MlflowClient(tracking_uri=uri))
 
 
@@ -130,12 +139,25 @@ def ui_command(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
 
 
-def ui_hint(uri: str) -> str:
-    """Where to look at the runs: the UI command for a local store, the server's address."""
+#: MLflow 3.17's UI opens experiments on its GenAI overview unless asked for model training
+RUNS_VIEW = "?workflowType=machine_learning"
+
+
+def runs_page(base: str, experiment_id: str | None) -> str:
+    """The experiment's runs table in the UI at ``base`` (e.g. http://127.0.0.1:5000)."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}{RUNS_VIEW}" if experiment_id \
+        else base
+
+
+def ui_hint(uri: str, experiment_id: str | None = None) -> str:
+    """Where to look at the runs: the UI command for a local store, the server's address; with
+    the experiment, the address of its runs table."""
     if uri.startswith(("http://", "https://")):
-        return f"MLflow: runs are on the tracking server {uri}"
-    return f"MLflow: view the runs with\n  {ui_command(uri)}"
+        return f"MLflow: runs are on the tracking server {runs_page(uri, experiment_id)}"
+    hint = f"MLflow: view the runs with\n  {ui_command(uri)}"
+    return hint + (f"\n  then open {runs_page('http://127.0.0.1:5000', experiment_id)}"
+                   if experiment_id else "")
 
 
-def print_ui_command(uri: str) -> None:
-    print(ui_hint(uri), flush=True)
+def print_ui_command(uri: str, experiment_id: str | None = None) -> None:
+    print(ui_hint(uri, experiment_id), flush=True)

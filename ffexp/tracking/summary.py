@@ -13,14 +13,27 @@ parent per run) with those runs' ids in the tag ``ffexp.skipped_run_ids`` (comma
 also in the artifact ``sweep/skipped_run_ids.txt`` when the tag is too short for them), and
 ``sweep/rerun`` (children tagged ``ffexp.rerun_of``: a config whose earlier run had failed, been
 killed or gone stale). The best run is chosen among the children and the skipped runs.
+
+Descriptions (``mlflow.note.content``, the UI's "Description"): every run gets one in words
+(``run_note``: outcome, final metrics, diagnoses), the parent one with the counts, the ranking's
+top groups (the mean main metric of the finished runs of each combination of the varied
+params, seeds pooled) and the best run (``sweep_note``).
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 
 MAX_CHILDREN = 50_000
+NOTE = "mlflow.note.content"
+TOP_GROUPS = 3
+
+
+def _note_order(key: str) -> tuple:
+    """Validation metrics first, then test, then train; the costs after the metrics."""
+    split, _, name = key.partition("/")
+    return (name == "cost", {"val": 0, "test": 1, "train": 2}.get(split, 3), name)
 
 
 def _main_metric(task: str) -> str:
@@ -29,6 +42,16 @@ def _main_metric(task: str) -> str:
         return "val/" + MAIN_METRIC[task]
     except (ImportError, KeyError):
         return "val/accuracy"
+
+
+def _primary_metric(client, experiment_id: str, metric: str) -> None:
+    """The experiment's primary metric, when it has none (a sweep's experiment is created
+    before its task's metric is known)."""
+    from .tags import PRIMARY_METRIC
+    if PRIMARY_METRIC not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, PRIMARY_METRIC, metric)
+        client.set_experiment_tag(experiment_id, PRIMARY_METRIC.replace("name", "greaterIsBetter"),
+                                  "True")
 
 
 def children(client, experiment_id: str, parent_id: str) -> list:
@@ -56,6 +79,64 @@ def best_child(runs) -> tuple[object, str, float] | None:
         return None
     value, run = max(scored, key=lambda p: p[0])
     return run, metric, value
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def run_note(name: str, dataset: str, train, metrics: dict[str, float],
+             diagnoses: dict[str, str], images: int = 0) -> str:
+    """A finished run's description: outcome, final metrics, diagnoses, in words."""
+    lines = [f"**{name}** on {dataset}: {train.outcome} after {train.epochs} epochs "
+             f"({train.updates} updates, {train.seconds:.1f} s)."]
+    if train.message and train.outcome != "finished":
+        lines.append(f"{train.message}.")
+    finite = [f"{k} {_fmt(metrics[k])}" for k in sorted(metrics, key=_note_order)
+              if (k.startswith(("val/", "test/")) or k == "train/cost") and math.isfinite(metrics[k])]
+    if finite:
+        lines.append("Final metrics: " + ", ".join(finite) + ".")
+    flagged = [f"{k.replace('_', ' ')} ({v})" for k, v in diagnoses.items() if v]
+    lines.append("Diagnoses: " + ("; ".join(flagged) if flagged else
+                                   "none flagged (" + ", ".join(k.replace("_", " ")
+                                                                for k in diagnoses) + ")") + ".")
+    if images:
+        lines.append(f"Step images: {images} (decision boundary and gradient flow over epochs).")
+    return "\n\n".join(lines)
+
+
+def _varied(runs) -> list[str]:
+    keys = sorted({k for r in runs for k in r.data.params} - {"seed"})
+    return [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
+
+
+def ranking(runs, metric: str) -> list[tuple[str, float, int]]:
+    """[(group, mean metric, finished runs)], best first: the finished runs grouped by the
+    params that vary between them (seed excluded)."""
+    done = [r for r in runs if _state(r) == "finished"
+            and math.isfinite(r.data.metrics.get(metric, math.nan))]
+    keys = _varied(done)
+    groups: dict[str, list[float]] = defaultdict(list)
+    for r in done:
+        label = ", ".join(f"{k}={r.data.params.get(k, '')}" for k in keys) or "all"
+        groups[label].append(r.data.metrics[metric])
+    rows = [(g, sum(v) / len(v), len(v)) for g, v in groups.items()]
+    return sorted(rows, key=lambda row: (-row[1], row[0]))
+
+
+def sweep_note(line: str, runs, best) -> str:
+    """The parent's description: counts, the top groups, the best run."""
+    parts = [f"**Sweep**: {line}."]
+    if best is not None:
+        run, metric, value = best
+        rows = ranking(runs, metric)
+        if rows:
+            top = [f"{i}. {g}: {metric} {_fmt(m)} (mean of {n})"
+                   for i, (g, m, n) in enumerate(rows[:TOP_GROUPS], 1)]
+            parts.append(f"Top groups of {len(rows)} by {metric}:\n\n" + "\n".join(top))
+        parts.append(f"Best run: **{run.info.run_name}** ({metric} {_fmt(value)}, "
+                     f"run id `{run.info.run_id}`).")
+    return "\n\n".join(parts)
 
 
 def _runs_by_id(client, experiment_id: str, run_ids: list[str]) -> list:
@@ -101,5 +182,8 @@ def summarize(client, experiment_id: str, parent_id: str,
                  RunTag("ffexp.best_metric", metric)]
         line += f"; best {run.info.run_name} {metric}={value:.4g}"
     tags.append(RunTag("ffexp.summary", line))
+    tags.append(RunTag(NOTE, clip(sweep_note(line, runs, best))))
     client.log_batch(parent_id, metrics=metrics, tags=tags)
+    if best is not None:
+        _primary_metric(client, experiment_id, best[1])
     return {k: counts.get(k, 0) for k in names}

@@ -48,7 +48,15 @@ class MlflowSweep(Callback):
                 print(f"ffexp: error: {hydra_error_line(err)}", file=sys.stderr, flush=True)
                 raise SystemExit(2) from None
         _check_store(config)
-        open_sweep(config, jobs)
+        try:
+            open_sweep(config, jobs)
+        except Exception as err:  # the store broke (a full disk): one line, nothing to run
+            from .faults import as_fault
+            fault = as_fault(err, store.resolve_uri(config.tracking.uri, base=Path.cwd()))
+            if fault is None:
+                raise
+            print(f"ffexp: error: {fault}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         close_open_sweep("FINISHED")
@@ -153,8 +161,10 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
     tags = {"ffexp.sweep_id": sweep_id, "ffexp.sweep_uid": uid,
             "ffexp.command_line": clip(_command_line()),
             "ffexp.overrides": clip(" ".join(config.hydra.overrides.task)),
-            "ffexp.git_commit": commit, "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
+            "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
             "mlflow.source.name": "ffexp", **process_tags()}
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit
     if jobs is not None:
         tags["ffexp.n_jobs"] = str(len(jobs))
     name = SEP.join(["sweep", experiment, *sweep_dir.parts[-2:]])
@@ -201,11 +211,30 @@ def close_open_sweep(status: str = "FAILED") -> None:
     if signals.RECEIVED:
         status = "KILLED"
     signals.restore_handlers(_OPEN.pop("previous_handlers", {}))
+    from .summary import summarize
+    outcome = {"FINISHED": "finished", "KILLED": "killed"}.get(status, "failed")
+    steps = [lambda: summarize(client, _OPEN["experiment_id"], run_id,
+                               handoff.skipped(_OPEN["sweep_dir"])),
+             lambda: client.set_tag(run_id, "ffexp.outcome", outcome),
+             lambda: client.set_terminated(run_id, status)]
+    errors = []
+    for step in steps:  # each on its own: a store that takes some writes still gets the status
+        try:
+            step()
+        except Exception as err:
+            errors.append(err)
+    store.print_ui_command(uri, _OPEN.get("experiment_id"))
+    if errors:
+        from .faults import STALE_HINT, cause
+        fate = f"left RUNNING: {STALE_HINT}" if _still_running(client, run_id) \
+            else f"closed {status}"
+        reason = cause(errors[0]) or (str(errors[0]).strip().splitlines() or [""])[0][:200]
+        print(f"ffexp: warning: the sweep's parent run {run_id} in {uri}: {reason}; {fate}",
+              file=sys.stderr, flush=True)
+
+
+def _still_running(client, run_id: str) -> bool:
     try:
-        from .summary import summarize
-        summarize(client, _OPEN["experiment_id"], run_id, handoff.skipped(_OPEN["sweep_dir"]))
-    finally:
-        client.set_tag(run_id, "ffexp.outcome", {"FINISHED": "finished", "KILLED": "killed"}
-                       .get(status, "failed"))
-        client.set_terminated(run_id, status)
-        store.print_ui_command(uri)
+        return client.get_run(run_id).info.status == "RUNNING"
+    except Exception:
+        return True

@@ -1,5 +1,6 @@
-"""Run tags: provenance (git commit and dirtiness of ffexp's working tree, version, config hash,
-Hydra overrides, sweep id) and a readable run name.
+"""Run tags: provenance (git commit, as MLflow's own ``mlflow.source.git.commit``, and
+dirtiness of ffexp's working tree, version, config hash, Hydra overrides, sweep id) and a
+readable run name.
 
 MLflow records neither the commit nor the dirtiness reliably for a console script, so we ask
 git ourselves (once per process) in the checkout ffexp is imported from.
@@ -11,6 +12,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping
@@ -50,6 +52,17 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 def clip(text: str, limit: int = MAX_TAG) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+#: what SQLAlchemy appends to a store error: the statement, its parameters, a help link
+_SQL_NOISE = re.compile(r"\s*(\[SQL: .*?\]|\[parameters: .*?\]|\(Background on this error at: "
+                        r"[^)]*\))", re.S)
+
+
+def short_error(text: str) -> str:
+    """An error message for one console line or a tag: SQLAlchemy's statement text, its
+    parameters and help link removed, whitespace collapsed (the traceback keeps them)."""
+    return " ".join(_SQL_NOISE.sub("", text).split())
 
 
 #: config groups whose chosen option a run name shows by its value alone (``relu``, not
@@ -95,7 +108,8 @@ def run_name(settings, overrides=(), varied=()) -> str:
         keys = [k for k, _ in pairs]
         pairs.sort(key=lambda kv: kv[0] == "seed")
         return SEP.join(_label(k, v, keys) for k, v in pairs)
-    parts = [s.activation.name, s.init.name, s.optimizer.name, f"s{s.seed}"]
+    from ffexp.config import activation_label
+    parts = [activation_label(s), s.init.name, s.optimizer.name, f"s{s.seed}"]
     if s.tracking.experiment and s.tracking.experiment != s.dataset.name:
         parts.insert(0, s.dataset.name)
     return SEP.join(parts)
@@ -124,7 +138,7 @@ def run_tags(config: Mapping[str, Any], overrides, sweep_id: str | None) -> dict
     from ffexp import __version__
     commit, dirty = git_state()
     tags = {
-        "ffexp.git_commit": commit, "ffexp.git_dirty": dirty,
+        "ffexp.git_dirty": dirty,
         "ffexp.overrides": clip(" ".join(overrides or ())),
         "ffexp.config_hash": config_hash(config), "ffexp.version": __version__,
         "mlflow.source.name": "ffexp", "mlflow.source.type": "LOCAL",

@@ -61,7 +61,7 @@ def test_a_job_never_attaches_to_another_sweeps_parent(tmp_path, store):
 
 def _two_sweeps(tmp_path: Path, store: str, *args: str, **extra: str):
     """Two sweeps started at the same instant (different seeds, long enough to overlap)."""
-    base = ["-m", *FAST, "train.epochs=400", "tracking.flush_seconds=0.3", *args]
+    base = ["-m", *FAST, "train.epochs=200", "tracking.flush_seconds=0.3", *args]
     a = start(tmp_path, *base, "seed=0,1", uri=store, **extra)
     b = start(tmp_path, *base, "seed=2,3", uri=store, **extra)
     done = []

@@ -48,5 +48,6 @@ def mixed_store(tmp_path_factory):
                ("tanh", "xavier", 0): {"outcome": "diverged"},
                ("tanh", "he", 1): {"commit": "def5678", "epochs": 7},
                ("relu", "xavier", 1): {"status": "RUNNING"}}
-    parent, children = write_sweep(uri, (root / "artifacts").as_uri(), special=special)
+    parent, children = write_sweep(uri, (root / "artifacts").as_uri(), seeds=(0, 1, 2),
+                                   special=special)
     return {"root": root, "uri": uri, "parent": parent, "children": children}

@@ -35,10 +35,11 @@ def history(activation: str, init: str, seed: int, epochs: int) -> dict[str, lis
 def write_sweep(uri: str, artifacts: str, experiment: str = "contract",
                 activations=("relu", "tanh"), inits=("he", "xavier"), seeds=(0, 1),
                 epochs: int = 5, sweep_id: str = "sw-1",
-                special: dict | None = None) -> tuple[str, list[str]]:
+                special: dict | None = None, val: bool = True) -> tuple[str, list[str]]:
     """One parent run and one child per combination, artifacts under the folder ``artifacts``. ``special`` maps (activation, init, seed)
     to overrides: ``status`` (RUNNING leaves the run open, as a dead process would), ``outcome``,
-    ``epochs``, ``commit``. Returns (parent id, child ids)."""
+    ``epochs``, ``commit``. ``val=False``: no validation split (``dataset.val_fraction=0``), so
+    train/accuracy instead of the val/ metrics. Returns (parent id, child ids)."""
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
     exp_id = exp.experiment_id if exp else client.create_experiment(
@@ -58,16 +59,20 @@ def write_sweep(uri: str, artifacts: str, experiment: str = "contract",
                   "activation.name": a, "init.name": i, "train.epochs": str(ep),
                   "train.seed": str(s), "dataset.params.noise": "0.2"}
         tags = {"ffexp.outcome": sp.get("outcome", "finished"),
-                "ffexp.git_commit": sp.get("commit", "abc1234"), "ffexp.git_dirty": "false",
+                "mlflow.source.git.commit": sp.get("commit", "abc1234"), "ffexp.git_dirty": "false",
                 "ffexp.config_hash": f"h{a}{i}{s}{ep}", "ffexp.version": "0.1.0",
                 "ffexp.sweep_id": sweep_id, "mlflow.parentRunId": pid,
                 "ffexp.overrides": f"activation={a} init={i} seed={s} train.epochs={ep}"}
         run = client.create_run(exp_id, run_name=f"moons·{a}·{i}·s{s}", tags=tags)
         now = int(time.time() * 1000)
         hist = history(a, i, s, ep)
+        if not val:
+            hist = {("train/accuracy" if k == "val/accuracy" else k): v
+                    for k, v in hist.items() if k != "val/cost"}
         metrics = [Metric(k, float(v), now, step) for k, vs in hist.items()
                    for step, v in enumerate(vs, 1)]
-        metrics.append(Metric("test/accuracy", float(hist["val/accuracy"][-1]) - 0.01, now, ep))
+        last = hist["val/accuracy" if val else "train/accuracy"][-1]
+        metrics.append(Metric("test/accuracy", float(last) - 0.01, now, ep))
         client.log_batch(run.info.run_id, metrics=metrics,
                          params=[Param(k, v) for k, v in params.items()])
         if sp.get("status") != "RUNNING":

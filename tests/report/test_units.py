@@ -1,28 +1,17 @@
-"""The report's small pieces: the t interval, number formatting, tables, swept keys, grouping."""
+"""The report's small pieces: number formatting, escaping, tables, swept keys, grouping."""
 
 from __future__ import annotations
 
-import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from ffexp.report.aggregate import lower_is_better, t_interval
-from ffexp.report.build import parse_at
+from ffexp.report.aggregate import lower_is_better
+from ffexp.report.build import output_dir, parse_at
 from ffexp.report.design import detect_group_keys, swept_keys
-from ffexp.report.render import fmt, md_table
+from ffexp.report.render import _inline, code, esc, fmt, md_table
 from ffexp.report.select import ReportError
-
-
-def test_t_interval_by_hand():
-    # x = 1, 2, 3: mean 2, s = 1, t_{0.975, 2} = 4.3026527297 (tables: 4.303), half = t·s/√3
-    mean, std, lo, hi = t_interval([1.0, 2.0, 3.0])
-    assert (mean, std) == (2.0, 1.0)
-    assert hi - 2.0 == pytest.approx(4.3026527297 / math.sqrt(3), rel=1e-10)
-    assert lo == pytest.approx(4.0 - hi)
-    one = t_interval([0.5])
-    assert one[0] == 0.5 and all(math.isnan(v) for v in one[1:])
-    assert t_interval([0.925, 0.925, 0.9250000000000002])[1] == 0.0  # rounding noise
 
 
 def test_fmt_and_md_table():
@@ -134,3 +123,24 @@ def test_equal_means_rank_by_keys_not_by_rounding_noise():
     assert list(groups["a"]) == ["x", "y"]
     groups = summarize(per_run.iloc[::-1], ["a"], "val/accuracy", "final").groups
     assert list(groups["a"]) == ["x", "y"]
+
+
+def test_store_text_is_escaped_in_markdown_and_html():
+    evil = "<img src=x onerror=alert(1)> *bold* [link](http://x) a_b _c_"
+    md = esc(evil)
+    assert "<" not in md.replace("\\<", "") and "*" not in md.replace("\\*", "")
+    assert "](" not in md.replace("\\](", "") and "[link\\](" in md and "a_b" in md and "\\_c\\_" in md
+    assert esc("[32,32]") == "[32,32]"  # brackets that cannot make a link stay as they are
+    assert _inline(md) == ("&lt;img src=x onerror=alert(1)&gt; *bold* [link](http://x) "
+                           "a_b _c_")  # the HTML shows the text, and only the text
+    assert code("a `b` c") == "``a `b` c``" and _inline(code("a `b` c")) == "<code>a `b` c</code>"
+    assert _inline(code("<b>")) == "<code>&lt;b&gt;</code>"
+    assert _inline("**x** and `k`") == "<strong>x</strong> and <code>k</code>"
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../../etc", "/abs/path", "a/../..", "~", ""])
+def test_the_default_output_folder_stays_inside_reports(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = output_dir(None, name)
+    assert out.resolve().parent == (tmp_path / "reports").resolve()
+    assert output_dir("elsewhere/x", name) == Path("elsewhere/x")  # --output is the user's

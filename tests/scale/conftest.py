@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers_scale import MlflowServer
+from helpers_scale import SERVER_OPTS, MlflowServer
 
 SLURM_LOCAL = Path(__file__).resolve().parents[2] / "scripts" / "slurm-local"
 
@@ -21,9 +21,9 @@ def server_db(tmp_path, template_db) -> Path:
 
 @pytest.fixture
 def server(tmp_path, server_db):
-    """A ``mlflow server`` on 127.0.0.1:<free port> (2 uvicorn workers, SQLite backend,
+    """A ``mlflow server`` on 127.0.0.1:<free port> (1 uvicorn worker, SQLite backend,
     artifacts in tmp_path/server), stopped however the test ends."""
-    with MlflowServer(tmp_path / "server", "--workers", "2", db=server_db) as srv:
+    with MlflowServer(tmp_path / "server", *SERVER_OPTS, db=server_db) as srv:
         yield srv
 
 

@@ -14,6 +14,10 @@ from pathlib import Path
 
 FFEXP = str(Path(sys.executable).with_name("ffexp"))
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+#: the test servers' options: one uvicorn process. With several, uvicorn's supervisor restarts
+#: a worker that misses its health ping, and on this loaded 2-core machine (load average
+#: above 20) the workers of a starting server were restarted over and over
+SERVER_OPTS = ("--workers", "1")
 #: a tiny job: 200 samples, two hidden layers of 8 units
 TINY = ["model.hidden_sizes=[8,8]", "dataset.params.n_samples=200"]
 
@@ -24,8 +28,10 @@ def env_without_mlflow(**extra: str) -> dict:
 
 
 def free_port(lo: int = 5600, hi: int = 5700) -> int:
-    """A free port on 127.0.0.1 in [lo, hi) (this project's scale-out tests: 5600-5699)."""
-    for port in range(lo, hi):
+    """A free port on 127.0.0.1 in [lo, hi) (this project's scale-out tests: 5600-5699), tried
+    in random order so that tests running at once rarely pick the same one."""
+    import random
+    for port in random.sample(range(lo, hi), hi - lo):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
@@ -69,8 +75,8 @@ class MlflowServer:
                                    f"{self.log.read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return self
+                    if r.status == 200 and self.proc.poll() is None:
+                        return self  # (not another process's server on this port)
             except OSError:
                 time.sleep(0.3)
         self.stop()

@@ -12,8 +12,8 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from helpers_scale import (FFEXP, PG_BIN, TINY, MlflowServer, Postgres, check_sweep_store,
-                           env_without_mlflow, run_ffexp, sweep_args)
+from helpers_scale import (FFEXP, PG_BIN, SERVER_OPTS, TINY, MlflowServer, Postgres,
+                           check_sweep_store, env_without_mlflow, run_ffexp, sweep_args)
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason="no PostgreSQL 15")]
@@ -28,7 +28,7 @@ def postgres():
 
 def test_parallel_sweep_against_a_server_on_postgres(tmp_path, postgres):
     n = 6
-    with MlflowServer(tmp_path / "server", "--workers", "2", backend=postgres.uri) as server:
+    with MlflowServer(tmp_path / "server", *SERVER_OPTS, backend=postgres.uri) as server:
         run_ffexp(tmp_path, sweep_args(n, workers=2), server.uri)
         check_sweep_store(server.uri, n)
         # it is all in PostgreSQL: the runs table, read with psql
@@ -53,7 +53,7 @@ def test_database_outage_beyond_the_retry_window_then_resume(tmp_path, postgres)
     n = 4
     args = ["-m", f"seed=range(0,{n})", "train.epochs=300", "tracking.flush_seconds=0.5",
             "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY]
-    with MlflowServer(tmp_path / "server", "--workers", "2", backend=postgres.uri) as server:
+    with MlflowServer(tmp_path / "server", *SERVER_OPTS, backend=postgres.uri) as server:
         proc = subprocess.Popen([FFEXP, *args, f"tracking.uri={server.uri}"], cwd=tmp_path,
                                 env=env_without_mlflow(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)

@@ -12,8 +12,8 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from helpers_scale import (FFEXP, TINY, MlflowServer, check_sweep_store, env_without_mlflow,
-                           run_ffexp, sweep_args)
+from helpers_scale import (FFEXP, SERVER_OPTS, TINY, MlflowServer, check_sweep_store,
+                           env_without_mlflow, run_ffexp, sweep_args)
 
 
 @pytest.mark.slow
@@ -62,7 +62,7 @@ def test_server_restarted_mid_sweep_every_job_completes(tmp_path, server_db):
     """The server dies and is back on the same port (a restart: ~10 s here): MLflow's HTTP
     retries (ffexp's defaults: 5 retries, backoff factor 1, ~30 s) carry the jobs over."""
     n = 6
-    server = MlflowServer(tmp_path / "server", "--workers", "2", db=server_db).start()
+    server = MlflowServer(tmp_path / "server", *SERVER_OPTS, db=server_db).start()
     proc = _start_sweep(tmp_path, server.uri, n, epochs=300)
     try:
         _wait_for(lambda: len(_finished_children(server.uri)) >= 2, proc)
@@ -81,7 +81,7 @@ def test_server_restarted_mid_sweep_every_job_completes(tmp_path, server_db):
 @pytest.mark.slow
 def test_server_gone_mid_sweep_jobs_fail_clearly_nothing_lost(tmp_path, server_db):
     n = 4
-    server = MlflowServer(tmp_path / "server", "--workers", "2", db=server_db).start()
+    server = MlflowServer(tmp_path / "server", *SERVER_OPTS, db=server_db).start()
     proc = _start_sweep(tmp_path, server.uri, n, epochs=300)
     try:
         _wait_for(lambda: len(_finished_children(server.uri)) >= 2, proc)

@@ -13,8 +13,8 @@ import os
 
 import pytest
 
-from helpers_scale import (PG_BIN, MlflowServer, Postgres, check_sweep_store, lock_retries,
-                           run_ffexp, sweep_args)
+from helpers_scale import (PG_BIN, SERVER_OPTS, MlflowServer, Postgres, check_sweep_store,
+                           lock_retries, run_ffexp, sweep_args)
 
 N_JOBS = int(os.environ.get("FFEXP_STRESS_JOBS", "200"))
 WORKERS = 2
@@ -37,21 +37,21 @@ def test_stress_default_sqlite_store(tmp_path):
 
 @pytest.mark.slow
 def test_stress_tracking_server(tmp_path, server_db):
-    with MlflowServer(tmp_path / "server", "--workers", "2", db=server_db) as server:
+    with MlflowServer(tmp_path / "server", *SERVER_OPTS, db=server_db) as server:
         proc, seconds = run_ffexp(tmp_path, sweep_args(N_JOBS, WORKERS), server.uri)
         check_sweep_store(server.uri, N_JOBS)
-    _report(f"tracking server ({server.uri}, 2 uvicorn workers, SQLite backend)", seconds)
+    _report(f"tracking server ({server.uri}, 1 uvicorn worker, SQLite backend)", seconds)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason="no PostgreSQL 15")
 def test_stress_tracking_server_on_postgres(tmp_path):
     pytest.importorskip("psycopg", reason="the ffexp[postgres] extra")
-    with Postgres() as pg, MlflowServer(tmp_path / "server", "--workers", "2",
+    with Postgres() as pg, MlflowServer(tmp_path / "server", *SERVER_OPTS,
                                         backend=pg.uri) as server:
         proc, seconds = run_ffexp(tmp_path, sweep_args(N_JOBS, WORKERS), server.uri)
         check_sweep_store(server.uri, N_JOBS)
-    _report(f"tracking server ({server.uri}, 2 uvicorn workers, PostgreSQL 15 backend)",
+    _report(f"tracking server ({server.uri}, 1 uvicorn worker, PostgreSQL 15 backend)",
             seconds)
 
 

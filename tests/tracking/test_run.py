@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -32,8 +33,12 @@ def single(tmp_path_factory, template_db):
 def test_default_store_and_ui_command(single):
     proc, uri, run = single
     assert f"mlflow ui --backend-store-uri {uri}" in proc.stdout
-    # the last thing a single run prints: after the summary, where the user's eye lands
-    assert proc.stdout.rstrip().endswith(f"mlflow ui --backend-store-uri {uri}")
+    # the last thing a single run prints: after the summary, where the user's eye lands; the
+    # address opens the runs table (MLflow 3.17 would open its GenAI overview)
+    exp = run.info.experiment_id
+    assert proc.stdout.rstrip().endswith(
+        f"mlflow ui --backend-store-uri {uri}\n  then open "
+        f"http://127.0.0.1:5000/#/experiments/{exp}?workflowType=machine_learning")
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "relu·he·minibatch·s3"  # moons is the experiment
     exp = MlflowClient(uri).get_experiment(run.info.experiment_id)
@@ -60,7 +65,8 @@ def test_params(single):
 def test_tags(single):
     _, _, run = single
     t = run.data.tags
-    assert len(t["ffexp.git_commit"]) == 40 and t["ffexp.git_dirty"] in ("true", "false")
+    assert "ffexp.git_commit" not in t  # MLflow's own tag says it
+    assert len(t["mlflow.source.git.commit"]) == 40 and t["ffexp.git_dirty"] in ("true", "false")
     assert "train.epochs=12" in t["ffexp.overrides"]
     assert len(t["ffexp.config_hash"]) == 12 and t["ffexp.version"]
     assert t["ffexp.outcome"] == "finished"
@@ -120,7 +126,7 @@ def test_snapshots_are_step_images(single):
             steps.setdefault(key, set()).add(int(step))
     assert set(steps) == {"decision_boundary", "gradient_flow"}
     for key, found in steps.items():
-        assert len(found) == 10 and {1, EPOCHS} <= found <= set(range(1, EPOCHS + 1)), key
+        assert len(found) == 10 and {0, EPOCHS} <= found <= set(range(0, EPOCHS + 1)), key
     assert sum(p.endswith(".webp") for p in files) == 20
     assert run.data.tags["mlflow.loggedImages"] == "True"
     png = next(p for p in files if "decision_boundary+step+12+" in p and p.endswith(".png"))
@@ -150,11 +156,12 @@ def test_pyfunc_predicts_like_the_network(single):
     data = load_dataset("moons", params={"n_samples": 200})
     raw = data.feature_scaler.inverse_transform(data.X_test.T)      # the data's own units
     df = pd.DataFrame(raw, columns=list(data.feature_names))
-    # runs:/ URIs resolve on the fluent store, which another in-process test may have set
+    (output,) = run.outputs.model_outputs
+    # models:/ URIs resolve on the fluent store, which another in-process test may have set
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
-        model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+        model = mlflow.pyfunc.load_model(f"models:/{output.model_id}")
     finally:
         mlflow.set_tracking_uri(previous)
     assert model.metadata.signature is not None
@@ -170,12 +177,46 @@ def test_no_validation_split_and_per_layer_activations_in_mlflow(tmp_path, store
               "model.activations=[tanh,relu]", "tracking.log_plots=false",
               "tracking.log_model=false", uri=store)
     (run,) = all_runs(store)
-    assert run.info.run_name == "moons·tanh,relu·he·minibatch·s0"
+    assert run.info.run_name == "tanh,relu·he·minibatch·s0"  # moons is the experiment
     assert run.data.params["activation"] == "tanh,relu"
     assert not any(k.startswith("val/") for k in run.data.metrics)
     assert {"train/accuracy", "test/accuracy", "train/cost"} <= set(run.data.metrics)
     history = MlflowClient(store).get_metric_history(run.info.run_id, "act_mean/1")
     assert sorted(m.step for m in history) == [0, 1, 2, 3]
+
+
+def test_model_is_named_linked_and_stored_without_pickle(single):
+    _, uri, run = single
+    client = MlflowClient(uri)
+    (output,) = run.outputs.model_outputs
+    model = client.get_logged_model(output.model_id)
+    assert model.name == "moons-relu-he-minibatch-s3" and model.source_run_id == run.info.run_id
+    linked = {m.key: m.value for m in model.metrics}
+    assert linked["test/accuracy"] == run.data.metrics["test/accuracy"]
+    assert {"test/cost", "train/accuracy"} <= set(linked)
+    assert model.params["activation"] == "relu"
+    files = [f.path for f in client.list_logged_model_artifacts(model.model_id)]
+    files += [f.path for f in client.list_logged_model_artifacts(model.model_id, "artifacts")]
+    assert "model_code.py" in files and "artifacts/network.npz" in files
+    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".cloudpickle"))]
+
+
+def test_experiment_dataset_and_description(single):
+    _, uri, run = single
+    client = MlflowClient(uri)
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert exp.tags["mlflow.experiment.primaryMetric.name"] == "val/accuracy"
+    (data,) = run.inputs.dataset_inputs
+    assert data.dataset.name == "moons" and len(data.dataset.digest) == 12
+    assert [(t.key, t.value) for t in data.tags] == [("mlflow.data.context", "train")]
+    profile = json.loads(data.dataset.profile)
+    assert profile["task"] == "binary" and sum(profile["splits"].values()) == profile["rows"] == 200
+    assert json.loads(data.dataset.source)["tags"]["params"]["n_samples"] == 200
+    note = run.data.tags["mlflow.note.content"]
+    accuracy = run.data.metrics["test/accuracy"]
+    assert note.startswith("**relu·he·minibatch·s3** on moons: finished after 12 epochs")
+    assert f"test/accuracy {accuracy:.4g}" in note and "Diagnoses: " in note
 
 
 def test_typo_creates_no_run(tmp_path):
@@ -191,3 +232,19 @@ def test_typo_creates_no_run(tmp_path):
 def test_disabled_tracking_writes_nothing(tmp_path):
     run_ffexp(tmp_path, *FAST, "train.epochs=2", "tracking.enabled=false")
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_fresh_store_is_quiet(tmp_path):
+    """No MLflow/alembic INFO lines when the run creates the store."""
+    proc = run_ffexp(tmp_path, *FAST, "train.epochs=2", "tracking.log_model=false",
+                     "tracking.snapshots=0")
+    assert (tmp_path / "mlflow.db").exists()
+    assert " INFO " not in proc.stdout + proc.stderr, proc.stderr
+
+
+def test_short_error_drops_sql_text():
+    from ffexp.tracking.tags import short_error
+    text = ("OperationalError: (sqlite3.OperationalError) database is locked\n"
+            "[SQL: INSERT INTO metrics (key, value) VALUES (?, ?)]\n[parameters: ('a', 1.0)]\n"
+            "(Background on this error at: https://sqlalche.me/e/20/e3q8)")
+    assert short_error(text) == "OperationalError: (sqlite3.OperationalError) database is locked"

@@ -56,6 +56,17 @@ def test_2x2_sweep_parent_children_summary(tmp_path, store):
     assert parent.data.tags["ffexp.best_metric"] == "val/accuracy"
     assert parent.data.tags["ffexp.best_run_id"] in {c.info.run_id for c in children}
     assert parent.data.tags["ffexp.summary"].startswith("4 jobs: 4 finished")
+    # the description: counts, the top groups by the main metric, the best run
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("**Sweep**: 4 jobs: 4 finished")
+    assert "Top groups of 4 by val/accuracy" in note and f"**{best.info.run_name}**" in note
+    first = note.split("1. ", 1)[1].split("\n")[0]
+    top = max(children, key=lambda c: c.data.metrics["val/accuracy"])
+    assert first.startswith(f"activation={top.data.params['activation']}, "
+                            f"init={top.data.params['init']}: ")
+    exp = MlflowClient(store).get_experiment(parent.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert exp.tags["mlflow.experiment.primaryMetric.name"] == "val/accuracy"
 
 
 def test_run_names_show_what_a_sweep_varies():

@@ -1,0 +1,201 @@
+"""report.md's text: group labels, the tables, the warnings, the methods, in reading order.
+
+Everything that comes from the store goes through ``esc`` or ``code`` (render.py), so a run
+name or a param value cannot inject markup into report.md or report.html.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import provenance
+from .aggregate import OUTCOMES, Table, best_set, inert, lower_is_better, reference
+from .design import SEED
+from .render import code, esc, fmt
+from .stats import ALPHA, MIN_N, fmt_p, metric_range
+
+_RESULT = ("finished", "converged", "diverged")
+
+
+def group_labels(table: Table, parents: dict[str, str]) -> list[str]:
+    """One plain-text label per row of table.groups, ``k=v`` for every key that means
+    something there (a nested key is left out where it is inert)."""
+    if not table.keys:
+        return ["all runs"]
+    hide = inert(table.groups, parents)
+    return [", ".join(f"{k}={row[k]}" for k in table.keys
+                      if not (k in hide and hide.at[i, k]))
+            for i, row in table.groups.iterrows()]
+
+
+def run_labels(table: Table, labels: list[str]) -> pd.Series:
+    """Each per-run row's group label (index of table.runs)."""
+    if not table.keys:
+        return pd.Series(labels[0], index=table.runs.index)
+    of = {tuple(str(v) for v in row[table.keys]): lab
+          for (_, row), lab in zip(table.groups.iterrows(), labels)}
+    return table.runs[table.keys].astype(str).apply(lambda r: of[tuple(r)], axis=1)
+
+
+def _key_cells(row, keys, hidden) -> list[str]:
+    return ["" if hidden.get(k, False) else esc(row[k]) for k in keys]
+
+
+def fmt_pm(mean: float, std: float) -> str:
+    """``mean ± std`` in one format (0.9623 ± 0.0005, not 0.9623 ± 5.414e-04)."""
+    m = fmt(mean)
+    if std != std:  # NaN: a single value
+        return m
+    return f"{m} ± {std:.4f}" if "e" not in m and m != "—" else f"{m} ± {fmt(std)}"
+
+
+def _ci(g) -> str:
+    if g["n"] < MIN_N:
+        return f"— (n < {MIN_N})" if g["n"] else "—"
+    return f"[{fmt(g['ci_low'])}, {fmt(g['ci_high'])}]"
+
+
+def _rank_table(table: Table, hide: pd.DataFrame):
+    k = table.keys
+    shown = [o for o in OUTCOMES if o in _RESULT or table.groups[o].any()]
+    rows = [[f"{g['rank']}=" if g["tie"] else str(g["rank"]),
+             *_key_cells(g, k, hide.loc[i].to_dict() if len(hide.columns) else {}),
+             str(g["n"]), str(g["runs"]), fmt(g["mean"]), fmt(g["std"]), _ci(g),
+             *(str(g[o]) for o in shown)] for i, g in table.groups.iterrows()]
+    return ["rank", *map(esc, k), "n", "runs", "mean", "std", "95% CI", *shown], rows
+
+
+def _pair_table(table: Table, pairs: pd.DataFrame, hide: pd.DataFrame):
+    k = table.keys
+    rows = []
+    for i, p in pairs.iterrows():
+        hidden = hide.loc[i].to_dict() if len(hide.columns) else {}
+        ci = (f"[{fmt(p['ci_low'])}, {fmt(p['ci_high'])}]" if p["shared_seeds"] >= MIN_N
+              else "—")
+        rows.append([*_key_cells(p, k, hidden), str(p["shared_seeds"]), fmt(p["diff"]), ci,
+                     p["test"], fmt_p(p["p"]), fmt_p(p["p_holm"]), p["verdict"]])
+    return [*map(esc, k), "shared seeds", "difference", "95% CI", "test", "p", "p (Holm)",
+            "verdict"], rows
+
+
+def _final_table(table: Table, runs: pd.DataFrame, labels: list[str], finals: list[str]):
+    label = run_labels(table, labels)
+    ok = table.runs["outcome"].isin(_RESULT).to_numpy()
+    rows = []
+    for group in labels:
+        mask = (label == group).to_numpy() & ok
+        cells = []
+        for m in finals:
+            v = runs.loc[mask, f"metrics.{m}"].astype(float).dropna()
+            cells.append("—" if v.empty else fmt_pm(v.mean(), v.std(ddof=1) if len(v) > 1
+                                                    else float("nan")))
+        rows.append([esc(group), *cells])
+    return ["group", *map(esc, finals)], rows
+
+
+def _run_table(table: Table):
+    k = table.keys
+    return (["run", *map(esc, k), "seed", "outcome", f"{esc(table.metric)} ({table.at})"],
+            [[esc(r["run_name"]), *(esc(r[c]) for c in k), esc(r[SEED]), r["outcome"],
+              fmt(r["value"])] for _, r in table.runs.iterrows()])
+
+
+def _sign_note(pairs: pd.DataFrame) -> str:
+    """What a sign-test verdict means when it cannot reach significance with so few seeds."""
+    weak = pairs[(pairs["test"] == "sign") & (pairs["p_holm"] >= ALPHA)]
+    if not len(weak):
+        return ""
+    n = int(weak["shared_seeds"].min())
+    return (f" {len(weak)} group(s) differ from the best by the same amount on every shared "
+            f"seed: with no spread there is no t test, and the sign test's smallest p with "
+            f"{n} seeds is 2·2^−{n} = {2.0 ** (1 - n):.2g}, so they count as indistinguishable "
+            "for want of seeds, not because they agree — more seeds would decide.")
+
+
+def seed_warning(table: Table) -> str | None:
+    """The warning for groups with fewer than MIN_N values (None when every group has enough)."""
+    n = table.groups["n"]
+    if len(table.groups) and n.max() < MIN_N:
+        seeds = "a single seed" if n.max() <= 1 else f"at most {n.max()} seeds"
+        return (f"every group has {seeds} (n < {MIN_N}): no interval, and the groups **cannot "
+                f"be compared** — a difference between them may be seed noise. Rerun the sweep "
+                f"with {MIN_N} or more seeds (e.g. `seed=0,1,2`).")
+    few = int((n < MIN_N).sum())
+    if few:
+        return (f"{few} of {len(n)} groups have fewer than {MIN_N} runs with a value: they have "
+                "no interval and are not comparable (marked in the tables).")
+    return None
+
+
+def methods(metric: str, has_pairs: bool) -> list[str]:
+    """The statistical methods, as report.md states them."""
+    lo, hi = metric_range(metric)
+    rng = (f"cut to the range of `{metric}`, [{fmt(lo) if lo > -1e300 else '−∞'}, "
+           f"{fmt(hi) if hi < 1e300 else '∞'}] (the true mean lies in it, so the cut keeps "
+           "the coverage)" if (lo, hi) != (float("-inf"), float("inf")) else "")
+    items = [f"Interval: 95% Student's t over seeds, mean ± t(0.975, n−1)·s/√n{', ' + rng if rng else ''}; "
+             f"none for a group with n < {MIN_N} (such a group is not comparable).",
+             "Ties: groups with equal means share a rank, marked `=`; their order is by the "
+             "factors' values."]
+    if has_pairs:
+        items += [f"Paired comparison: the best group against each other group on the seeds "
+                  f"both share (at least {MIN_N}): paired t test, two-sided; where the "
+                  "differences are the same on every seed (no spread, so no t) the exact sign "
+                  "test, p = 2·2⁻ⁿ; equal on every seed: a tie.",
+                  "Multiple comparisons: Holm's step-down correction over all the comparisons "
+                  f"of this report; a difference counts at Holm-adjusted p < {ALPHA}.",
+                  "Best set: the best group and every group that ties with it or is "
+                  "indistinguishable from it."]
+    return items + ["Numbers: 4 decimals; differences below 10⁻¹² of the values (float "
+                    "rounding) are 0."]
+
+
+def blocks(name, sel, table: Table, pairs, notes, figs, finals, parents, fallback) -> list:
+    """The report's blocks, in reading order (see render.py); nothing a rerun of the sweep
+    changes (that is provenance.py's)."""
+    keys, metric, at = table.keys, table.metric, table.at
+    labels = group_labels(table, parents)
+    hide = inert(table.groups, parents)
+    direction = "lower" if lower_is_better(metric) else "higher"
+    out = [("h", 1, f"ffexp report: {esc(name)}")]
+    out += [("warn", "uncontrolled comparison — the runs differ in more than the swept "
+                     "factors and the seed: " + "; ".join(notes))] if notes else []
+    few = seed_warning(table)
+    out += [("warn", few)] if few else []
+    out += [("warn", fallback)] if fallback else []
+    out += [("p", f"{len(table.runs)} runs in {len(table.groups)} groups by "
+                  f"{', '.join(map(code, keys)) or '(no factor varies)'}, "
+                  f"ranked by {code(metric)} ({at}, {direction} is better)."),
+            ("h", 2, "Ranking"), ("table", *_rank_table(table, hide)),
+            ("p", "n: runs with a value (finished, converged or diverged); runs: all runs "
+                  "of the group, whatever their outcome; running: still RUNNING in the store "
+                  "(a live job, or a process that died without closing its run). "
+                  f"95% CI: Student's t over seeds inside the metric's range (none for n < "
+                  f"{MIN_N}); `=` marks a tie. A blank factor is one that means nothing "
+                  "for that group (nested in another factor and never varied there).")]
+    if len(pairs):
+        same, apart = best_set(table, pairs)
+        ref = reference(table)
+        who = (f"Best group: {esc(labels[0])}." if ref == 0 else
+               f"Best group with {MIN_N} or more values (rank {table.groups.at[ref, 'rank']}; "
+               f"the groups ranked above it have fewer): {esc(labels[ref])}.")
+        out += [("h", 2, "Paired comparison with the best group"),
+                ("p", f"{who} Difference = best − other on the seeds "
+                      "both share (sign so that > 0 means the best group is better); p from "
+                      "a paired t test (sign test where the differences have no spread), "
+                      "adjusted for the comparisons by Holm's method."),
+                ("table", *_pair_table(table, pairs, hide)),
+                ("p", f"**Best set** ({len(same)} of {len(labels)} groups: the best group and "
+                      f"those not shown to differ from it at Holm-adjusted p < {ALPHA}): "
+                      + "; ".join(esc(labels[i]) for i in same) + "."
+                      + (f" Not comparable with it (fewer than {MIN_N} shared seeds): "
+                         + "; ".join(esc(labels[i]) for i in apart) + "." if apart else "")
+                      + _sign_note(pairs))]
+    out += [("h", 2, "Final metrics (mean ± std over seeds)"),
+            ("table", *_final_table(table, sel.runs, labels, finals)), ("h", 2, "Figures")]
+    for title, path, caption in figs:
+        out += [*([("h", 3, title)] if path else []), *([("p", caption)] if caption else []),
+                *([("img", title, path.name)] if path else [])]
+    return out + [("h", 2, "Runs"), ("table", *_run_table(table)),
+                  ("h", 2, "Statistical methods"), ("ul", methods(metric, bool(len(pairs)))),
+                  ("h", 2, "Selection"), ("ul", provenance.stable_items(sel))]

@@ -1,0 +1,33 @@
+"""What a path does not need is not imported: ``ffexp --help`` and a refused command (one
+``ffexp: error:`` line) load neither MLflow nor matplotlib."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import json, sys
+sys.argv = ["ffexp", *json.loads(sys.argv[1])]
+from ffexp.__main__ import main
+try:
+    code = main()
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"mlflow", "matplotlib"})
+print("\\nPROBE", json.dumps({"code": code, "heavy": heavy}))
+"""
+
+
+@pytest.mark.parametrize("args,code", [(["--help"], 0), (["optimizer.lr=-1"], 2)])
+def test_help_and_refusals_import_neither_mlflow_nor_matplotlib(tmp_path, args, code):
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    probe = json.loads(proc.stdout.rsplit("PROBE", 1)[1])
+    assert probe["code"] in (code, None if code == 0 else code), proc.stderr
+    assert probe["heavy"] == []
+    if code:
+        assert proc.stderr.startswith("ffexp: error:") and proc.stderr.count("\n") == 1
