@@ -24,7 +24,7 @@ TINY = ["seed=0", "train.epochs=2"]
 STUDIES = {
     "non_linearity": (["dataset=circles", "activation=linear,step", "model.hidden_sizes=[16]"],
                       "step"),
-    "losses": (["dataset=moons,blobs", "loss=mse", "init={name:he}"], "blobs"),
+    "losses": (["dataset=moons,blobs", "loss=mse", "init={name:he}", "optimizer.lr=0.1"], "blobs"),
     "vanishing_gradients": (["activation=sigmoid,relu", "init={name:xavier}", "model.hidden_sizes=[32,32]"],
                             "sigmoid"),
     "initialization": (["init={name:random,scale:1.0},{name:zeros}", "activation=relu"], "zeros"),
