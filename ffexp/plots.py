@@ -174,7 +174,8 @@ def gradient_flow_frames(records, title: str = "", gradients: str = "mean", size
     ‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ against l (log axes, limits common to all frames), the first
     record's profile dashed in every frame, the frame's own solid (none in the first frame), its
     epoch at the top right. Drawn once and blitted: each frame restores the saved background
-    and draws only its two lines and its epoch (~1 ms, where a full draw takes ~25 ms)."""
+    and draws only its two lines and its epoch (measured at load 5 on 2 cores: 2 ms a frame,
+    where redrawing the figure took 70 ms)."""
     first = records[0]
     fig, axes = figure(2, size, dpi)
     fig.subplots_adjust(left=0.1, right=0.98, bottom=0.16, top=0.8, wspace=0.28)

@@ -9,9 +9,9 @@ panels of runs tagged ``mlflow.loggedImages``): for each image
 
 (``/`` in a key becomes ``~``), as in mlflow/tracking/client.py. ``log_image`` converts every
 image through PIL, encodes the PNG with adaptive filtering, rescales the thumbnail, uploads the
-two files in two artifact calls and sets the tag each time (~30 ms an image). Here the frames are
-encoded with fast settings into one staging folder, uploaded with one ``log_artifacts`` and the
-tag is set once (~2 ms an image).
+two files in two artifact calls and sets the tag each time (18 ms CPU an image on a SQLite store,
+load 5 on 2 cores). Here the frames are encoded with fast settings into one staging folder,
+uploaded with one ``log_artifacts`` and the tag is set once (4 ms an image, same load).
 """
 
 from __future__ import annotations
