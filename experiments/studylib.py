@@ -99,16 +99,18 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(output: Path, title: str, blocks: Sequence[str]) -> Path:
+def write_markdown(output: Path, title: str, blocks: Sequence[str], name: str = "analysis.md") -> Path:
     output.mkdir(parents=True, exist_ok=True)
-    path = output / "analysis.md"
+    path = output / name
     path.write_text(f"# {title}\n\n" + "\n\n".join(b.strip() for b in blocks) + "\n")
     print(f"analysis: wrote {path}")
     return path
 
 
 def save_figure(fig, path: Path) -> Path:
-    """A PNG with no timestamp or version in it."""
+    """The figure, laid out tight, as a PNG with no timestamp or version in it (folder made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
     fig.savefig(path, format="png", dpi=100, metadata=PNG_META)
     import matplotlib.pyplot as plt
     plt.close(fig)
@@ -144,3 +146,35 @@ def reached(values: Iterable[float]) -> str:
         return f"never (0 of {len(v)})"
     spread = f" ± {fmt(float(ok.std(ddof=1)))}" if len(ok) > 1 else ""
     return f"{fmt(float(ok.mean()))}{spread} ({len(ok)} of {len(v)})"
+
+
+def param(runs: pd.DataFrame, *names: str) -> pd.Series:
+    """The first of the params ``names`` that the runs carry (``params.<name>``), as strings;
+    '' where none is logged. Lets a script read e.g. ``init.bias`` however the tracking names it."""
+    for name in names:
+        col = f"params.{name}"
+        if col in runs:
+            return runs[col].fillna("").astype(str)
+    return pd.Series("", index=runs.index)
+
+
+def outcomes(sel: pd.DataFrame) -> str:
+    """'finished 2, diverged 1 (epoch 3)': the outcome tags of some runs, with divergence epochs."""
+    text = ", ".join(f"{k} {v}" for k, v in sorted(sel["outcome"].value_counts().items()))
+    diverged = sel.get("tags.ffexp.diverged_epoch")
+    if diverged is not None and diverged.notna().any():
+        text += " (epoch " + ", ".join(sorted(diverged.dropna().astype(str))) + ")"
+    return text
+
+
+def geomean(values: Iterable[float]) -> float:
+    """Geometric mean of the finite positive values (NaN if there are none)."""
+    v = np.asarray(list(values), dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.exp(np.mean(np.log(v)))) if len(v) else float("nan")
+
+
+def mean_curve(histories: pd.DataFrame, key: str, ids: Sequence[str]) -> pd.Series:
+    """step -> the mean over the runs ``ids`` of ``key`` (the runs present at that step)."""
+    w = wide(histories, key)
+    return w[[i for i in ids if i in w.columns]].mean(axis=1)

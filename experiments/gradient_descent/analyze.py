@@ -10,8 +10,14 @@ Per variant (batch, mini-batch sizes, SGD), over seeds:
 - smoothness: the standard deviation of the epoch-to-epoch change of the training cost over the
   second half of training, and the fraction of epochs at which the cost went up.
 
-Seconds are measured, so those columns change from one run of the study to the next (see the
-README). Writes report/analysis.md and report/cost_curves.png.
+- the gradient norms ‖∂J/∂W[1]‖ and ‖∂J/∂W[L]‖ of the full training cost (all m examples) at
+  the parameters of each epoch's end (``train.epoch_gradients=full``): the same quantity for
+  every variant, unlike the mean of per-update mini-batch norms, which grows with the noise.
+
+Seconds are measured, so they change from one run of the study to the next: the wall-clock
+columns go to report/timing.md, the rest (deterministic for a seed) to report/analysis.md.
+Writes those two, report/cost_curves.png (its seconds panel is time-based) and
+report/full_gradients.png.
 
     python experiments/gradient_descent/analyze.py
 """
@@ -26,7 +32,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # experiments/studylib.py (run as a script, not a package)
 
-from studylib import (first_step, fmt, last, load_sweep, md_table, mean_std, parse_args,  # noqa: E402
+from studylib import (depth, first_step, fmt, last, load_sweep, md_table, mean_std, parse_args,  # noqa: E402
                       pyplot, reached, save_figure, wide, write_markdown)
 
 TARGET = 0.3
@@ -48,7 +54,10 @@ def spread(changes: np.ndarray) -> float:
 
 def main() -> None:
     args = parse_args(HERE, __doc__.split("\n\n")[0])
-    runs, hist = load_sweep(args.tracking_uri, ["train/cost", "time/elapsed", "val/accuracy"])
+    probe, _ = load_sweep(args.tracking_uri, [])
+    L = int(probe["params.hidden_sizes"].map(depth).max())
+    runs, hist = load_sweep(args.tracking_uri, ["train/cost", "time/elapsed", "val/accuracy",
+                                                "grad_norm/W1", f"grad_norm/W{L}"])
     runs["variant"] = [variant(o, b) for o, b in zip(runs["params.optimizer"], runs["params.batch_size"])]
     cost, elapsed = wide(hist, "train/cost"), wide(hist, "time/elapsed")
     total = last(hist, "time/elapsed")
@@ -63,15 +72,18 @@ def main() -> None:
     rough = {r: spread(np.diff(cost.loc[half, r].dropna().to_numpy())) for r in cost.columns}
     rises = {r: float((np.diff(cost[r].dropna().to_numpy()) > 0).mean()) for r in cost.columns}
 
-    rows = []
+    gw = {l: wide(hist, f"grad_norm/W{l}") for l in (1, L)}
+
+    rows, timing = [], []
     names = sorted(set(runs["variant"]), key=sort_key)
     for name in names:
         ids = list(runs.loc[runs["variant"] == name, "run_id"])
-        rows.append([name, mean_std(cost[ids].ffill().iloc[-1]),
-                     mean_std(total.reindex(ids) / epochs * 1000), mean_std(total.reindex(ids)),
-                     mean_std(at_T[i] for i in ids), reached(hit.reindex(ids)),
-                     reached(hit_seconds[i] for i in ids), mean_std(rough[i] for i in ids),
-                     mean_std(rises[i] for i in ids)])
+        rows.append([name, mean_std(cost[ids].ffill().iloc[-1]), reached(hit.reindex(ids)),
+                     mean_std(rough[i] for i in ids), mean_std(rises[i] for i in ids),
+                     mean_std(gw[1][ids].ffill().iloc[-1]), mean_std(gw[L][ids].ffill().iloc[-1])])
+        timing.append([name, mean_std(total.reindex(ids) / epochs * 1000),
+                       mean_std(total.reindex(ids)), mean_std(at_T[i] for i in ids),
+                       reached(hit_seconds[i] for i in ids)])
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
@@ -84,21 +96,38 @@ def main() -> None:
     axes[0].set(xlabel="epoch", ylabel="training cost", yscale="log", title="cost against epochs")
     axes[1].set(xlabel="seconds (time/elapsed, log scale)", title=f"cost against seconds (T = dotted line)")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    args.output.mkdir(parents=True, exist_ok=True)
     save_figure(fig, args.output / "cost_curves.png")
 
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, l in zip(axes, (1, L)):
+        for i, name in enumerate(names):
+            for j, r in enumerate(runs.loc[runs["variant"] == name, "run_id"]):
+                ax.semilogy(gw[l].index, gw[l][r], color=f"C{i}", lw=0.8, label=name if j == 0 else None)
+        ax.set(xlabel="epoch (0 = before any update)", title=f"‖∂J/∂W[{l}]‖ of the full training "
+               "cost, at the epoch's end")
+    axes[0].set_ylabel("gradient norm (all m examples)")
+    axes[0].legend(fontsize=8)
+    save_figure(fig, args.output / "full_gradients.png")
+
     write_markdown(args.output, "Study 4, gradient_descent: analysis", [
-        f"{len(runs)} runs of {epochs} epochs. Equal wall clock: T = {fmt(T)} s, the shortest "
-        f"total time of any run. Target: training cost ≤ {TARGET}. Smoothness over epochs "
-        f"{epochs // 2 + 1}–{epochs}. Mean ± std over seeds; seconds vary between machines "
-        "and reruns.",
-        md_table(["variant", f"cost at epoch {epochs}", "ms per epoch", "seconds in all",
-                  f"cost at T = {fmt(T)} s", f"epochs to cost ≤ {TARGET}",
-                  f"seconds to cost ≤ {TARGET}", "std of Δcost per epoch (2nd half)",
-                  "fraction of epochs where the cost rose"], rows),
+        f"{len(runs)} runs of {epochs} epochs. Target: training cost ≤ {TARGET}. Smoothness over "
+        f"epochs {epochs // 2 + 1}–{epochs}. Gradient norms: of the full training cost at the "
+        "last epoch's end, the same quantity for every variant. Mean ± std over seeds. The "
+        "wall-clock numbers are in [timing.md](timing.md).",
+        md_table(["variant", f"cost at epoch {epochs}", f"epochs to cost ≤ {TARGET}",
+                  "std of Δcost per epoch (2nd half)", "fraction of epochs where the cost rose",
+                  f"‖∂J/∂W[1]‖, epoch {epochs}", f"‖∂J/∂W[{L}]‖, epoch {epochs}"], rows),
         "![training cost against epochs and against seconds](cost_curves.png)",
+        "![full-gradient norms of the first and last layer against epochs](full_gradients.png)",
     ])
+    write_markdown(args.output, "Study 4, gradient_descent: wall clock", [
+        f"Measured seconds (time/elapsed), so these change from one run of the study to the next. "
+        f"Equal wall clock: T = {fmt(T)} s, the shortest total time of any run. The epochs "
+        "include the extra full-gradient pass of train.epoch_gradients=full, the same for "
+        "every variant. Mean ± std over seeds.",
+        md_table(["variant", "ms per epoch", "seconds in all", f"cost at T = {fmt(T)} s",
+                  f"seconds to cost ≤ {TARGET}"], timing),
+    ], name="timing.md")
 
 
 if __name__ == "__main__":

@@ -130,8 +130,8 @@ def seed_warning(table: Table) -> str | None:
 def methods(metric: str, has_pairs: bool) -> list[str]:
     """The statistical methods, as report.md states them."""
     lo, hi = metric_range(metric)
-    rng = (f"cut to the range of `{metric}`, [{fmt(lo) if lo > -1e300 else '−∞'}, "
-           f"{fmt(hi) if hi < 1e300 else '∞'}] (the true mean lies in it, so the cut keeps "
+    rng = (f"cut to the range of {code(metric)}, {f'[{lo:g}' if lo > -1e300 else '(−∞'}, "
+           f"{f'{hi:g}]' if hi < 1e300 else '∞)'} (the true mean lies in it, so the cut keeps "
            "the coverage)" if (lo, hi) != (float("-inf"), float("inf")) else "")
     items = [f"Interval: 95% Student's t over seeds, mean ± t(0.975, n−1)·s/√n{', ' + rng if rng else ''}; "
              f"none for a group with n < {MIN_N} (such a group is not comparable).",
@@ -141,13 +141,17 @@ def methods(metric: str, has_pairs: bool) -> list[str]:
         items += [f"Paired comparison: the best group against each other group on the seeds "
                   f"both share (at least {MIN_N}): paired t test, two-sided; where the "
                   "differences are the same on every seed (no spread, so no t) the exact sign "
-                  "test, p = 2·2⁻ⁿ; equal on every seed: a tie.",
+                  "test, p = 2·2⁻ⁿ; equal on every seed: a tie (scipy.stats ttest_1samp on "
+                  "the differences, binomtest).",
                   "Multiple comparisons: Holm's step-down correction over all the comparisons "
                   f"of this report; a difference counts at Holm-adjusted p < {ALPHA}.",
                   "Best set: the best group and every group that ties with it or is "
                   "indistinguishable from it."]
     return items + ["Numbers: 4 decimals; differences below 10⁻¹² of the values (float "
-                    "rounding) are 0."]
+                    "rounding) are 0.",
+                    "Figures: bands of ±1 std over seeds, geometric (exp(mean log ± std log)) "
+                    "on log axes and cut to the metric's range on linear ones; one legend names "
+                    "every group."]
 
 
 def blocks(name, sel, table: Table, pairs, notes, figs, finals, parents, fallback) -> list:

@@ -188,7 +188,9 @@ def draw_heatmap(per_run: pd.DataFrame, rows: str, cols: str, metric: str, noise
     vmin, vmax = colour_limits(values, noise, metric)
     fig, ax = plt.subplots(figsize=(1.6 * grid.shape[1] + 3, 0.8 * grid.shape[0] + 2))
     im = ax.imshow(values, cmap="viridis", aspect="auto", vmin=vmin, vmax=vmax)
-    ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
+    long = max((len(str(c)) for c in grid.columns), default=0) > 12
+    ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns],
+                  rotation=25 if long else 0, ha="right" if long else "center")
     ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
     ax.set_xlabel(cols)
     ax.set_ylabel(rows)

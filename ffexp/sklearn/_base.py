@@ -4,7 +4,6 @@ network, training it through ffexp.train, and the per-epoch history."""
 from __future__ import annotations
 
 import warnings
-from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -14,8 +13,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
 
+from ffexp import blas
 from ffexp.nn import HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, TASKS, Network, train
 from ffexp.nn.checks import check_pair
 from ffexp.nn.initializers import DISTRIBUTIONS
@@ -103,9 +102,7 @@ class _FFBase(BaseEstimator):
         every later partial_fit with a stream of its own, so no two repeat one order."""
         seed = self._seed if self._calls == 0 else \
             int(np.random.SeedSequence([self._seed, self._calls]).generate_state(1)[0])
-        blas = threadpool_limits(self.blas_threads, user_api="blas") if self.blas_threads \
-            else nullcontext()
-        with blas:
+        with blas.limit(self.blas_threads):   # as ffexp.train and the command do
             result = train(self.network_, X.T, Y.T, self._loss, optimizer=self.optimizer,
                            lr=self.learning_rate, batch_size=self.batch_size, epochs=epochs,
                            tol=self.tol, tol_on=self.tol_on, patience=self.patience, seed=seed,
@@ -176,8 +173,8 @@ _COMMON = """
         Called by ``ffexp.train`` every epoch (e.g. ffexp.tracking's MLflow MetricsBuffer).
     random_state : int, RandomState instance or None, default=None
         An int is the engine's seed (initial weights and shuffling, independent streams).
-    blas_threads : int or None, default=None
-        BLAS threads while training (threadpoolctl, as the CLI's ``train.blas_threads``);
-        None leaves the library's default.
+    blas_threads : int or None, default=1
+        BLAS threads while training, as ``ffexp.train`` and the CLI's ``train.blas_threads``
+        (one: extra threads slow down matrices this small); None leaves the library's default.
     dtype : {'float64', 'float32'}, default='float64'
 """

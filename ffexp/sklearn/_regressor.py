@@ -25,7 +25,7 @@ class FFRegressor(RegressorMixin, _FFBase):
                  slope=None, tol=None, tol_on="cost", patience=1, init_distribution="normal",
                  init_scale=0.01, bias_init=0.0, epoch_gradients="mean", bookkeeping=True,
                  callbacks=None, random_state=None, dtype="float64",
-                 blas_threads=None):
+                 blas_threads=1):
         self.hidden_layer_sizes, self.activation, self.init = hidden_layer_sizes, activation, init
         self.loss, self.optimizer, self.learning_rate = loss, optimizer, learning_rate
         self.batch_size, self.epochs, self.slope = batch_size, epochs, slope

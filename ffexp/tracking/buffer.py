@@ -3,12 +3,14 @@ training thread and, for a long run, through ffexp.tracking.sender, off the trai
 
 One ``log_metric`` call per value costs ~2.5 ms on SQLite; a ``log_batch`` of 1,000 values
 60-200 ms, most of it MLflow's ORM, which holds the GIL. So the callback keeps the values of
-each epoch (``EpochStats.flat()``: finite values only, step = epoch) and hands them, every
-``flush_seconds`` (a long run is visible live and a killed run keeps most of its history) or
-every SEND_ROWS values, to a writer thread that pipes them to the helper process, started then.
-A run over before its first flush (most jobs of a sweep) never starts a helper: its values are
-written at the end, by the writer thread of this process (or by a helper an earlier job of
-the process started), which costs less CPU than a second interpreter importing MLflow.
+each epoch (``EpochStats.flat()``: finite values only, step = epoch) and hands them to a writer
+thread. A long run (more than IN_PROCESS_ROWS values expected: an epoch's count × the
+epochs, or still going after ``flush_seconds``) starts the helper process and pipes it a full
+batch at a time or at least every ``flush_seconds`` (a long run is visible live and a killed
+run keeps most of its history), so the ORM runs on the other core. A short run (most jobs of a
+sweep, the default run) writes its values at the end from the writer thread of this process,
+or through a helper an earlier job of the process started: a second interpreter importing
+MLflow (~1-2 s of CPU) would cost more than the writes.
 ``flush()`` (when the run is closed: finished, failed or killed) sends the rest and waits until
 everything is stored. If the helper cannot run, or dies, the writer thread calls log_batch
 itself; what a dead helper may have lost is counted in the job's log.
@@ -33,8 +35,8 @@ from .stale import HEARTBEAT_SECONDS, HEARTBEAT_TAG
 
 #: MLflow's limit of metrics per log_batch request
 BATCH_LIMIT = sender.BATCH_LIMIT
-#: values kept before they are sent even if flush_seconds has not passed
-SEND_ROWS = 20 * BATCH_LIMIT
+#: a run expected to log more values than this streams them to the helper process
+IN_PROCESS_ROWS = 10 * BATCH_LIMIT
 
 log = logging.getLogger("ffexp")
 
@@ -78,12 +80,20 @@ class MetricsBuffer(Callback):
         self._helper = None
         self._log = job_log()
         self._since_sync = 0  # values handed to the helper since its last sync
+        self._epochs = 0
+        self._long = False  # more than IN_PROCESS_ROWS values expected
+
+    def on_train_begin(self, net, info) -> None:
+        self._epochs = int(info.get("epochs") or 0)
 
     def on_epoch_end(self, net, stats) -> None:
         # plain tuples (key, value, timestamp ms, step): MLflow entities are built off-thread
         ts, step = int(time.time() * 1000), stats.epoch
-        self.pending.extend((k, v, ts, step) for k, v in stats.flat().items())
-        if len(self.pending) >= SEND_ROWS or \
+        values = stats.flat()
+        self._long = self._long or len(values) * self._epochs > IN_PROCESS_ROWS
+        self.pending.extend((k, v, ts, step) for k, v in values.items())
+        streaming = self._long or self._helper is not None
+        if (streaming and len(self.pending) >= BATCH_LIMIT) or \
                 time.monotonic() - self._last_send >= self.flush_seconds:
             self._send_pending(start_helper=True)
 

@@ -89,7 +89,7 @@ def run_note(name: str, dataset: str, train, metrics: dict[str, float],
              diagnoses: dict[str, str], images: int = 0) -> str:
     """A finished run's description: outcome, final metrics, diagnoses, in words."""
     lines = [f"**{name}** on {dataset}: {train.outcome} after {train.epochs} epochs "
-             f"({train.updates} updates, {train.seconds:.1f} s)."]
+             f"({train.updates} updates, {train.seconds:.2f} s)."]
     if train.message and train.outcome != "finished":
         lines.append(f"{train.message}.")
     finite = [f"{k} {_fmt(metrics[k])}" for k in sorted(metrics, key=_note_order)

@@ -24,13 +24,20 @@ TINY = ["seed=0", "train.epochs=2"]
 STUDIES = {
     "non_linearity": (["dataset=circles", "activation=linear,step", "model.hidden_sizes=[16]"],
                       "step"),
-    "losses": (["dataset=moons,blobs", "loss=mse", "init={name:he}"], "blobs"),
-    "vanishing_gradients": (["activation=sigmoid,relu", "init=xavier", "model.hidden_sizes=[32,32]"],
+    "losses": (["dataset=moons,blobs", "loss=mse", "init={name:he}", "optimizer.lr=0.1"], "blobs"),
+    "vanishing_gradients": (["activation=sigmoid,relu", "init={name:xavier}", "model.hidden_sizes=[32,32]"],
                             "sigmoid"),
     "initialization": (["init={name:random,scale:1.0},{name:zeros}", "activation=relu"], "zeros"),
     "gradient_descent": (["optimizer={name:batch,lr:0.1},{name:sgd,lr:0.1}",
                           "dataset.params.n_samples=100"], "sgd"),
     "signal_propagation": (["init=xavier,he"], "xavier"),
+    "learning_rate": (["activation=relu", "optimizer.lr=0.1,10.0"], "10"),
+    "dead_relu": (["activation={name:relu}", "init.bias=0.0,-2.0"], "-2"),
+    "stopping": (["train={tol:null},{tol:1e-3,tol_on:params}"], "params"),
+    "softmax_beta": (["model.beta=1.0,100.0"], "100"),
+    "biases": (["activation=relu", "init.bias=0.0,0.1"], "f1_micro"),
+    "sigmoid_saturation": (["init={name:standard,distribution:uniform},{name:xavier}",
+                            "model.hidden_sizes=[32,32,32,32]"], "standard"),
 }
 DEFAULT = ("non_linearity", "losses")
 #: ffexp-report options a study's command adds (losses mixes a binary and a multiclass task)
@@ -53,7 +60,11 @@ def params():
 
 
 def test_every_study_folder_is_complete():
-    """Each study: its config (reached through conf/experiment), a README, an analysis script."""
+    """Each study: its config (reached through conf/experiment), a README, an analysis script,
+    and a smoke test here."""
+    studies = sorted(p.parent.name for p in (ROOT / "experiments").glob("*/*.yaml")
+                     if p.stem == p.parent.name)
+    assert sorted(STUDIES) == studies
     for name in STUDIES:
         folder = ROOT / "experiments" / name
         link = ROOT / "conf" / "experiment" / f"{name}.yaml"

@@ -76,6 +76,9 @@ def test_tables_paired_comparison_and_provenance(report):
     assert "## Paired comparison with the best group" in md
     assert md.count("| 2            |") == 3  # three comparisons on 2 shared seeds each
     assert md.count("not comparable (n < 3)") == 3
+    methods = md.split("## Statistical methods\n\n")[1].split("\n\n")[0]
+    assert "Student's t over seeds" in methods and "cut to the range of `val/accuracy`, [0, 1]" \
+        in methods and "Holm's step-down correction" in methods and "sign test" in methods
     warnings = [p for p in md.split("\n\n") if p.startswith("> **Warning:**")]
     assert warnings == ["> **Warning:** every group has at most 2 seeds (n < 3): no interval, "
                         "and the groups **cannot be compared** — a difference between them may "

@@ -21,8 +21,8 @@ WORKERS = 2
 
 
 def _report(store: str, seconds: float) -> None:
-    print(f"\nstress: {N_JOBS} jobs, {WORKERS} joblib workers, {store}: {seconds:.0f} s, "
-          f"{N_JOBS / seconds * 60:.0f} jobs/min")
+    print(f"\nstress: {N_JOBS} jobs, 2 at a time, {store}: {seconds:.0f} s, "
+          f"{N_JOBS / seconds * 60:.1f} jobs/min")
 
 
 @pytest.mark.slow

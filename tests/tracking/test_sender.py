@@ -68,6 +68,29 @@ def test_a_run_over_before_its_first_flush_starts_no_helper(tmp_path, monkeypatc
     assert [m.step for m in client.get_metric_history(run_id, "train/cost")] == [1, 2, 3]
 
 
+def test_a_run_expected_to_log_many_values_streams_them_through_the_helper(tmp_path, monkeypatch):
+    from ffexp import Network, train
+    from ffexp.data import load_dataset
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment(
+        "e", artifact_location=(tmp_path / "art").as_uri())).info.run_id
+    monkeypatch.setattr(sender, "_PROCESS", None)
+    monkeypatch.setattr(buffer, "IN_PROCESS_ROWS", 100)  # 23 values an epoch x 6 epochs
+    monkeypatch.setattr(buffer, "BATCH_LIMIT", 40)
+    d = load_dataset("moons")
+    buf = buffer.MetricsBuffer(client, run_id, uri, flush_seconds=3600)
+    result = train(Network([2, 16, 16, 1], seed=0), d.X_train, d.Y_train, "bce", epochs=6,
+                   callbacks=[buf])
+    assert len(buf._inflight) >= 2  # streamed during training, not one batch at the end
+    buf.flush()
+    helper = sender.running()
+    assert helper is not None
+    steps = [m.step for m in client.get_metric_history(run_id, "train/cost")]
+    assert steps == [e.epoch for e in result.history] and steps[-1] == 6
+    helper.close()
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for entry in Path("/proc").iterdir():

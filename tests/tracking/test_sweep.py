@@ -74,7 +74,8 @@ def test_run_names_show_what_a_sweep_varies():
 
     from ffexp.tracking.tags import run_name
     s = NS(dataset=NS(name="moons"), activation=NS(name="relu"), init=NS(name="he"),
-           optimizer=NS(name="sgd"), seed=1, tracking=NS(experiment=None))
+           optimizer=NS(name="sgd"), seed=1, tracking=NS(experiment=None),
+           model=NS(activations=None))
     assert run_name(s) == "relu·he·sgd·s1"  # the dataset is the experiment
     assert run_name(NS(**{**vars(s), "tracking": NS(experiment="study")})) == \
         "moons·relu·he·sgd·s1"
