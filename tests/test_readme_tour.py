@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from readme_assets import free_port  # noqa: E402  (5900-5999, this issue's ports)
+
 TOUR = "## A five-minute tour"
 SHORT = "train.epochs=3"
 
@@ -51,17 +53,6 @@ def test_the_tour_starts_by_activating_the_venv():
     assert any("+experiment=" in c for c in commands)
 
 
-def _free_port() -> int:
-    for port in range(5900, 6000):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 5900-5999")
-
-
 def _bash(cwd: Path, line: str, env: dict, **kw):
     return subprocess.Popen(["bash", "-c", f"source .venv/bin/activate && {line}"], cwd=cwd,
                             env=env, text=True, **kw)
@@ -72,7 +63,7 @@ def _mlflow_ui(cwd: Path, line: str, env: dict) -> list[str]:
     words = shlex.split(line)
     if "--port" in words:
         del words[words.index("--port"):words.index("--port") + 2]
-    port = _free_port()
+    port = free_port()
     server = _bash(cwd, f"exec {shlex.join(words)} --host 127.0.0.1 --port {port}", env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
