@@ -29,15 +29,6 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 import studyrun  # noqa: E402
 
-#: studies whose committed report predates their current design and was not regenerated (the
-#: shared machine ran at a load of 20-30 when this was written); strict: the test fails once the
-#: study is regenerated from a clean commit, as a reminder to take it off this list
-NOT_REGENERATED = {"signal_propagation", "gradient_descent", "initialization"}
-#: studies whose committed report came from a dirty tree (sweeps run in a worktree whose report
-#: files other studies had just rewritten); they are also not reproducible as committed
-DIRTY = {"signal_propagation", "dead_relu", "biases", "sigmoid_saturation"}
-NOT_REGENERATED |= DIRTY
-
 #: files of a study's report/ whose content depends on measured seconds (not compared)
 TIME_BASED = {"gradient_descent": {"timing.md"}}
 
@@ -54,15 +45,7 @@ def test_there_are_studies():
     assert len(studyrun.STUDIES) >= 11, studyrun.STUDIES
 
 
-def marked(names, known):
-    """The studies as params, those in ``known`` as strict expected failures."""
-    for name in names:
-        marks = (pytest.mark.xfail(strict=True, reason="report not regenerated since the study "
-                                   "changed"),) if name in known else ()
-        yield pytest.param(name, id=name, marks=marks)
-
-
-@pytest.mark.parametrize("name", list(marked(studyrun.STUDIES, DIRTY)))
+@pytest.mark.parametrize("name", studyrun.STUDIES)
 def test_committed_report_comes_from_a_clean_commit(name):
     path = ROOT / "experiments" / name / "report" / "provenance.md"
     assert path.is_file(), f"experiments/{name} has no committed report"
@@ -93,7 +76,7 @@ def test_every_readme_command_is_runnable_as_steps():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(marked(studyrun.STUDIES, NOT_REGENERATED)))
+@pytest.mark.parametrize("name", studyrun.STUDIES)
 def test_rerun_regenerates_the_committed_report(tmp_path, name):
     """The README's command, run in a scratch directory that holds a copy of the study's scripts
     (so its relative store and report paths land there), gives the committed bytes."""
