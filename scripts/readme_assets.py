@@ -194,12 +194,15 @@ def sweep_screenshot(work: Path, png: Path) -> None:
         browser.call("Page.navigate", url=f"{base}/#/experiments/{exp.experiment_id}"
                                           "?workflowType=machine_learning")
         browser.wait_for("document.body.innerText.includes('matching runs')")
-        for _ in range(20):        # the first clicks can come before the table listens
+        expanded = f"document.body.innerText.includes({CHILD!r})"
+        for _ in range(10):        # a click can come before the table listens: click again
             browser.js(CLOSE_ASSISTANT)
             browser.js(f"{EXPAND}.click()")
-            time.sleep(3)
-            if browser.js(f"document.body.innerText.includes({CHILD!r})"):
+            try:
+                browser.wait_for(expanded, seconds=10)
                 break
+            except RuntimeError:
+                continue
         else:
             raise RuntimeError("the sweep's row did not expand")
         time.sleep(2)                                 # let the table settle
