@@ -242,7 +242,7 @@ def test_a_loss_the_task_cannot_use_is_refused_naming_loss(moons):
         FFRegressor(loss="bce").fit(*moons)
 
 
-# -- the module's edges and the README -----------------------------------------------------------
+# -- the module's edges and its docs ------------------------------------------------------------
 def test_importing_ffexp_sklearn_loads_neither_mlflow_nor_hydra():
     code = "import sys, ffexp.sklearn; print(sorted({m.split('.')[0] for m in sys.modules} & " \
            "{'mlflow', 'hydra', 'omegaconf', 'matplotlib'}))"
@@ -251,8 +251,8 @@ def test_importing_ffexp_sklearn_loads_neither_mlflow_nor_hydra():
 
 
 def _readme_blocks() -> list[str]:
-    """The Python blocks of the README's "scikit-learn estimators" section."""
-    text = (ROOT / "README.md").read_text()
+    """The Python blocks of docs/python-api.md's "scikit-learn estimators" section."""
+    text = (ROOT / "docs" / "python-api.md").read_text()
     section = text.split("## scikit-learn estimators", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
@@ -260,19 +260,19 @@ def _readme_blocks() -> list[str]:
 def test_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     example = _readme_blocks()[0]
-    exec(compile(example, "README.md", "exec"), {})
+    exec(compile(example, "docs/python-api.md", "exec"), {})
     out = capsys.readouterr().out
     assert "best" in out and "train/cost" in out
 
 
 @pytest.mark.slow
 def test_readme_mlflow_example_records_every_epoch(tmp_path, monkeypatch):
-    """The README's tracking example, run as written, against a real SQLite store read back."""
+    """The docs' tracking example, run as written, against a real SQLite store read back."""
     from mlflow import MlflowClient
     monkeypatch.chdir(tmp_path)
     first, tracking = _readme_blocks()[:2]
     namespace: dict = {}
-    exec(compile(first + tracking, "README.md", "exec"), namespace)
+    exec(compile(first + tracking, "docs/python-api.md", "exec"), namespace)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.get_run(namespace["run_id"])
     assert run.info.status == "FINISHED"

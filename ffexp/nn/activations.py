@@ -1,4 +1,4 @@
-"""Activation functions g and their derivatives, registered by short name (MATH.md, table 1).
+"""Activation functions g and their derivatives, registered by short name (docs/math.md, table 1).
 
 Each activation acts on a whole layer: ``forward(Z) -> A`` with Z, A of shape (n[l], m), and
 ``backward(dA, Z, A) -> dZ``, the vector-Jacobian product dZ = ∂J/∂Z[l] from dA = ∂J/∂A[l].

@@ -1,4 +1,4 @@
-"""Weight initializations by name (MATH.md, "Initialization").
+"""Weight initializations by name (docs/math.md, "Initialization").
 
 Each initializer draws W[l] of shape (fan_out, fan_in) = (n[l], n[l-1]) from an explicit
 Generator. Variances, with fan_in = n[l-1], fan_out = n[l]:

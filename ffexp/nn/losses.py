@@ -10,7 +10,7 @@ machine epsilon) so that J is finite when ŷ is exactly 0 or 1.
 - ``cce``  categorical cross-entropy: L = −Σ_k y_k ln ŷ_k;  ∂J/∂Ŷ = −Y/Ŷ / m.
 
 For the matched pairs linear(c=1)+mse, sigmoid+bce and softmax(β=1)+cce the output error is
-the shortcut dZ[L] = (Ŷ − Y)/m (β (Ŷ − Y)/m for a softmax of β ≠ 1; MATH.md [194], [198], [203], [207-210]); every other allowed
+the shortcut dZ[L] = (Ŷ − Y)/m (β (Ŷ − Y)/m for a softmax of β ≠ 1; docs/math.md [194], [198], [203], [207-210]); every other allowed
 pair goes through the general chain rule dZ[L] = g'ᵀ dŶ.
 """
 

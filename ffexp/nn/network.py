@@ -1,4 +1,4 @@
-"""The feedforward network in the article's notation (MATH.md).
+"""The feedforward network in the article's notation (docs/math.md).
 
 Layers l = 0..L; layer 0 is the input. Examples are columns: X is (n[0], m).
 W[l] is (n[l], n[l-1]) and b[l] is (n[l], 1); for a batch

@@ -1,4 +1,4 @@
-"""Gradient descent in the article's three forms, and the training loop (MATH.md [148-154], [224-237]).
+"""Gradient descent in the article's three forms, and the training loop (docs/math.md [148-154], [224-237]).
 
 Update with learning rate α:  W[l] ← W[l] − α ∂J/∂W[l],  b[l] ← b[l] − α ∂J/∂b[l].
 

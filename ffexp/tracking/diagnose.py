@@ -2,7 +2,7 @@
 
 Each diagnosis is a tag ``ffexp.diag.<name>`` = ``true`` | ``false``; the tag
 ``ffexp.diagnosis`` spells out the flagged ones with their numbers. The thresholds are for
-orientation, not verdicts (README, "Tracking"):
+orientation, not verdicts (docs/tracking.md, "Diagnoses"):
 
 "At initialization" is the history's step 0: the record of the initial parameters, before any
 update, with the gradient of the full training cost (ffexp.nn.EpochStats).

@@ -11,7 +11,7 @@ from ffexp.nn import ACTIVATIONS, HIDDEN_ACTIVATIONS, Network, make_activation
 
 ELEMENTWISE = [n for n, c in ACTIVATIONS.items() if c.elementwise]
 
-#: the article's g(z) written out independently (MATH.md, table 1), default parameters
+#: the article's g(z) written out independently (docs/math.md, table 1), default parameters
 REFERENCE = {
     "step": lambda z: 1.0 if z > 0 else 0.0,
     "linear": lambda z: z,

@@ -11,7 +11,7 @@ FAN_IN, FAN_OUT = 500, 500
 
 
 def expected_variance(name, fan_in, fan_out, distribution, scale):
-    """MATH.md's formulas, written out independently of ffexp.nn.initializers."""
+    """docs/math.md's formulas, written out independently of ffexp.nn.initializers."""
     if name == "xavier":
         return 2.0 / (fan_in + fan_out)
     if name == "he":

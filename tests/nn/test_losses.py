@@ -13,7 +13,7 @@ from ffexp.nn.losses import uses_shortcut
 
 
 def reference_cost(name, Y, Yhat):
-    """(1/m) Σ_i L(y(i), ŷ(i)) with the article's L, written with Python loops (MATH.md)."""
+    """(1/m) Σ_i L(y(i), ŷ(i)) with the article's L, written with Python loops (docs/math.md)."""
     n, m = Y.shape
     total = 0.0
     for i in range(m):

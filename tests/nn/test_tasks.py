@@ -1,4 +1,4 @@
-"""The four tasks: output layer, loss and prediction rule as in MATH.md's table."""
+"""The four tasks: output layer, loss and prediction rule as in docs/math.md's table."""
 
 import numpy as np
 import pytest

@@ -110,7 +110,7 @@ class Postgres:
     """A throwaway PostgreSQL 15 cluster: ``initdb`` into a fresh directory under /tmp (owned
     by the ``postgres`` user: initdb refuses root), listening on 127.0.0.1:<free port> only
     (and a Unix socket in that directory), password authentication over TCP; one database
-    ``mlflow`` owned by the role ``mlflow``, as in the README's recipe."""
+    ``mlflow`` owned by the role ``mlflow``, as in docs/scaling.md's recipe."""
 
     USER = "postgres"
 

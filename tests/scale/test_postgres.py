@@ -1,4 +1,4 @@
-"""A tracking server on PostgreSQL, as in the README's recipe (``pip install 'ffexp[postgres]'``,
+"""A tracking server on PostgreSQL, as in docs/scaling.md's recipe (``pip install 'ffexp[postgres]'``,
 ``--backend-store-uri postgresql+psycopg://...``): a throwaway PostgreSQL 15 cluster (initdb
 into a temporary directory, 127.0.0.1 only) and an ``mlflow server`` on it, both started and
 stopped here. Slow.

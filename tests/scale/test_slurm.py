@@ -79,7 +79,7 @@ def _sweep_dir(cwd: Path) -> Path:
 
 
 def test_sweep_on_slurm_against_a_tracking_server(tmp_path, cluster, server):
-    """The README's command: one array job, one task per ffexp job, all recorded."""
+    """docs/scaling.md's command: one array job, one task per ffexp job, all recorded."""
     n = 4
     proc, _ = run_ffexp(tmp_path, ["-m", "seed=0,1", "train.epochs=1,3", *TINY, *SLURM],
                         server.uri)
