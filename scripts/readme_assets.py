@@ -48,22 +48,23 @@ def chromium() -> str:
     """Debian's chromium; installed with apt-get when missing."""
     found = shutil.which("chromium")
     if not found:
-        subprocess.run(["apt-get", "update"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "update"], check=True, capture_output=True, timeout=600)
         subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, capture_output=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+                       timeout=1200, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         found = shutil.which("chromium")
     return found
 
 
-def free_port() -> int:
-    for port in PORTS:
+def free_port(ports: range = PORTS) -> int:
+    """The first port of ``ports`` free on 127.0.0.1 (also used by the browser and tour tests)."""
+    for port in ports:
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 5900-5999")
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
 def small_png(source: Path, target: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,45 +19,26 @@ from mlflow import MlflowClient
 
 from helpers_tracking import FAST, all_runs, run_ffexp
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from readme_assets import chromium, free_port  # noqa: E402  (one copy of each)
+
 pytestmark = pytest.mark.slow
 
 SWEEP = ["activation=relu,tanh", "seed=0,1", "train.epochs=6", "tracking.snapshots=3", *FAST]
 PORTS = range(5200, 5300)
 
 
-def _chromium() -> str:
-    """The chromium executable; apt-get installs Debian's package when it is missing."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    subprocess.run(["apt-get", "update"], check=True, capture_output=True, timeout=600)
-    subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, capture_output=True,
-                   timeout=1200, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    return shutil.which("chromium")
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 5200-5299")
-
-
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     """(base url, client, parent run, children, browser, directory) with the server up."""
-    browser = _chromium()
+    browser = chromium()
     root = tmp_path_factory.mktemp("ui")
     run_ffexp(root, "-m", *SWEEP)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     runs = all_runs(uri)
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if r is not parent]
-    port = _free_port()
+    port = free_port(PORTS)
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     server = subprocess.Popen([mlflow, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                                "--port", str(port), "--workers", "1"], cwd=root,
