@@ -6,12 +6,15 @@ the working directory before a job runs). ``MLFLOW_TRACKING_URI`` overrides it, 
 ``tracking.uri`` overrides both. A relative ``sqlite:///file.db`` is taken relative to the
 start directory as well.
 
-A fresh SQLite file needs its schema created (MLflow migrates it on first open, ~3 s); two
-processes doing that at once corrupt it (mlflow #4123; measured here: 3 of 4 single runs
-started at once on a fresh store failed in alembic). ``open_store`` does it, and creates the
-experiment, once: in a sweep, in the launching process before any job starts; and it holds an
-exclusive lock (flock on the database's directory) meanwhile, so that independent ``ffexp``
-processes started at once on one host take turns.
+A fresh SQLite file needs its schema created (MLflow runs its ~60 alembic migrations on first
+open, ~1.5-3 s of CPU); two processes doing that at once corrupt it (mlflow #4123; measured
+here: 3 of 4 single runs started at once on a fresh store failed in alembic). ``open_store``
+does it, and creates the experiment, once: in a sweep, in the launching process before any job
+starts; and it holds an exclusive lock (flock on the database's directory) meanwhile, so that
+independent ``ffexp`` processes started at once on one host take turns. The migrations run once
+per machine and MLflow version: a new store starts as a copy of an empty, migrated database
+that MLflow made (``schema_template``, in the user's cache directory); MLflow then verifies its
+schema and creates its Default experiment on first open as for any store.
 
 Clients come from ``client(uri)``: an MlflowClient wrapped in ffexp.tracking.retry's
 RetryingClient (SQLite's "database is locked" under parallel jobs is retried with backoff), with
@@ -70,14 +73,18 @@ def artifact_location(uri: str) -> str | None:
 QUIET_LOGGERS = ("mlflow.store.db.utils", "alembic")
 
 
+def _quiet() -> None:
+    import logging
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
+
+
 def client(uri: str):
     """An MlflowClient for ``uri`` whose calls retry SQLite lock contention."""
-    import logging
     from mlflow import MlflowClient
     from .faults import quiet_store_loggers
     from .retry import RetryingClient, configure_http
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
+    _quiet()
     configure_http()
     quiet_store_loggers()
     return RetryingClient(MlflowClient(tracking_uri=uri))
@@ -106,6 +113,56 @@ def creation_lock(db: Path | None):
         os.close(fd)  # releases the lock
 
 
+def cache_dir() -> Path:
+    """ffexp's cache: $XDG_CACHE_HOME/ffexp, else ~/.cache/ffexp."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ffexp"
+
+
+def schema_template() -> Path | None:
+    """An empty SQLite database with the schema of the installed MLflow (tables created and
+    migrated by MLflow itself, no experiment), made once per MLflow version; None if it cannot
+    be made (an unwritable cache, a MLflow whose internals moved): the store is then created
+    the usual way."""
+    import mlflow
+    path = cache_dir() / f"mlflow-{mlflow.__version__}-schema.db"
+    if path.is_file():
+        return path
+    try:
+        import sqlalchemy
+        from mlflow.store.db.utils import _initialize_tables
+        _quiet()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        engine = sqlalchemy.create_engine(f"sqlite:///{tmp}")
+        try:
+            _initialize_tables(engine)
+        finally:
+            engine.dispose()
+        os.replace(tmp, path)  # atomic: a concurrent maker's copy is as good
+        return path
+    except Exception:
+        return None
+
+
+def _seed_schema(db: Path) -> None:
+    """A new store file starts as a copy of the schema template (the migrations are paid once
+    per machine); an existing or non-empty file is left alone."""
+    if db.exists() and db.stat().st_size > 0:
+        return
+    template = schema_template()
+    if template is None:
+        return
+    import shutil
+    tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(template, tmp)
+        os.replace(tmp, db)
+    except OSError:  # a full disk, say: MLflow's own creation meets it and reports it
+        tmp.unlink(missing_ok=True)
+
+
 def open_store(uri: str, experiment: str, tags: dict[str, str] | None = None):
     """(client, experiment_id): creates the schema (first open) and the experiment if needed
     (with ``tags``)."""
@@ -113,6 +170,8 @@ def open_store(uri: str, experiment: str, tags: dict[str, str] | None = None):
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     with creation_lock(db):
+        if db is not None:
+            _seed_schema(db)
         return _open_store(uri, experiment, tags)
 
 
