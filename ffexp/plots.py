@@ -8,9 +8,11 @@ mini-batch norms (``train.epoch_gradients=full``: those of the full training cos
 epoch's end); an epoch 0, when the history has one, is the network before any update.
 
 Cheap by construction (a run draws them on its critical path): ``matplotlib.figure.Figure`` on
-the Agg canvas, never pyplot (no global state, no display); one figure per process, cleared and
-reused; fixed margins (constrained/tight layout would double the rendering time); a modest dpi;
-the decision boundary as an image of the prediction grid plus one contour, not filled contours.
+the Agg canvas, never pyplot (no global state, no display); one figure per kind of plot and
+process, kept with its axes and cleared of the last run's data only (the axes' ticks, a few
+lines and texts each, are built on the first draw and reused: a quarter of a plot's time);
+fixed margins (constrained/tight layout would double the rendering time); a modest dpi; the
+decision boundary as an image of the prediction grid plus one contour, not filled contours.
 """
 
 from __future__ import annotations
@@ -35,21 +37,41 @@ CLASS_COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860
 BINARY_CMAP = "RdBu_r"   # ŷ from 0 (blue) to 1 (red)
 GRADIENTS = {"mean": "mean over the epoch's updates", "full": "full training cost"}
 
-_FIGURE: list[Figure] = []
+#: the process's figures, by (kind, ncols, size, dpi): each with its axes
+_FIGURES: dict[tuple, tuple[Figure, list]] = {}
 
 
-def figure(ncols: int = 1, size=PANEL, dpi: int = DPI) -> tuple[Figure, list]:
-    """The process's one figure, cleared, with ``ncols`` axes side by side."""
-    if not _FIGURE:
-        fig = Figure(dpi=dpi)
-        FigureCanvasAgg(fig)
-        _FIGURE.append(fig)
-    fig = _FIGURE[0]
-    fig.clear()
-    fig.set_dpi(dpi)
-    fig.set_size_inches(size[0] * ncols, size[1])
+def figure(ncols: int = 1, size=PANEL, dpi: int = DPI, kind: str = "") -> tuple[Figure, list]:
+    """The process's figure for this kind of plot, with ``ncols`` axes side by side and no data:
+    made on first use, then cleared of what the last call drew (``_clear``)."""
+    key = (kind, ncols, tuple(size), dpi)
+    if key in _FIGURES:
+        fig, axes = _FIGURES[key]
+        _clear(fig, axes)
+        return fig, axes
+    fig = Figure(dpi=dpi, figsize=(size[0] * ncols, size[1]))
+    FigureCanvasAgg(fig)
     fig.subplots_adjust(left=0.12 / ncols ** 0.5, right=0.97, bottom=0.13, top=0.88, wspace=0.3)
-    return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    _FIGURES[key] = fig, axes
+    return fig, axes
+
+
+def _clear(fig: Figure, axes: list) -> None:
+    """Remove every artist a plot adds (lines, collections, images, texts, legends, titles) and
+    reset the colour cycle, the scales and the limits: the axes are as new, ticks kept."""
+    for ax in axes:
+        for artist in (*ax.lines, *ax.collections, *ax.images, *ax.patches, *ax.texts):
+            artist.remove()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        ax.set_prop_cycle(None)
+        ax.set_xscale("linear")
+        ax.set_yscale("linear")
+        ax.relim()
+        ax.autoscale()
+    for artist in (*fig.texts, *fig.legends):
+        artist.remove()
 
 
 def _series(columns: dict, name: str):
@@ -66,7 +88,7 @@ def learning_curves(result, title: str = "") -> Figure:
     """Cost J per epoch on the training and validation sets; validation metrics beside."""
     cols = result.columns()
     val_metrics = [k for k in cols if k.startswith("val/") and k != "val/cost"]
-    fig, axes = figure(2 if val_metrics else 1)
+    fig, axes = figure(2 if val_metrics else 1, kind="learning_curves")
     ax = axes[0]
     for name, label in (("train/cost", "training set"), ("val/cost", "validation set")):
         if name in cols:
@@ -110,7 +132,7 @@ def _log_y(ax, values) -> None:
 def gradient_norms(result, title: str = "", gradients: str = "mean") -> Figure:
     """‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ per layer over epochs, log scale, one line per layer."""
     cols = result.columns()
-    fig, axes = figure(2)
+    fig, axes = figure(2, kind="gradient_norms")
     for ax, prefix, label in ((axes[0], "grad_norm/W", "‖∂J/∂W[l]‖"),
                               (axes[1], "grad_norm/Z", "‖∂J/∂Z[l]‖")):
         layers = sorted((k for k in cols if k.startswith(prefix)), key=lambda k: int(k[len(prefix):]))
@@ -138,7 +160,7 @@ def gradient_flow(first, last, title: str = "", gradients: str = "mean", size=PA
     """The gradient-flow profile: ‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ against the layer l (log axis),
     at the first and at the last epoch (EpochStats). Where the lines fall towards l = 1 the
     gradients vanish on their way back from the output."""
-    fig, axes = figure(2, size, dpi)
+    fig, axes = figure(2, size, dpi, kind="gradient_flow")
     for ax, attr, label in ((axes[0], "grad_norm_W", "‖∂J/∂W[l]‖"),
                             (axes[1], "grad_norm_Z", "‖∂J/∂Z[l]‖")):
         drawn = []
@@ -177,7 +199,7 @@ def gradient_flow_frames(records, title: str = "", gradients: str = "mean", size
     and draws only its two lines and its epoch (measured at load 5 on 2 cores: 2 ms a frame,
     where redrawing the figure took 70 ms)."""
     first = records[0]
-    fig, axes = figure(2, size, dpi)
+    fig, axes = figure(2, size, dpi, kind="gradient_flow_frames")
     fig.subplots_adjust(left=0.1, right=0.98, bottom=0.16, top=0.8, wspace=0.28)
     moving = []
     for ax, attr, label in ((axes[0], "grad_norm_W", "‖∂J/∂W[l]‖"),
@@ -249,7 +271,7 @@ def decision_boundary(net, dataset, title: str = "", size=PANEL, dpi: int = DPI,
     (lo, hi), g0, g1, points = _grid(X, grid)
     field, levels, what = boundary_field(net, dataset, points)
     field = field.reshape(g0.shape)
-    fig, (ax,) = figure(1, size, dpi)
+    fig, (ax,) = figure(1, size, dpi, kind=f"decision_boundary:{what}")
     extent = (lo[0], hi[0], lo[1], hi[1])
     if what == "class":
         k = net.layer_sizes[-1]
@@ -263,8 +285,9 @@ def decision_boundary(net, dataset, title: str = "", size=PANEL, dpi: int = DPI,
     else:
         image = ax.imshow(np.clip(field, 0, 1), origin="lower", extent=extent, aspect="auto",
                           cmap=BINARY_CMAP, alpha=0.45, vmin=0, vmax=1, interpolation="bilinear")
-        fig.subplots_adjust(right=0.88)
-        fig.colorbar(image, ax=ax, label=what, fraction=0.05, pad=0.02)
+        if len(fig.axes) == 1:  # the colour bar: its scale (0..1) and label are the kind's
+            fig.subplots_adjust(right=0.88)
+            fig.colorbar(image, ax=ax, label=what, fraction=0.05, pad=0.02)
         ax.scatter(X[0], X[1], c=Y[0], s=9, cmap=BINARY_CMAP, vmin=-0.3, vmax=1.3,
                    edgecolors="k", linewidths=0.2)
     if np.nanmin(field) < max(levels) and np.nanmax(field) > min(levels):

@@ -156,7 +156,8 @@ def test_gradient_flow_frames_draw_each_epoch_where_its_values_are(moons):
     records = [result.history[0], result.history[10], result.history[-1]]
     frames = plots.gradient_flow_frames(records, TITLE)
     assert len(frames) == 3 and all(f.shape == frames[0].shape for f in frames)
-    fig = plots._FIGURE[0]                       # the frames' figure, left as the last frame
+    # the frames' figure, left as the last frame
+    fig = next(f for key, (f, _) in plots._FIGURES.items() if key[0] == "gradient_flow_frames")
     h = frames[0].shape[0]
     orange = np.asarray(to_rgb("C1"))
     for ax, attr in zip(fig.axes, ("grad_norm_W", "grad_norm_Z")):
@@ -175,3 +176,37 @@ def test_gradient_flow_frames_draw_each_epoch_where_its_values_are(moons):
     assert fig.texts[1].get_text() == f"epoch {records[-1].epoch}"
     corner = (slice(0, 20), slice(-80, None))    # the epoch label, top right: one per frame
     assert not np.array_equal(frames[1][corner], frames[2][corner])
+
+
+def _png_pixels(fig) -> np.ndarray:
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba()).copy()
+
+
+def test_a_reused_figure_draws_what_a_new_one_draws(moons, tmp_path):
+    """Each kind of plot keeps its figure and axes across runs: drawing another run in between
+    (deeper, longer, diverging to other scales, another kind of boundary) leaves no trace."""
+    data, net, result = moons
+    deep_data = load_dataset("moons", params={"n_samples": 300, "noise": 0.3}, seed=1)
+    deep = Network([2, 16, 16, 16, 1], "tanh", "sigmoid", seed=3)
+    deep_result = train(deep, deep_data.X_train, deep_data.Y_train, "bce", lr=2.0, epochs=60,
+                        seed=1, batch_size=16)
+    draws = {
+        "learning_curves": (lambda: plots.learning_curves(result, TITLE),
+                            lambda: plots.learning_curves(deep_result, "other")),
+        "gradient_norms": (lambda: plots.gradient_norms(result, TITLE),
+                           lambda: plots.gradient_norms(deep_result, "other", "full")),
+        "gradient_flow": (lambda: plots.gradient_flow(result.history[0], result.history[-1], TITLE),
+                          lambda: plots.gradient_flow(deep_result.history[5],
+                                                      deep_result.history[-1], "other")),
+        "decision_boundary": (lambda: plots.decision_boundary(net, data, TITLE),
+                              lambda: plots.decision_boundary(deep, deep_data, "other")),
+    }
+    for kind, (ours, other) in draws.items():
+        plots._FIGURES.clear()
+        fresh = _png_pixels(ours())
+        other()
+        again = ours()
+        if kind == "decision_boundary":
+            assert len(again.axes) == 2  # the plot and one colour bar, not one per run
+        assert np.array_equal(_png_pixels(again), fresh), kind
