@@ -15,9 +15,14 @@ three ways, each a whole process started from here (wall clock and CPU of the pr
   other, with one BLAS thread (what the command's jobs use): the work the harness wraps.
 
 Targets: untracked / bare ≤ 3 and tracked / untracked ≤ 1.5 (wall clock). With ``--repeats``
-the three are interleaved (the order rotates) and the medians are printed.
+the variants are interleaved (the order rotates) and the medians are printed.
 
-    python benchmarks/sweep.py [--jobs 100] [--epochs 50] [--repeats 1] [--n-jobs 2]
+``--floor`` adds a fourth variant, ``no pictures``: tracked without the plots, the step images
+and the model (``tracking.log_plots=false tracking.snapshots=0 tracking.log_model=false``):
+what MLflow's store costs by itself for the runs, params, metrics, tags and the remaining
+artifacts, the floor under the tracked sweep's ratio.
+
+    python benchmarks/sweep.py [--jobs 100] [--epochs 50] [--repeats 1] [--n-jobs 2] [--floor]
 """
 
 from __future__ import annotations
@@ -59,13 +64,19 @@ def _timed(args: list[str], cwd: str) -> tuple[float, float]:
     return wall, cpu
 
 
-def command(tracked: bool, acts, inits, seeds, epochs: int, n_jobs: int) -> tuple[float, float]:
+#: the tracked sweep without its pictures and model (--floor)
+NO_PICTURES = ("tracking.log_plots=false", "tracking.snapshots=0", "tracking.log_model=false")
+
+
+def command(tracked: bool, acts, inits, seeds, epochs: int, n_jobs: int,
+            extra: tuple[str, ...] = ()) -> tuple[float, float]:
     ffexp = str(Path(sys.executable).with_name("ffexp"))
     args = [ffexp, "-m", f"activation={','.join(acts)}", f"init={','.join(inits)}",
             f"seed={','.join(map(str, seeds))}", "optimizer=minibatch", f"train.epochs={epochs}",
             "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"]
     if not tracked:
         args.append("tracking.enabled=false")
+    args.extend(extra)
     with tempfile.TemporaryDirectory(prefix="ffexp-bench-sweep-") as cwd:
         return _timed(args, cwd)
 
@@ -100,6 +111,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--n-jobs", type=int, default=2, help="joblib workers")
+    parser.add_argument("--floor", action="store_true",
+                        help="also the tracked sweep without pictures and model")
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grid", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -116,10 +129,13 @@ def main() -> None:
         "untracked": lambda: command(False, acts, inits, seeds, args.epochs, args.n_jobs),
         "bare": lambda: bare(acts, inits, seeds, args.epochs),
     }
+    if args.floor:
+        runs["no pictures"] = lambda: command(True, acts, inits, seeds, args.epochs,
+                                              args.n_jobs, NO_PICTURES)
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
     order = list(runs)
     for r in range(args.repeats):
-        for name in order[r % 3:] + order[:r % 3]:  # rotate: no variant always first
+        for name in order[r % len(order):] + order[:r % len(order)]:  # no variant always first
             times[name].append(runs[name]())
     wall = {k: statistics.median(t[0] for t in v) for k, v in times.items()}
     cpu = {k: statistics.median(t[1] for t in v) for k, v in times.items()}
@@ -128,13 +144,17 @@ def main() -> None:
     print(f"sweep: {n} jobs ({len(acts)} activations x {len(inits)} inits x {len(seeds)} seeds), "
           f"moons, mini-batch, {args.epochs} epochs, joblib n_jobs={args.n_jobs}; "
           f"median of {args.repeats}; {os.cpu_count()} cpus, load average {load}")
-    print(f"{'':>10} {'wall s':>8} {'cpu s':>8} {'jobs/min':>9}")
+    print(f"{'':>11} {'wall s':>8} {'cpu s':>8} {'jobs/min':>9}")
     for name in runs:
-        print(f"{name:>10} {wall[name]:>8.1f} {cpu[name]:>8.1f} {60 * n / wall[name]:>9.1f}")
+        print(f"{name:>11} {wall[name]:>8.1f} {cpu[name]:>8.1f} {60 * n / wall[name]:>9.1f}")
     for num, den, target in (("untracked", "bare", 3.0), ("tracked", "untracked", 1.5)):
         ratio = wall[num] / wall[den]
         print(f"{num} / {den}: {ratio:.2f} wall (target <= {target:g}: "
               f"{'OK' if ratio <= target else 'OVER'}), {cpu[num] / cpu[den]:.2f} cpu")
+    if args.floor:
+        print(f"no pictures / untracked: {wall['no pictures'] / wall['untracked']:.2f} wall, "
+              f"{cpu['no pictures'] / cpu['untracked']:.2f} cpu (the store's floor); pictures and "
+              f"model: {(wall['tracked'] - wall['no pictures']) / n:.3f} s wall a job")
 
 
 if __name__ == "__main__":
