@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
 from mlflow import MlflowClient
 
 from helpers_scale import FFEXP, TINY, env_without_mlflow
 
 
+@pytest.mark.slow
 def test_single_runs_started_at_once_on_a_fresh_store(tmp_path):
     procs = [subprocess.Popen([FFEXP, f"seed={i}", "train.epochs=2", *TINY], cwd=tmp_path,
                               env=env_without_mlflow(), stdout=subprocess.PIPE,

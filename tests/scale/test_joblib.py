@@ -13,6 +13,8 @@ import json
 import textwrap
 from collections import Counter
 
+import pytest
+
 from helpers_scale import check_sweep_store, run_ffexp, sweep_args
 
 PROBE = textwrap.dedent('''
@@ -45,6 +47,7 @@ PROBE = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow  # tests/app/test_command.py runs a joblib sweep by default
 def test_joblib_two_workers_fresh_sqlite_store(tmp_path):
     n = 8
     probe = tmp_path / "probe"
