@@ -26,6 +26,9 @@ class Activation:
     blocks_gradient = False
     #: True for the rectifiers, whose unit is dead (inactive) when z ≤ 0 for every example
     can_die = False
+    #: True where ``inactive`` answers from the row sums of A = g(Z) alone, over any set of
+    #: columns (ReLU), so that Z need not be kept once A is computed
+    inactive_from_sums = False
 
     def forward(self, Z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -39,7 +42,8 @@ class Activation:
         return dA * self.derivative(Z, A)
 
     def forward_into(self, Z: np.ndarray, out: np.ndarray) -> None:
-        """out[...] = g(Z), into a preallocated buffer (the training step's form)."""
+        """out[...] = g(Z), into a preallocated buffer (the training step's form); ``out``
+        may be Z itself (the bookkeeping pass's form)."""
         out[...] = self.forward(Z)
 
     def backward_inplace(self, dZ: np.ndarray, Z: np.ndarray, A: np.ndarray) -> None:
@@ -173,6 +177,7 @@ class ReLU(Activation):
     name = "relu"
     output_range = (0.0, np.inf)
     can_die = True
+    inactive_from_sums = True
 
     def forward(self, Z):
         return np.maximum(Z, 0.0)
@@ -190,7 +195,8 @@ class ReLU(Activation):
         np.multiply(dZ, Z > 0, out=dZ)
 
     def inactive(self, Z, A_sums=None):
-        # a = max(z, 0) ≥ 0: a row of A sums to exactly 0 iff every z ≤ 0
+        # a = max(z, 0) ≥ 0: a row of A sums to exactly 0 iff every z ≤ 0 (a sum of
+        # non-negative numbers never rounds below its largest term)
         return A_sums == 0 if A_sums is not None else super().inactive(Z)
 
 
