@@ -41,9 +41,12 @@ class Activation:
         """dZ = dA ⊙ g'(Z)."""
         return dA * self.derivative(Z, A)
 
-    def forward_into(self, Z: np.ndarray, out: np.ndarray) -> None:
+    def forward_into(self, Z: np.ndarray, out: np.ndarray,
+                     zeros: np.ndarray | None = None) -> None:
         """out[...] = g(Z), into a preallocated buffer (the training step's form); ``out``
-        may be Z itself (the bookkeeping pass's form)."""
+        may be Z itself (the bookkeeping pass's form). ``zeros``, optionally an array of
+        zeros of Z's shape, is ReLU's: np.maximum against it takes numpy's SIMD loop, twice
+        as fast as against the scalar 0 (numpy 2.4, float64), for the same values."""
         out[...] = self.forward(Z)
 
     def backward_inplace(self, dZ: np.ndarray, Z: np.ndarray, A: np.ndarray) -> None:
@@ -108,7 +111,7 @@ class Linear(Activation):
     def backward(self, dA, Z, A):
         return dA if self.c == 1.0 else self.c * dA
 
-    def forward_into(self, Z, out):
+    def forward_into(self, Z, out, zeros=None):
         np.multiply(Z, self.c, out=out)
 
     def backward_inplace(self, dZ, Z, A):
@@ -157,7 +160,7 @@ class Tanh(Activation):
     def forward(self, Z):
         return np.tanh(Z)
 
-    def forward_into(self, Z, out):
+    def forward_into(self, Z, out, zeros=None):
         np.tanh(Z, out=out)
 
     def derivative(self, Z, A):
@@ -188,8 +191,8 @@ class ReLU(Activation):
     def backward(self, dA, Z, A):
         return dA * (Z > 0)
 
-    def forward_into(self, Z, out):
-        np.maximum(Z, 0.0, out=out)
+    def forward_into(self, Z, out, zeros=None):
+        np.maximum(Z, 0.0 if zeros is None else zeros, out=out)
 
     def backward_inplace(self, dZ, Z, A):
         np.multiply(dZ, Z > 0, out=dZ)

@@ -71,12 +71,14 @@ class Folded:
     that adds b[l] to every column. A[0] = [X; 1] is the chunk copied in (n[0] rows). A hidden
     layer's Z[l] is computed into A[l]'s rows and its activation applied in place: nothing
     reads Z[l] afterwards (the dead units that need it are counted before), and the chunk's
-    buffers stay a third smaller, nearer the core's L2 cache. Z holds the output layer's."""
+    buffers stay a third smaller, nearer the core's L2 cache. Z holds the output layer's;
+    ``zeros`` (its first n[l] rows) is what a ReLU layer compares against (``forward_into``)."""
 
     def __init__(self, net: Network, k: int):
         sizes = net.layer_sizes
         self.A = [np.ones((n + 1, k), dtype=net.dtype) for n in sizes[:-1]]   # A[0..L-1]
         self.Z = np.empty((sizes[-1], k), dtype=net.dtype)
+        self.zeros = np.zeros((max(sizes[1:-1], default=0), k), dtype=net.dtype)
 
 
 class _Stats:
@@ -190,7 +192,7 @@ class FullPass:
                 A = f.A[l][:-1]
                 np.matmul(Wb[l - 1], f.A[l - 1], out=A)   # Z[l], A[l] once activated
                 stats.before(l, A)
-                g[l - 1].forward_into(A, A)
+                g[l - 1].forward_into(A, A, f.zeros[:A.shape[0]])
                 stats.add(l, A, k / m)
             Z = f.Z
             np.matmul(Wb[L - 1], f.A[L - 1], out=Z)
