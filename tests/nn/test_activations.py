@@ -245,7 +245,30 @@ def test_in_place_forms_agree_with_forward_and_backward(name):
     out = np.empty_like(Z)
     g.forward_into(Z, out)
     np.testing.assert_array_equal(out, A)
+    # the bookkeeping pass's form: in place, with an array of zeros (ReLU compares with it)
+    Z[0, :2] = 0.0   # on the kink
+    A = g.forward(Z)
+    out = Z.copy()
+    g.forward_into(out, out, np.zeros_like(Z))
+    np.testing.assert_array_equal(out, A)
     dA = rng.normal(size=Z.shape)
     dZ = dA.copy()
     g.backward_inplace(dZ, Z, A)
     np.testing.assert_allclose(dZ, g.backward(dA, Z, A), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("name", [n for n, c in ACTIVATIONS.items() if c.can_die])
+def test_inactive_from_sums_agrees_with_inactive_from_z(name):
+    """Where an activation says its dead units follow from the row sums of A alone, they
+    equal those from Z, over a whole set as over each of its parts added up."""
+    g = make_activation(name)
+    rng = np.random.default_rng(5)
+    Z = rng.normal(size=(6, 40)) - 1.5
+    Z[2] = -np.abs(Z[2])          # a dead unit
+    Z[4, 7], Z[5] = 1e-300, 0.0   # alive by one tiny z; dead with z = 0 exactly
+    truth = np.all(Z <= 0, axis=1)
+    np.testing.assert_array_equal(g.inactive(Z), truth)
+    if g.inactive_from_sums:
+        A = g.forward(Z)
+        sums = A[:, :15].sum(axis=1) + A[:, 15:].sum(axis=1)
+        np.testing.assert_array_equal(g.inactive(None, sums), truth)

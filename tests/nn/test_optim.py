@@ -10,6 +10,8 @@ import pytest
 from ffexp.nn import OPTIMIZERS, Callback, Network, bookkeeping, make_loss, train
 from ffexp.nn.optim import Schedule
 
+from nn_helpers import make_labels
+
 #: updates per epoch for m examples and batch size s, as the article defines the three forms
 EXPECTED_UPDATES = {"sgd": lambda m, s: m, "minibatch": lambda m, s: math.ceil(m / s),
                     "batch": lambda m, s: 1}
@@ -317,6 +319,12 @@ def test_callback_metrics_appear_in_flat():
     assert result.history[-1].flat()["val/accuracy"] == 0.5
 
 
+#: per hidden activation, which activations are saturated (the docstring of EpochStats)
+SATURATED = {"sigmoid": lambda A: (A < 0.01) | (A > 0.99), "tanh": lambda A: np.abs(A) > 0.99}
+#: the activations whose units can die (z <= 0 for every example)
+RECTIFIERS = ("relu", "leaky_relu")
+
+
 class EpochEndTruth(Callback):
     """At every epoch's end, what the stats should say, computed from net.gradients and a
     forward pass on the full training set."""
@@ -328,12 +336,16 @@ class EpochEndTruth(Callback):
         J, dW, db = net.gradients(self.X, self.Y, self.loss)
         Zs, As = net.forward_all(self.X)
         Zs, As = [None] + [Z.copy() for Z in Zs[1:]], [A.copy() for A in As]
+        hidden = [(Zs[l], As[l], net.activations[l - 1].name) for l in range(1, net.L)]
         self.truth = dict(cost=J, gW=[np.linalg.norm(g) for g in dW],
                           gb=[np.linalg.norm(g) for g in db],
                           wn=[np.linalg.norm(W) for W in net.weights],
-                          mean=[As[l].mean() for l in range(1, net.L)],
-                          std=[As[l].std() for l in range(1, net.L)],
-                          dead=[np.mean(np.all(Zs[l] <= 0, axis=1)) for l in range(1, net.L)])
+                          mean=[A.mean() for _, A, _ in hidden],
+                          std=[A.std() for _, A, _ in hidden],
+                          saturated=[np.mean(SATURATED[g](A)) if g in SATURATED else 0.0
+                                     for _, A, g in hidden],
+                          dead=[np.mean(np.all(Z <= 0, axis=1)) if g in RECTIFIERS else 0.0
+                                for Z, _, g in hidden])
         _, _, dZ = net.backward(Zs, As, self.Y, self.loss)
         self.truth["gZ"] = [np.linalg.norm(g) for g in dZ]
         t = self.truth
@@ -341,6 +353,7 @@ class EpochEndTruth(Callback):
         np.testing.assert_allclose(stats.weight_norm_W, t["wn"], rtol=1e-12)
         np.testing.assert_allclose(stats.act_mean, t["mean"], rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(stats.act_std, t["std"], rtol=1e-12)
+        np.testing.assert_allclose(stats.act_saturated, t["saturated"], rtol=1e-12)
         np.testing.assert_array_equal(stats.act_dead, t["dead"])
         self.checked += 1
 
@@ -402,6 +415,47 @@ def test_mean_epoch_gradients_are_the_mean_of_the_update_norms(monkeypatch, budg
         for k, name in ((1, "grad_norm_W"), (2, "grad_norm_b"), (3, "grad_norm_Z")):
             mean = np.mean([c[k] for c in epoch_calls], axis=0)
             np.testing.assert_allclose(getattr(st, name), mean, rtol=1e-12)
+
+
+#: networks for the forward-only pass (every record of epoch_gradients="mean" but step 0):
+#: saturating sigmoid and tanh layers and a ReLU with dead units (init scale 2), the
+#: chain-rule output error (sigmoid + mse); leaky ReLU into softmax + cce and ReLU into a
+#: linear output (several output rows, so the output spans are 2-D blocks)
+FORWARD_NETS = {
+    "sigmoid-tanh-relu/mse": (dict(layer_sizes=[2, 6, 5, 4, 1], init="random", init_scale=2.0,
+                                   activations=["sigmoid", "tanh", "relu", "sigmoid"]), "mse"),
+    "leaky_relu/cce": (dict(layer_sizes=[2, 6, 3], activations=["leaky_relu", "softmax"],
+                            init="random", init_scale=2.0), "cce"),
+    "relu/mse": (dict(layer_sizes=[2, 5, 4, 2], activations=["relu", "relu", "linear"]), "mse"),
+}
+#: (chunk width, chunks per output span) over m = 30: one chunk; chunks of 7 (the last 2
+#: wide) in spans of 2 chunks (the last span 2 columns) or in one span; one column at a time
+#: in spans of 4
+PASSES = {"whole set": (30, 1), "7 in spans of 14": (7, 2), "7 in one span": (7, 5),
+          "1 in spans of 4": (1, 4)}
+
+
+@pytest.mark.parametrize("passes", PASSES.values(), ids=PASSES.keys())
+@pytest.mark.parametrize("case", FORWARD_NETS.values(), ids=FORWARD_NETS.keys())
+def test_forward_only_pass_gives_the_whole_set_values(monkeypatch, case, passes):
+    """The pass without gradients (biases folded into the products, the output layer and
+    the cost over spans of chunks) equals one unchunked forward pass, to 1e-12, however it is
+    chunked and spanned: cost, mean, std, saturated and dead fractions at every record."""
+    width, per_span = passes
+    monkeypatch.setattr("ffexp.nn.optim.chunk_width", lambda net, m, s: min(m, width))
+    monkeypatch.setattr("ffexp.nn.bookkeeping.span_width",
+                        lambda net, m, w: min(m, w * per_span))
+    (arguments, loss), rng = case, np.random.default_rng(4)
+    X = rng.normal(size=(2, 30))
+    Y = make_labels(loss, arguments["layer_sizes"][-1], 30, rng)
+    net = Network(**arguments, seed=5)
+    truth = EpochEndTruth(X, Y, loss)
+    result = train(net, X, Y, loss, epochs=3, batch_size=8, lr=0.1, callbacks=[truth])
+    assert truth.checked == 4 and result.outcome == "finished"
+    assert [s.gradients for s in result.history] == ["full", "mean", "mean", "mean"]
+    first = result.history[0]
+    if "tanh" in arguments["activations"]:
+        assert first.act_saturated[:2].min() > 0.02 and first.act_dead[2] > 0
 
 
 def test_batch_records_the_full_gradient_at_the_epochs_end_without_extra_passes():
