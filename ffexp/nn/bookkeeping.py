@@ -128,7 +128,8 @@ class FullPass:
     The full gradient goes into ``grad`` (θ's flat layout): with one chunk the back-propagation
     writes it there directly, and the workspace keeps that chunk's forward pass, so batch
     gradient descent can take its next update from them (``Trainer``). ``spaces`` is the
-    trainer's dict of workspaces by width, shared so that equal widths share one."""
+    trainer's dict of workspaces by width, shared so that equal widths share one. Without
+    gradients the pass has buffers of its own (``Folded``, the output spans Z_out, A_out)."""
 
     def __init__(self, net: Network, X: np.ndarray, Y: np.ndarray, loss: Loss,
                  layout: FlatParams, grad: np.ndarray, width: int, spaces: dict):
@@ -199,7 +200,7 @@ class FullPass:
             j = i % span   # where the chunk's columns go in the span
             Z_out[:, j:j + k] = Z
             if j + k == span or i + k == m:
-                cost += self._span_cost(i + k - (j + k), j + k)
+                cost += self._span_cost(i - j, j + k)
         return cost
 
     def _span_cost(self, start: int, k: int) -> float:
