@@ -47,6 +47,7 @@ from ffexp.config import (RunContext, Settings, activation_label, hydra_error_li
                           register_schemas, to_settings)
 from ffexp.progress import epoch_callbacks, job_line, print_job_line
 from ffexp.search import recorded_value, register_resolver
+from ffexp.sweeper import register as register_sweeper
 from ffexp.tracking import check_store, existing_run_id, note_skipped, record_job
 from ffexp.tracking.faults import as_fault, run_id_of
 from ffexp.tracking.store import resolve_uri
@@ -64,6 +65,7 @@ USAGE_EXIT = 2
 register_schemas()
 cli.register_help()
 register_resolver()
+register_sweeper()
 
 
 # ---- the job --------------------------------------------------------------------------------
