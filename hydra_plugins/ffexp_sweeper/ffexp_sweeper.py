@@ -2,8 +2,8 @@
 composes a few of them (ffexp.sweeper, which says which and why that suffices) before anything
 is written, instead of every job, batch by batch, after writing ``multirun.yaml``."""
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: Hydra's plugin scan executes this module before
+# it is in sys.modules, where dataclasses look string annotations up
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
