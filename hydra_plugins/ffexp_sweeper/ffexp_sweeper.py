@@ -1,5 +1,6 @@
-"""``hydra/sweeper: ffexp``, ffexp's default sweeper: Hydra's basic sweeper, the same keys (``max_batch_size``, ``params``) and the same jobs, whose check that the jobs compose
-composes a few of them (ffexp.sweeper, which says which and why that suffices) before anything
+"""``hydra/sweeper: ffexp``, ffexp's default sweeper: Hydra's basic sweeper, the same keys
+(``max_batch_size``, ``params``) and the same jobs, whose check that the jobs compose composes
+a few of them (ffexp.sweeper, which says which and why that suffices) before anything
 is written, instead of every job, batch by batch, after writing ``multirun.yaml``."""
 
 # no ``from __future__ import annotations``: Hydra's plugin scan executes this module before
