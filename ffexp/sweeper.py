@@ -36,10 +36,10 @@ What it cannot refuse: a pair of overrides that compose separately but not toget
 but not to ``1``, and that one pair is the job no other choice forces ``plan`` to compose (a
 value that is legal under one combination and not under another is the same case). Such a job
 fails where the launcher composes it: the launching process gets the composition's error
-(basic launcher: raised in the process, the jobs after it are not run; joblib: re-raised from
-the worker, with the worker's traceback chained, once the batch ends), which the sweeper
-raises as ``JobDoesNotCompose`` and ``main`` prints as one ``ffexp: error: a job of the sweep
-does not compose: ...`` line, exit status 2; the jobs launched before it have run.
+(basic launcher: raised in the process; joblib: re-raised from the worker, with the worker's
+traceback chained, and no further job is started), which the sweeper raises as
+``JobDoesNotCompose`` and ``main`` prints as one ``ffexp: error: a job of the sweep does not
+compose: ...`` line, exit status 2; the jobs before it have run, those after it do not.
 """
 
 from __future__ import annotations
