@@ -161,15 +161,27 @@ def is_basic(config: Any) -> bool:
         return False
 
 
-def register() -> None:
-    """Make ``hydra/sweeper: ffexp`` known to Hydra (idempotent). Hydra finds plugins by
+def register() -> bool:
+    """Make ``hydra/sweeper: ffexp`` (and ``basic``) ffexp's sweeper (idempotent); False when
+    the plugin cannot be imported (an editable install made before it existed: ``pip install
+    -e .`` again), and Hydra's basic sweeper stays the default. Hydra finds plugins by
     scanning the ``hydra_plugins`` package, which misses a package installed in editable mode
-    (pip install -e: an import hook, not a directory), so the entry point registers it.
+    (an import hook, not a directory), so the entry point registers it.
 
     The plugin is imported after Hydra's scan: the scan executes the modules it finds again,
     BasicSweeper's among them, and a subclass of the class it replaced would not be one of
     the new class (``super(BasicSweeper, self)`` fails)."""
     from hydra.core.plugins import Plugins
     plugins = Plugins.instance()
-    from hydra_plugins.ffexp_sweeper.ffexp_sweeper import FfexpSweeper  # stores the config
+    try:
+        from hydra_plugins.ffexp_sweeper.ffexp_sweeper import FfexpSweeper  # stores the config
+    except ImportError:
+        return False
     plugins.register(FfexpSweeper)
+    return True
+
+
+#: why a sweep runs with Hydra's own sweeper (``register`` could not import ffexp's)
+NOT_INSTALLED = ("ffexp: warning: ffexp's sweeper (hydra_plugins.ffexp_sweeper) is not "
+                 "installed, so Hydra's composes every job before the first; pip install -e . "
+                 "again in the checkout")
