@@ -15,14 +15,25 @@ three ways, each a whole process started from here (wall clock and CPU of the pr
   other, with one BLAS thread (what the command's jobs use): the work the harness wraps.
 
 Targets: untracked / bare ≤ 3 and tracked / untracked ≤ 1.5 (wall clock). With ``--repeats``
-the variants are interleaved (the order rotates) and the medians are printed.
+the three are interleaved (the order rotates) and the medians are printed. ``start s``: from
+the command's start to Hydra's line that it launches the jobs (before it, Hydra composes the
+sweep's config, the callbacks open the store and the parent run, and the sweeper checks that
+the jobs compose).
 
-``--floor`` adds a fourth variant, ``no pictures``: tracked without the plots, the step images
-and the model (``tracking.log_plots=false tracking.snapshots=0 tracking.log_model=false``):
-what MLflow's store costs by itself for the runs, params, metrics, tags and the remaining
-artifacts, the floor under the tracked sweep's ratio.
+``--start`` measures only that, before and after ffexp's sweeper (ffexp.sweeper): the same
+command tracked and untracked with Hydra's own basic sweeper
+(``hydra.sweeper._target_=hydra._internal.core_plugins.basic_sweeper.BasicSweeper``, which
+composes every job before launching) and with ffexp's (the default, one job per combination
+of activation and init: 20 of 100), each process stopped once it launches; interleaved, the
+order rotating, medians of ``--repeats``.
 
-    python benchmarks/sweep.py [--jobs 100] [--epochs 50] [--repeats 1] [--n-jobs 2] [--floor]
+``--floor`` adds a variant, ``no pictures``: tracked without the plots, the step images and the
+model (``tracking.log_plots=false tracking.snapshots=0 tracking.log_model=false``): what
+MLflow's store costs by itself for the runs, params, metrics, tags and the remaining artifacts,
+the floor under the tracked sweep's ratio.
+
+    python benchmarks/sweep.py [--jobs 100] [--epochs 50] [--repeats 1] [--n-jobs 2] [--start]
+                               [--floor]
 """
 
 from __future__ import annotations
@@ -30,7 +41,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import re
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -50,18 +63,39 @@ def grid(jobs: int) -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
     return ACTIVATIONS[:max(1, jobs // 4)], INITS, (0,)
 
 
-def _timed(args: list[str], cwd: str) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the process and its waited-for descendants)."""
+#: Hydra's line as it launches the jobs (basic launcher; joblib)
+LAUNCH = re.compile(r"\[HYDRA\] (Launching \d+ jobs|Joblib\.Parallel\(.*\) is launching)")
+#: Hydra's own basic sweeper, which composes every job before launching (ffexp's: the default)
+HYDRAS_SWEEPER = "hydra.sweeper._target_=hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def _timed(args: list[str], cwd: str, stop_at_launch: bool = False
+           ) -> tuple[float, float, float | None]:
+    """(wall seconds, CPU seconds of the process and its waited-for descendants, seconds to
+    Hydra's launch line or None). ``stop_at_launch``: end the process (its whole group, the
+    joblib workers too) there."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=stop_at_launch)
+    launch, lines = None, []
+    for line in proc.stdout:
+        lines.append(line)
+        if launch is None and LAUNCH.search(line):
+            launch = time.perf_counter() - t0
+            if stop_at_launch:
+                os.killpg(proc.pid, signal.SIGTERM)
+                break
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait()
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        print(proc.stdout[-2000:], proc.stderr[-3000:], file=sys.stderr)
+    if (proc.returncode != 0 and not stop_at_launch) or (stop_at_launch and launch is None):
+        print("".join(lines)[-2000:], err[-3000:], file=sys.stderr)
         raise SystemExit(f"failed: {' '.join(args)}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+    return wall, cpu, launch
 
 
 #: the tracked sweep without its pictures and model (--floor)
@@ -69,16 +103,19 @@ NO_PICTURES = ("tracking.log_plots=false", "tracking.snapshots=0", "tracking.log
 
 
 def command(tracked: bool, acts, inits, seeds, epochs: int, n_jobs: int,
-            extra: tuple[str, ...] = ()) -> tuple[float, float]:
+            hydras_sweeper: bool = False, stop_at_launch: bool = False,
+            extra: tuple[str, ...] = ()) -> tuple[float, float, float | None]:
     ffexp = str(Path(sys.executable).with_name("ffexp"))
     args = [ffexp, "-m", f"activation={','.join(acts)}", f"init={','.join(inits)}",
             f"seed={','.join(map(str, seeds))}", "optimizer=minibatch", f"train.epochs={epochs}",
             "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"]
     if not tracked:
         args.append("tracking.enabled=false")
+    if hydras_sweeper:
+        args.append(HYDRAS_SWEEPER)
     args.extend(extra)
     with tempfile.TemporaryDirectory(prefix="ffexp-bench-sweep-") as cwd:
-        return _timed(args, cwd)
+        return _timed(args, cwd, stop_at_launch)
 
 
 def bare(acts, inits, seeds, epochs: int) -> tuple[float, float]:
@@ -105,12 +142,46 @@ def bare_loop(acts, inits, seeds, epochs: int) -> None:
                   batch_size=32, epochs=epochs, seed=seed)
 
 
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _rotated(names: list[str], repeats: int):
+    """Every name once per repeat, the order rotating: no variant always first."""
+    for r in range(repeats):
+        k = r % len(names)
+        yield from names[k:] + names[:k]
+
+
+def start_main(args, acts, inits, seeds, n: int) -> None:
+    """``--start``: seconds to the launch, Hydra's sweeper against ffexp's."""
+    runs = {(tracked, hydras): (lambda t=tracked, h=hydras: command(
+                t, acts, inits, seeds, args.epochs, args.n_jobs, h, stop_at_launch=True))
+            for tracked in (False, True) for hydras in (True, False)}
+    load0 = _load()
+    times: dict = {k: [] for k in runs}
+    for key in _rotated(list(runs), args.repeats):
+        times[key].append(runs[key]()[2])
+    start = {k: statistics.median(v) for k, v in times.items()}
+    print(f"sweep start: {n} jobs ({len(acts)} activations x {len(inits)} inits x {len(seeds)} "
+          f"seeds), joblib n_jobs={args.n_jobs}; seconds from the command's start to the "
+          f"launch, median of {args.repeats}; {os.cpu_count()} cpus, load average {load0} "
+          f"(start), {_load()} (end)")
+    print(f"{'':>10} {'Hydra s':>8} {'ffexp s':>8} {'Hydra/ffexp':>12}")
+    for tracked in (False, True):
+        hydra, ffexp = start[(tracked, True)], start[(tracked, False)]
+        name = "tracked" if tracked else "untracked"
+        print(f"{name:>10} {hydra:>8.2f} {ffexp:>8.2f} {hydra / ffexp:>12.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=100, help="about this many jobs (default 100)")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--n-jobs", type=int, default=2, help="joblib workers")
+    parser.add_argument("--start", action="store_true",
+                        help="only the time to the launch, Hydra's sweeper against ffexp's")
     parser.add_argument("--floor", action="store_true",
                         help="also the tracked sweep without pictures and model")
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
@@ -124,6 +195,9 @@ def main() -> None:
 
     acts, inits, seeds = grid(args.jobs)
     n = len(acts) * len(inits) * len(seeds)
+    if args.start:
+        start_main(args, acts, inits, seeds, n)
+        return
     runs = {
         "tracked": lambda: command(True, acts, inits, seeds, args.epochs, args.n_jobs),
         "untracked": lambda: command(False, acts, inits, seeds, args.epochs, args.n_jobs),
@@ -131,22 +205,25 @@ def main() -> None:
     }
     if args.floor:
         runs["no pictures"] = lambda: command(True, acts, inits, seeds, args.epochs,
-                                              args.n_jobs, NO_PICTURES)
-    times: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
-    order = list(runs)
-    for r in range(args.repeats):
-        for name in order[r % len(order):] + order[:r % len(order)]:  # no variant always first
-            times[name].append(runs[name]())
+                                              args.n_jobs, extra=NO_PICTURES)
+    load0 = _load()
+    times: dict[str, list[tuple[float, float, float | None]]] = {k: [] for k in runs}
+    for name in _rotated(list(runs), args.repeats):
+        times[name].append(runs[name]())
     wall = {k: statistics.median(t[0] for t in v) for k, v in times.items()}
     cpu = {k: statistics.median(t[1] for t in v) for k, v in times.items()}
+    start = {k: statistics.median(t[2] for t in v) if v[0][2] is not None else None
+             for k, v in times.items()}
 
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"sweep: {n} jobs ({len(acts)} activations x {len(inits)} inits x {len(seeds)} seeds), "
           f"moons, mini-batch, {args.epochs} epochs, joblib n_jobs={args.n_jobs}; "
-          f"median of {args.repeats}; {os.cpu_count()} cpus, load average {load}")
-    print(f"{'':>11} {'wall s':>8} {'cpu s':>8} {'jobs/min':>9}")
+          f"median of {args.repeats}; {os.cpu_count()} cpus, load average {load0} (start), "
+          f"{_load()} (end)")
+    print(f"{'':>11} {'wall s':>8} {'cpu s':>8} {'jobs/min':>9} {'start s':>8}")
     for name in runs:
-        print(f"{name:>11} {wall[name]:>8.1f} {cpu[name]:>8.1f} {60 * n / wall[name]:>9.1f}")
+        first = f"{start[name]:>8.2f}" if start[name] is not None else f"{'':>8}"
+        print(f"{name:>11} {wall[name]:>8.1f} {cpu[name]:>8.1f} {60 * n / wall[name]:>9.1f} "
+              f"{first}")
     for num, den, target in (("untracked", "bare", 3.0), ("tracked", "untracked", 1.5)):
         ratio = wall[num] / wall[den]
         print(f"{num} / {den}: {ratio:.2f} wall (target <= {target:g}: "

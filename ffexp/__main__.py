@@ -47,6 +47,7 @@ from ffexp.config import (RunContext, Settings, activation_label, hydra_error_li
                           register_schemas, to_settings)
 from ffexp.progress import epoch_callbacks, job_line, print_job_line
 from ffexp.search import recorded_value, register_resolver
+from ffexp.sweeper import NOT_INSTALLED, register as register_sweeper
 from ffexp.tracking import check_store, existing_run_id, note_skipped, record_job
 from ffexp.tracking.faults import as_fault, run_id_of
 from ffexp.tracking.store import resolve_uri
@@ -64,6 +65,7 @@ USAGE_EXIT = 2
 register_schemas()
 cli.register_help()
 register_resolver()
+SWEEPER_INSTALLED = register_sweeper()
 
 
 # ---- the job --------------------------------------------------------------------------------
@@ -251,6 +253,8 @@ class SweepStatus(HydraCallback):
     sweep_dir: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not SWEEPER_INSTALLED:
+            print(NOT_INSTALLED, file=sys.stderr, flush=True)
         sweep = claim_sweep_dir(config)
         for stale in sweep.rglob(STATUS_FILE) if sweep.is_dir() else ():
             stale.unlink()

@@ -200,10 +200,12 @@ def to_settings(cfg: DictConfig) -> Settings:
 
 def hydra_error_line(err: BaseException) -> str:
     """Hydra's and OmegaConf's multi-line message (a wrong type, an unknown option) as one line:
-    the override, the reason, the key and the accepted options; no search path, no types."""
+    the override, the reason, the key and the accepted options; no search path, no types, and
+    not the traceback that joblib chains to an error it re-raises from a worker."""
     text = str(err)
-    if err.__cause__ is not None and str(err.__cause__) not in text:
-        text += "\n" + str(err.__cause__)
+    cause = str(err.__cause__) if err.__cause__ is not None else ""
+    if cause not in text and "Traceback (most recent call last)" not in cause:
+        text += "\n" + cause
     parts: list[str] = []
     for line in text.splitlines():
         if line.startswith("Config search path"):

@@ -1,11 +1,12 @@
 """One parent MLflow run per multirun: a Hydra callback in the launching process.
 
-``on_multirun_start`` runs once, before any job: it checks that every job's config composes (a
-typo in a sweep value leaves the store untouched), creates the SQLite schema and the experiment
-(parallel jobs racing to do either break the store: mlflow #4123), creates the parent run and
-writes its id to ``<sweep dir>/mlflow_sweep.json`` for the jobs (ffexp.tracking.handoff). Before
-that, it checks that the store can be used (ffexp.tracking.preflight) and, with
-``tracking.skip_existing``, closes the experiment's stale runs (ffexp.tracking.stale).
+``on_multirun_start`` runs once, before any job: it checks that the jobs' configs compose
+(ffexp.sweeper: a typo in a sweep value leaves the store untouched), creates the SQLite schema
+and the experiment (parallel jobs racing to do either break the store: mlflow #4123), creates
+the parent run and writes its id to ``<sweep dir>/mlflow_sweep.json`` for the jobs
+(ffexp.tracking.handoff). Before that, it checks that the store can be used
+(ffexp.tracking.preflight) and, with ``tracking.skip_existing``, closes the experiment's stale
+runs (ffexp.tracking.stale).
 
 ``on_multirun_end`` writes the summary and closes the parent. Hydra skips it when a job raised,
 so the parent is also closed by ``close_open_sweep`` (called from the entry point's ``finally``,
@@ -63,30 +64,25 @@ class MlflowSweep(Callback):
 
 
 def _sweep_jobs(config) -> list[list[str]] | None:
-    """Every job's overrides, as the basic sweeper will expand them (None for other sweepers)."""
+    """Every job's overrides, as the basic sweeper (or ffexp's, its subclass) will expand them;
+    None for other sweepers (Optuna samples its jobs as it goes)."""
+    from ffexp.sweeper import expand, is_basic
     try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-        if "BasicSweeper" not in str(config.hydra.sweeper.get("_target_", "")):
+        if not is_basic(config):
             return None
-        params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-        parsed = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
-        return BasicSweeper.split_arguments(parsed, None)[0]
+        from hydra.core.global_hydra import GlobalHydra
+        return expand(config, GlobalHydra.instance().config_loader())
     except Exception:  # counting is a courtesy; Hydra reports malformed overrides itself
         return None
 
 
 def _check_composes(config, jobs: list[list[str]]) -> None:
-    """Compose, before anything is written, the config of every distinct override value (with
-    the overrides common to all jobs): a misspelled option or a wrong type fails here. Hydra
-    composes every job too, but only after this callback; one composition per value rather
-    than per job keeps a 27-job sweep's start cheap."""
-    from hydra.core.global_hydra import GlobalHydra
-    loader = GlobalHydra.instance().config_loader()
-    common = [o for o in jobs[0] if all(o in job for job in jobs)] if jobs else []
-    distinct = dict.fromkeys(o for job in jobs for o in job if o not in common)
-    for override in distinct or [None]:
-        loader.load_sweep_config(config, common + ([override] if override else []))
+    """Compose, before anything is written, the jobs that ffexp.sweeper.plan picks (a
+    misspelled option or a wrong type fails here). ffexp's sweeper then knows the sweep is
+    checked and composes nothing more before launching; Hydra's basic sweeper (with
+    ``hydra/sweeper=basic``) composes every job again."""
+    from ffexp.sweeper import check
+    check(config, jobs)
 
 
 def _check_store(config) -> None:

@@ -1,0 +1,2 @@
+"""ffexp's sweeper as a Hydra plugin: Hydra instantiates plugins from ``hydra_plugins``
+only."""
