@@ -83,7 +83,7 @@ def test_rerun_regenerates_the_committed_report(tmp_path, name):
     (tmp_path / "experiments").mkdir()
     shutil.copy(ROOT / "experiments" / "studylib.py", tmp_path / "experiments")
     shutil.copytree(ROOT / "experiments" / name, tmp_path / "experiments" / name,
-                    ignore=shutil.ignore_patterns("report", "mlflow.db", "measure.*"))
+                    ignore=shutil.ignore_patterns("report", "mlflow.db", "measure.md", "measure.png"))
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI",
                                                             "FFEXP_COMMAND_LINE")}
     env["MPLBACKEND"] = "Agg"
