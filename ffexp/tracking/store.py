@@ -128,12 +128,12 @@ def schema_template() -> Path | None:
     path = cache_dir() / f"mlflow-{mlflow.__version__}-schema.db"
     if path.is_file():
         return path
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         import sqlalchemy
         from mlflow.store.db.utils import _initialize_tables
         _quiet()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
         engine = sqlalchemy.create_engine(f"sqlite:///{tmp}")
         try:
@@ -143,6 +143,10 @@ def schema_template() -> Path | None:
         os.replace(tmp, path)  # atomic: a concurrent maker's copy is as good
         return path
     except Exception:
+        try:
+            tmp.unlink(missing_ok=True)  # no half-made template is left in the cache
+        except OSError:
+            pass
         return None
 
 
