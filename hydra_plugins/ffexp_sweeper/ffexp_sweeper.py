@@ -32,13 +32,25 @@ for _name in ("ffexp", "basic"):
                                  provider="ffexp")
 
 
+def _is_ffexp(config) -> bool:
+    """Whether the app is ffexp (its primary config is ffexp.conf): the plugin scan registers
+    this sweeper as ``basic`` for every Hydra app of the environment, and another app keeps
+    Hydra's own behaviour."""
+    sources = config.hydra.runtime.get("config_sources") or ()
+    return any(s.get("provider") == "main" and str(s.get("path")) == "ffexp.conf"
+               for s in sources)
+
+
 class FfexpSweeper(BasicSweeper):
     """The basic sweeper; ``sweep`` checks the whole sweep once (every batch, before the
-    first), so the per-batch check is not needed."""
+    first), so the per-batch check is not needed. Another Hydra app gets Hydra's own sweep."""
 
     def sweep(self, arguments: List[str]) -> Any:
-        from ffexp.sweeper import JobDoesNotCompose, check
         assert self.hydra_context is not None and self.config is not None
+        if not _is_ffexp(self.config):
+            self.validate_batch_is_legal = super().validate_batch_is_legal
+            return super().sweep(arguments)
+        from ffexp.sweeper import JobDoesNotCompose, check
         loader = self.hydra_context.config_loader
         parsed = OverridesParser.create(config_loader=loader).parse_overrides(
             self._parse_config() + list(arguments))

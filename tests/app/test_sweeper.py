@@ -173,3 +173,33 @@ def test_a_job_that_composes_only_in_its_worker_ends_the_sweep_in_one_line(
         [parent] = [r for r in _runs(env["MLFLOW_TRACKING_URI"])
                     if r.data.tags.get("ffexp.kind") == "sweep"]
         assert parent.info.status == "FAILED"
+
+
+OTHER_APP = '''
+import ffexp.sweeper
+import hydra
+from hydra.core.hydra_config import HydraConfig
+ffexp.sweeper.register()   # as Hydra's plugin scan does in a non-editable install
+
+
+@hydra.main(version_base=None, config_path=None, config_name=None)
+def main(cfg):
+    print("job", cfg.x, HydraConfig.get().sweeper._target_.rsplit(".", 1)[-1])
+
+
+main()
+'''
+
+
+def test_another_hydra_app_keeps_hydras_own_sweep(tmp_path):
+    """ffexp's sweeper registers itself as ``basic`` for the whole environment: another Hydra
+    app that gets it still has every job validated as Hydra's basic sweeper does."""
+    (tmp_path / "app.py").write_text(OTHER_APP)
+    proc = subprocess.run([sys.executable, "app.py", "-m", "+x=1,2", "hydra.verbose=true"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = proc.stdout + proc.stderr
+    assert "Validated configs of 2 jobs" in log              # Hydra's per-batch check ran
+    assert "checked the configs of the sweep" not in log     # and ffexp's did not
+    assert [line for line in proc.stdout.splitlines() if line.startswith("job")] == [
+        "job 1 FfexpSweeper", "job 2 FfexpSweeper"]
