@@ -79,8 +79,8 @@ def _sweep_jobs(config) -> list[list[str]] | None:
 def _check_composes(config, jobs: list[list[str]]) -> None:
     """Compose, before anything is written, the jobs that ffexp.sweeper.plan picks (a
     misspelled option or a wrong type fails here). ffexp's sweeper then knows the sweep is
-    checked and composes nothing more before launching; Hydra's basic sweeper (with
-    ``hydra/sweeper=basic``) composes every job again."""
+    checked and composes nothing more before launching; Hydra's own basic sweeper (chosen
+    with ``hydra.sweeper._target_``) composes every job again."""
     from ffexp.sweeper import check
     check(config, jobs)
 

@@ -45,20 +45,25 @@ class FfexpSweeper(BasicSweeper):
     """The basic sweeper; ``sweep`` checks the whole sweep once (every batch, before the
     first), so the per-batch check is not needed. Another Hydra app gets Hydra's own sweep."""
 
+    #: whether ``sweep`` checked the whole sweep (ffexp's app), so the batches need not be
+    checked = False
+
     def sweep(self, arguments: List[str]) -> Any:
         assert self.hydra_context is not None and self.config is not None
         if not _is_ffexp(self.config):
-            self.validate_batch_is_legal = super().validate_batch_is_legal
             return super().sweep(arguments)
         from ffexp.sweeper import JobDoesNotCompose, check
         loader = self.hydra_context.config_loader
         parsed = OverridesParser.create(config_loader=loader).parse_overrides(
             self._parse_config() + list(arguments))
         check(self.config, self.split_arguments(parsed, None)[0], loader)
+        self.checked = True
         try:
             return super().sweep(arguments)
         except (ConfigCompositionException, OmegaConfBaseException) as err:
             raise JobDoesNotCompose(err, str(self.config.hydra.sweep.dir)) from None
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        """Done for the whole sweep by ``sweep``."""
+        """Done for the whole sweep by ``sweep`` in ffexp; Hydra's check for another app."""
+        if not self.checked:
+            super().validate_batch_is_legal(batch)
