@@ -126,7 +126,9 @@ def check(config, jobs: Sequence[Sequence[str]], loader=None) -> int:
         return 0
     if loader is None:
         from hydra.core.global_hydra import GlobalHydra
-        loader = GlobalHydra.instance().config_loader()
+
+        from ffexp.compose import for_sweep
+        loader = for_sweep(config) or GlobalHydra.instance().config_loader()
     t0 = time.perf_counter()
     picked = plan(jobs, group_test(config, loader))
     for i in picked:

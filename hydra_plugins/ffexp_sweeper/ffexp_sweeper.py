@@ -48,6 +48,17 @@ class FfexpSweeper(BasicSweeper):
     #: whether ``sweep`` checked the whole sweep (ffexp's app), so the batches need not be
     checked = False
 
+    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        """Hydra's setup; in ffexp, the launcher composes the jobs with ffexp.compose's loader,
+        which composes each combination of group choices once per process."""
+        if _is_ffexp(config):
+            from hydra.types import HydraContext
+
+            from ffexp.compose import SweepLoader
+            hydra_context = HydraContext(config_loader=SweepLoader.of(hydra_context.config_loader, config),
+                                         callbacks=hydra_context.callbacks)
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
     def sweep(self, arguments: List[str]) -> Any:
         assert self.hydra_context is not None and self.config is not None
         if not _is_ffexp(self.config):
@@ -56,12 +67,17 @@ class FfexpSweeper(BasicSweeper):
         loader = self.hydra_context.config_loader
         parsed = OverridesParser.create(config_loader=loader).parse_overrides(
             self._parse_config() + list(arguments))
-        check(self.config, self.split_arguments(parsed, None)[0], loader)
-        self.checked = True
         try:
+            check(self.config, self.split_arguments(parsed, None)[0], loader)
+            self.checked = True
+            loader.share()
             return super().sweep(arguments)
         except (ConfigCompositionException, OmegaConfBaseException) as err:
+            if not self.checked:
+                raise
             raise JobDoesNotCompose(err, str(self.config.hydra.sweep.dir)) from None
+        finally:
+            loader.close()
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         """Done for the whole sweep by ``sweep`` in ffexp; Hydra's check for another app."""

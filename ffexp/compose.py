@@ -1,0 +1,166 @@
+"""A sweep's jobs composed once per combination of config-group choices (issue 15).
+
+Hydra composes every job of a sweep from scratch where it runs (``load_sweep_config``): it
+builds the defaults list (which files, in which packages), then loads, merges and validates
+those files, about 0.1 s a job of ffexp, more than a job of the default sweep takes to train.
+Both steps depend only on the group choices (``activation=tanh init=he``, ``hydra/...``), not
+on the values a job sets (``seed=3``, ``optimizer.lr=0.01``), which Hydra applies afterwards
+to the composed config. ``SweepLoader`` is Hydra's config loader that remembers the two steps'
+results per process and sweep:
+
+- the defaults list, keyed by the config sources, the primary config and the overrides that
+  are not value overrides (Hydra's own split, ``hydra._internal.defaults_list.Overrides``); a
+  job gets it with its own value overrides;
+- the config composed from a defaults list, keyed by the sources and the list; a job gets a
+  deep copy (Hydra then applies the job's overrides to it and the launcher sets its output
+  directory), the remembered one is never handed out.
+
+Everything after them is Hydra's, unchanged: a job's config is the one Hydra composes
+(tests/app/test_compose.py compares every job of a sweep). ffexp's sweeper
+(hydra_plugins/ffexp_sweeper) gives it to the launcher for ffexp's app only; the launcher
+pickles it to the workers with each job (joblib, SLURM), so a worker process remembers for
+the jobs it runs, and the basic launcher reuses what the sweeper's check (ffexp.sweeper)
+composed. A sweep has a token; a loader of another sweep in the same process starts afresh,
+since config files may have changed in between.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import hydra._internal.config_loader_impl as _impl
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.config_repository import CachingConfigRepository
+from hydra._internal.defaults_list import DefaultsList, Overrides
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+#: what this process remembers, for one sweep (``token``)
+_MEMO: dict[str, Any] = {"token": None}
+_KINDS = ("parsed", "searchpath", "defaults", "configs")
+
+#: the sweep being launched in this process: (its master config, its loader)
+_CURRENT: list = [None, None]
+
+
+def _memo(loader: SweepLoader) -> dict[str, Any]:
+    if _MEMO["token"] != loader.token:
+        _MEMO.update(token=loader.token, parsed={}, searchpath=set(), defaults={}, configs={})
+        if loader.shared:
+            try:
+                with open(loader.shared, "rb") as f:
+                    _MEMO.update(pickle.load(f))
+            except Exception:  # noqa: BLE001 - a memo is never needed: compose afresh
+                pass
+    return _MEMO
+
+
+def for_sweep(config) -> SweepLoader | None:
+    """The loader of the sweep whose master config is ``config``, if ffexp's sweeper set it
+    up in this process (the tracking callback's check composes with it)."""
+    return _CURRENT[1] if _CURRENT[0] is config else None
+
+
+def _sources(repo) -> tuple:
+    return tuple((s.provider, s.path) for s in repo.get_sources())
+
+
+@contextmanager
+def _remembered_defaults(memo: dict):
+    """Hydra's ``create_defaults_list``, remembered in ``memo`` for the time of one
+    composition (``_load_configuration_impl`` calls it by its module's name)."""
+    original = _impl.create_defaults_list
+
+    def create_defaults_list(repo, config_name, overrides_list, prepend_hydra, skip_missing):
+        values = Overrides(repo=repo, overrides_list=overrides_list).config_overrides
+        others = [o for o in overrides_list if not any(o is v for v in values)]
+        key = (_sources(repo), config_name, prepend_hydra, skip_missing,
+               tuple(o.input_line for o in others))
+        known = memo.get(key)
+        if known is None:
+            known = memo[key] = original(repo=repo, config_name=config_name,
+                                         overrides_list=others, prepend_hydra=prepend_hydra,
+                                         skip_missing=skip_missing)
+        return DefaultsList(defaults=known.defaults, defaults_tree=known.defaults_tree,
+                            config_overrides=values, overrides=known.overrides)
+
+    _impl.create_defaults_list = create_defaults_list
+    try:
+        yield
+    finally:
+        _impl.create_defaults_list = original
+
+
+class SweepLoader(ConfigLoaderImpl):
+    """Hydra's config loader for the jobs of one sweep (``token``), remembering per process
+    the defaults list and the composed config of each combination of group choices."""
+
+    token: str
+    #: a file with what the launching process composed, which a worker reads once
+    shared: str | None = None
+
+    @classmethod
+    def of(cls, loader: ConfigLoaderImpl, config=None) -> SweepLoader:
+        """``loader`` (its search path and repository) for a new sweep, whose master config
+        is ``config``."""
+        sweep = cls.__new__(cls)
+        sweep.__dict__.update(vars(loader))
+        sweep.token = uuid.uuid4().hex
+        _CURRENT[:] = [config, sweep]
+        return sweep
+
+    def share(self) -> None:
+        """Write what this process composed (the sweeper's check: every combination of group
+        choices) to a temporary file, which each worker on this machine reads once instead
+        of composing them again (on another machine, a worker composes them)."""
+        fd, path = tempfile.mkstemp(prefix="ffexp-compose-", suffix=".pickle")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump({kind: _memo(self)[kind] for kind in _KINDS}, f)
+        self.shared = path
+
+    def close(self) -> None:
+        """The sweep is over: its file is removed and it is no longer current."""
+        if self.shared:
+            Path(self.shared).unlink(missing_ok=True)
+            self.shared = None
+        if _CURRENT[1] is self:
+            _CURRENT[:] = [None, None]
+
+    def _parse_overrides_and_create_caching_repo(self, config_name, overrides):
+        """Hydra's: the overrides parsed, and a repository for one composition whose search
+        path the primary config and the overrides set (``hydra.searchpath``); each override
+        is parsed once, and a search path found to be unchanged is not looked up again."""
+        memo = _memo(self)
+        parsed = memo["parsed"]
+        new = [line for line in dict.fromkeys(overrides) if line not in parsed]
+        if new:
+            parsed.update(zip(new, OverridesParser.create().parse_overrides(overrides=new)))
+        overrides = [parsed[line] for line in overrides]
+        repo = CachingConfigRepository(self.repository)
+        key = (_sources(repo), config_name,
+               tuple(o.input_line for o in overrides if o.get_key_element() == "hydra.searchpath"))
+        if key not in memo["searchpath"]:
+            self._process_config_searchpath(config_name, overrides, repo)
+            if _sources(repo) == key[0]:
+                memo["searchpath"].add(key)
+        return overrides, repo
+
+    def _load_configuration_impl(self, *args, **kwargs):
+        with _remembered_defaults(_memo(self)["defaults"]):
+            return super()._load_configuration_impl(*args, **kwargs)
+
+    def _compose_config_from_defaults_list(self, defaults, repo):
+        key = (_sources(repo), tuple((d.config_path, d.parent, d.package, d.is_self, d.primary,
+                                      d.override_key) for d in defaults))
+        configs = _memo(self)["configs"]
+        if key in configs:
+            return copy.deepcopy(configs[key])
+        cfg = super()._compose_config_from_defaults_list(defaults, repo)
+        configs[key] = copy.deepcopy(cfg)
+        return cfg
