@@ -62,8 +62,8 @@ def _memo(loader: SweepLoader) -> dict[str, Any]:
 
 
 def for_sweep(config) -> SweepLoader | None:
-    """The loader of the sweep whose master config is ``config``, if ffexp's sweeper set it
-    up in this process (the tracking callback's check composes with it)."""
+    """The loader of the sweep whose master config is ``config``, if this process made one
+    (the tracking callback's check makes it, before Hydra sets up the sweeper)."""
     return _CURRENT[1] if _CURRENT[0] is config else None
 
 

@@ -124,11 +124,12 @@ def check(config, jobs: Sequence[Sequence[str]], loader=None) -> int:
     key = (tuple(config.hydra.overrides.hydra), tuple(tuple(job) for job in jobs))
     if key in _CHECKED:
         return 0
-    if loader is None:
+    if loader is None:      # the tracking callback's, before the sweeper is set up
         from hydra.core.global_hydra import GlobalHydra
 
-        from ffexp.compose import for_sweep
-        loader = for_sweep(config) or GlobalHydra.instance().config_loader()
+        from ffexp.compose import SweepLoader, for_sweep
+        loader = for_sweep(config) or SweepLoader.of(GlobalHydra.instance().config_loader(),
+                                                     config)
     t0 = time.perf_counter()
     picked = plan(jobs, group_test(config, loader))
     for i in picked:

@@ -50,13 +50,14 @@ class FfexpSweeper(BasicSweeper):
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
         """Hydra's setup; in ffexp, the launcher composes the jobs with ffexp.compose's loader,
-        which composes each combination of group choices once per process."""
+        which composes each combination of group choices once per process (the one the
+        tracking callback's check composed with, if it ran)."""
         if _is_ffexp(config):
             from hydra.types import HydraContext
 
-            from ffexp.compose import SweepLoader
-            hydra_context = HydraContext(config_loader=SweepLoader.of(hydra_context.config_loader, config),
-                                         callbacks=hydra_context.callbacks)
+            from ffexp.compose import SweepLoader, for_sweep
+            loader = for_sweep(config) or SweepLoader.of(hydra_context.config_loader, config)
+            hydra_context = HydraContext(config_loader=loader, callbacks=hydra_context.callbacks)
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> Any:

@@ -140,3 +140,18 @@ def _hydra_yaml(text: str) -> dict:
     hydra["overrides"]["hydra"] = [o for o in hydra["overrides"]["hydra"]
                                    if not o.startswith(("hydra.sweep.dir", "hydra.sweeper", "++hydra.job.env_set"))]
     return hydra
+
+
+def test_the_tracking_callbacks_check_composes_for_the_sweeper(hydra):
+    """The callback checks before Hydra sets up the sweeper; what it composed is the sweep's."""
+    from ffexp.sweeper import _CHECKED, check
+    master, plain = hydra
+    _CHECKED.clear()
+    assert check(master, JOBS) == 4     # plan counts hydra.job.name=other as a choice
+    loader = fc.for_sweep(master)
+    try:
+        assert isinstance(loader, fc.SweepLoader) and len(fc._MEMO["configs"]) == 3
+        assert fc._MEMO["token"] == loader.token
+    finally:
+        loader.close()
+        _CHECKED.clear()
