@@ -31,7 +31,7 @@ import os
 import pickle
 import tempfile
 import uuid
-from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -71,30 +71,33 @@ def _sources(repo) -> tuple:
     return tuple((s.provider, s.path) for s in repo.get_sources())
 
 
-@contextmanager
-def _remembered_defaults(memo: dict):
-    """Hydra's ``create_defaults_list``, remembered in ``memo`` for the time of one
-    composition (``_load_configuration_impl`` calls it by its module's name)."""
-    original = _impl.create_defaults_list
+#: the defaults lists a composition of this thread remembers, while a SweepLoader composes
+_ACTIVE: ContextVar[dict | None] = ContextVar("ffexp_compose_defaults", default=None)
+_CREATE_DEFAULTS_LIST = _impl.create_defaults_list
 
-    def create_defaults_list(repo, config_name, overrides_list, prepend_hydra, skip_missing):
-        values = Overrides(repo=repo, overrides_list=overrides_list).config_overrides
-        others = [o for o in overrides_list if not any(o is v for v in values)]
-        key = (_sources(repo), config_name, prepend_hydra, skip_missing,
-               tuple(o.input_line for o in others))
-        known = memo.get(key)
-        if known is None:
-            known = memo[key] = original(repo=repo, config_name=config_name,
-                                         overrides_list=others, prepend_hydra=prepend_hydra,
-                                         skip_missing=skip_missing)
-        return DefaultsList(defaults=known.defaults, defaults_tree=known.defaults_tree,
-                            config_overrides=values, overrides=known.overrides)
 
-    _impl.create_defaults_list = create_defaults_list
-    try:
-        yield
-    finally:
-        _impl.create_defaults_list = original
+def _create_defaults_list(repo, config_name, overrides_list, prepend_hydra, skip_missing):
+    """Hydra's ``create_defaults_list``, remembered while a SweepLoader composes (in this
+    thread); Hydra's own call otherwise. ``_load_configuration_impl`` calls it by its
+    module's name, where ``SweepLoader`` puts this (once, for the process: a swap per
+    composition would race between two threads of a joblib threading backend)."""
+    memo = _ACTIVE.get()
+    if memo is None:
+        return _CREATE_DEFAULTS_LIST(repo=repo, config_name=config_name,
+                                     overrides_list=overrides_list,
+                                     prepend_hydra=prepend_hydra, skip_missing=skip_missing)
+    values = Overrides(repo=repo, overrides_list=overrides_list).config_overrides
+    others = [o for o in overrides_list if not any(o is v for v in values)]
+    key = (_sources(repo), config_name, prepend_hydra, skip_missing,
+           tuple(o.input_line for o in others))
+    known = memo.get(key)
+    if known is None:
+        known = memo[key] = _CREATE_DEFAULTS_LIST(repo=repo, config_name=config_name,
+                                                  overrides_list=others,
+                                                  prepend_hydra=prepend_hydra,
+                                                  skip_missing=skip_missing)
+    return DefaultsList(defaults=known.defaults, defaults_tree=known.defaults_tree,
+                        config_overrides=values, overrides=known.overrides)
 
 
 class SweepLoader(ConfigLoaderImpl):
@@ -152,8 +155,12 @@ class SweepLoader(ConfigLoaderImpl):
         return overrides, repo
 
     def _load_configuration_impl(self, *args, **kwargs):
-        with _remembered_defaults(_memo(self)["defaults"]):
+        _impl.create_defaults_list = _create_defaults_list
+        active = _ACTIVE.set(_memo(self)["defaults"])
+        try:
             return super()._load_configuration_impl(*args, **kwargs)
+        finally:
+            _ACTIVE.reset(active)
 
     def _compose_config_from_defaults_list(self, defaults, repo):
         key = (_sources(repo), tuple((d.config_path, d.parent, d.package, d.is_self, d.primary,

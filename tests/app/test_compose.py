@@ -155,3 +155,21 @@ def test_the_tracking_callbacks_check_composes_for_the_sweeper(hydra):
     finally:
         loader.close()
         _CHECKED.clear()
+
+
+def test_threads_compose_alike_and_hydras_loader_remembers_nothing(hydra):
+    """A joblib threading backend composes in two threads of one process; Hydra's own loader
+    in the same process, after, composes afresh (the memo is a SweepLoader's only)."""
+    from concurrent.futures import ThreadPoolExecutor
+    master, plain = hydra
+    sweep = fc.SweepLoader.of(plain, master)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            got = list(pool.map(lambda job: _plain(sweep.load_sweep_config(master, job)),
+                                JOBS * 3))
+        assert got == [_plain(plain.load_sweep_config(master, job)) for job in JOBS * 3]
+        remembered = len(fc._MEMO["defaults"])
+        plain.load_sweep_config(master, ["activation=sigmoid", "init=zeros"])
+        assert len(fc._MEMO["defaults"]) == remembered and fc._ACTIVE.get() is None
+    finally:
+        sweep.close()
