@@ -111,7 +111,7 @@ FFEXP = str(Path(sys.executable).with_name("ffexp"))
 HYDRAS_OWN = "hydra.sweeper._target_=hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
-@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+@pytest.mark.parametrize("launcher", ["basic", pytest.param("joblib", marks=pytest.mark.slow)])
 def test_the_command_writes_the_configs_hydras_sweeper_writes(tmp_path, launcher):
     sweep = ["-m", "activation=tanh,relu", "init=he,xavier", "seed=0,1", "train.epochs=1",
              "tracking.enabled=false", f"hydra/launcher={launcher}"]
