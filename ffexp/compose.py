@@ -145,13 +145,18 @@ class SweepLoader(ConfigLoaderImpl):
         if new:
             parsed.update(zip(new, OverridesParser.create().parse_overrides(overrides=new)))
         overrides = [parsed[line] for line in overrides]
-        repo = CachingConfigRepository(self.repository)
-        key = (_sources(repo), config_name,
+        key = (_sources(self.repository), config_name,
                tuple(o.input_line for o in overrides if o.get_key_element() == "hydra.searchpath"))
-        if key not in memo["searchpath"]:
-            self._process_config_searchpath(config_name, overrides, repo)
-            if _sources(repo) == key[0]:
-                memo["searchpath"].add(key)
+        if key in memo["searchpath"]:
+            # Hydra's repository copies this loader's (a deep copy, ~10 ms) so that setting
+            # the search path does not change it; here none is set: the copy is not needed
+            repo = CachingConfigRepository.__new__(CachingConfigRepository)
+            repo.delegate, repo.cache = self.repository, {}
+            return overrides, repo
+        repo = CachingConfigRepository(self.repository)
+        self._process_config_searchpath(config_name, overrides, repo)
+        if _sources(repo) == key[0]:
+            memo["searchpath"].add(key)
         return overrides, repo
 
     def _load_configuration_impl(self, *args, **kwargs):
