@@ -87,7 +87,8 @@ def _create_defaults_list(repo, config_name, overrides_list, prepend_hydra, skip
                                      overrides_list=overrides_list,
                                      prepend_hydra=prepend_hydra, skip_missing=skip_missing)
     values = Overrides(repo=repo, overrides_list=overrides_list).config_overrides
-    others = [o for o in overrides_list if not any(o is v for v in values)]
+    ids = {id(v) for v in values}
+    others = [o for o in overrides_list if id(o) not in ids]
     key = (_sources(repo), config_name, prepend_hydra, skip_missing,
            tuple(o.input_line for o in others))
     known = memo.get(key)

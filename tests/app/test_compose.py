@@ -137,8 +137,9 @@ def _hydra_yaml(text: str) -> dict:
     for key in ("sweep", "sweeper"):
         hydra.pop(key)
     hydra["runtime"].pop("output_dir")
+    mine = ("hydra.sweep.dir", "hydra.sweeper", "++hydra.job.env_set")
     hydra["overrides"]["hydra"] = [o for o in hydra["overrides"]["hydra"]
-                                   if not o.startswith(("hydra.sweep.dir", "hydra.sweeper", "++hydra.job.env_set"))]
+                                   if not o.startswith(mine)]
     return hydra
 
 
@@ -168,6 +169,7 @@ def test_threads_compose_alike_and_hydras_loader_remembers_nothing(hydra):
             got = list(pool.map(lambda job: _plain(sweep.load_sweep_config(master, job)),
                                 JOBS * 3))
         assert got == [_plain(plain.load_sweep_config(master, job)) for job in JOBS * 3]
+        sweep.load_sweep_config(master, JOBS[0])    # and in this thread, which it leaves
         remembered = len(fc._MEMO["defaults"])
         plain.load_sweep_config(master, ["activation=sigmoid", "init=zeros"])
         assert len(fc._MEMO["defaults"]) == remembered and fc._ACTIVE.get() is None
