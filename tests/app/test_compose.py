@@ -66,6 +66,30 @@ def test_every_job_gets_the_config_hydra_composes(hydra):
         sweep.close()
 
 
+def test_a_new_combination_reads_no_file_another_one_read(hydra, monkeypatch):
+    """The sweeper's check composes every combination of group choices: past the first, the
+    files are copies of those read before (each read once), and the configs are Hydra's."""
+    master, plain = hydra
+    read = []
+    real = plain.repository.load_config
+    monkeypatch.setattr(plain.repository, "load_config",
+                        lambda config_path: read.append(config_path) or real(config_path))
+    sweep = fc.SweepLoader.of(plain, master)
+    try:
+        sweep.load_sweep_config(master, JOBS[0])        # the first: Hydra's own repository
+        read.clear()
+        for job in (JOBS[2], JOBS[3], ["activation=sigmoid", "init=zeros"]):
+            got = _plain(sweep.load_sweep_config(master, job))
+            monkeypatch.setattr(plain.repository, "load_config", real)
+            assert got == _plain(plain.load_sweep_config(master, job)), job
+            monkeypatch.setattr(plain.repository, "load_config",
+                                lambda config_path: read.append(config_path) or real(config_path))
+        assert read and len(read) == len(set(read)), read
+        assert "dataset/moons" in read and "activation/sigmoid" in read
+    finally:
+        sweep.close()
+
+
 def test_a_worker_reads_what_the_launching_process_composed(hydra, monkeypatch):
     master, plain = hydra
     sweep = fc.SweepLoader.of(plain, master)
