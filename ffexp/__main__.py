@@ -92,12 +92,13 @@ def _write_status(context: RunContext, status: str, seconds: float, outcome: str
                   rerun_of: list[str] | None = None) -> None:
     """``<output dir>/ffexp_status.json``: the job's verdict, read by ``main`` after a sweep.
 
-    ``status``: ok | failed | skipped (``run_id`` is then the earlier FINISHED run)."""
+    ``status``: ok | failed | skipped (``run_id`` is then the earlier FINISHED run); ``pid``:
+    the process that ran the job (a joblib worker, or this process)."""
     record = {"job_num": context.job_num, "job_id": context.job_id,
               "overrides": context.overrides, "status": status, "outcome": outcome,
               "metric": metric[0] if metric else None, "value": metric[1] if metric else None,
               "error": error, "seconds": round(seconds, 3), "metrics": metrics or {},
-              "run_id": run_id, "rerun_of": rerun_of or []}
+              "run_id": run_id, "rerun_of": rerun_of or [], "pid": os.getpid()}
     Path(context.output_dir, STATUS_FILE).write_text(json.dumps(record, indent=1) + "\n")
 
 
@@ -350,6 +351,7 @@ def main() -> int:
 
     Hydra's own errors (a wrong type, an unknown option) come back as one line and exit status
     2, like ffexp's; HYDRA_FULL_ERROR=1 shows Hydra's full report instead."""
+    from ffexp import workers
     from ffexp.tracking import handoff
     try:
         return _main()
@@ -358,6 +360,7 @@ def main() -> int:
         return 0
     finally:
         handoff.release()  # the sweep directory's lock (claim_sweep_dir)
+        workers.stop()     # those started for a sweep refused before its launch
 
 
 def _main() -> int:

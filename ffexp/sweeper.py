@@ -53,6 +53,8 @@ from hydra.errors import HydraException
 
 log = logging.getLogger(__name__)
 
+#: ffexp's sweeper (hydra_plugins/ffexp_sweeper)
+FFEXP_SWEEPER = "hydra_plugins.ffexp_sweeper.ffexp_sweeper.FfexpSweeper"
 #: the sweeps this process has checked: (hydra overrides, jobs)
 _CHECKED: set[tuple] = set()
 
@@ -124,6 +126,9 @@ def check(config, jobs: Sequence[Sequence[str]], loader=None) -> int:
     key = (tuple(config.hydra.overrides.hydra), tuple(tuple(job) for job in jobs))
     if key in _CHECKED:
         return 0
+    if str(config.hydra.sweeper.get("_target_")) == FFEXP_SWEEPER:  # it waits for them
+        from ffexp import workers
+        workers.start(config)
     if loader is None:      # the tracking callback's, before the sweeper is set up
         from hydra.core.global_hydra import GlobalHydra
 

@@ -64,6 +64,7 @@ class FfexpSweeper(BasicSweeper):
         assert self.hydra_context is not None and self.config is not None
         if not _is_ffexp(self.config):
             return super().sweep(arguments)
+        from ffexp import workers
         from ffexp.sweeper import JobDoesNotCompose, check
         loader = self.hydra_context.config_loader
         parsed = OverridesParser.create(config_loader=loader).parse_overrides(
@@ -72,6 +73,7 @@ class FfexpSweeper(BasicSweeper):
             check(self.config, self.split_arguments(parsed, None)[0], loader)
             self.checked = True
             loader.share()
+            workers.wait()   # the joblib workers the check started (ffexp.workers)
             return super().sweep(arguments)
         except (ConfigCompositionException, OmegaConfBaseException) as err:
             if not self.checked:

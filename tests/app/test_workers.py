@@ -1,0 +1,81 @@
+"""ffexp.workers: a joblib sweep's jobs run in the worker processes started while the
+launching process checked the sweep (joblib reused its pool), through the real command; a
+sweep refused before its launch ends them; another launcher starts none."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from ffexp import workers
+
+from conftest import ffexp, statuses
+
+SWEEP = ["-m", "activation=sigmoid,tanh", "init=random,xavier", "seed=0", "train.epochs=2",
+         "model.hidden_sizes=[4]", "tracking.enabled=false", "hydra/launcher=joblib",
+         "hydra.launcher.n_jobs=2", "hydra.verbose=ffexp.workers"]
+
+
+def test_a_joblib_sweeps_jobs_run_in_the_workers_started_during_its_check(tmp_path):
+    done = ffexp(*SWEEP, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ready = re.search(r"joblib workers ready before the launch: pids ([\d ]+)",
+                      done.stdout + done.stderr)
+    assert ready, done.stdout + done.stderr
+    started = {int(p) for p in ready.group(1).split()}
+    ran = {record["pid"] for record in statuses(tmp_path / "multirun")}
+    assert len(statuses(tmp_path / "multirun")) == 4
+    # the launcher's Parallel reused the pool: a job ran in every process that started ahead
+    assert started <= ran and len(ran) <= 2 and os.getpid() not in ran, (started, ran)
+
+
+def _workers() -> set[int]:
+    """This process's live loky workers (from /proc; not loky's resource trackers, which live
+    as long as the process)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"LokyProcess" in command:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _until(condition, seconds: float = 60.0) -> bool:
+    """Whether ``condition()`` holds within ``seconds`` (a liveness bound, not a speed one)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_sweep_refused_before_its_launch_ends_the_workers(hydra_conf):
+    before = _workers()
+    config = hydra_conf(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+                        return_hydra_config=True)
+    workers.start(config, module="ffexp.app")
+    try:
+        assert _until(lambda: len(_workers() - before) >= 2)
+        started = _workers() - before
+    finally:
+        workers.stop()
+    assert not workers._STARTING
+    # idle loky workers would live on for 300 s; these are ended now
+    assert _until(lambda: not (started & _workers())), started & _workers()
+
+
+@pytest.mark.parametrize("launcher", ["basic", "submitit_local"])
+def test_another_launcher_starts_no_worker(hydra_conf, launcher):
+    config = hydra_conf([f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert workers.parallel_args(config) is None
+    workers.start(config)
+    assert not workers._STARTING
