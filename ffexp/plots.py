@@ -169,6 +169,29 @@ def _try_tile(dpi: float, gc, s: str, prop, angle: float, fx: float, fy: float, 
                 int(height - r1 - oy))
 
 
+def _round(v: float) -> int:
+    return int(v + 0.5) if v >= 0 else int(v - 0.5)   # Agg's mpl_round: half away from 0
+
+
+def _clip(rgba: np.ndarray, left: int, bottom: int, clip, height: float):
+    """The part of a tile (rows bottom to top, lower-left pixel at (left, bottom), y up) inside
+    the clip box, cut where Agg's text drawing cuts it: at the box's edges rounded to whole
+    pixels, the right and top edges excluded (``draw_image``'s clip box keeps one pixel more)."""
+    if clip is None:
+        return rgba, left, bottom
+    x0, y0, x1, y1 = clip.extents
+    h, w = rgba.shape[:2]
+    c0, c1 = max(_round(x0) - left, 0), min(_round(x1) - left, w)
+    # Agg keeps the rows (y down) from round(height - y1) to round(height - y0), excluded
+    r0 = max(int(height) - _round(height - y0) - bottom, 0)
+    r1 = min(int(height) - _round(height - y1) - bottom, h)
+    if c0 >= c1 or r0 >= r1:
+        return rgba[:0, :0], left, bottom
+    if (c0, r0, c1, r1) == (0, 0, w, h):
+        return rgba, left, bottom
+    return np.ascontiguousarray(rgba[r0:r1, c0:c1]), left + c0, bottom + r0
+
+
 class TextCachingRenderer(RendererAgg):
     """Agg, but a plain string at 0 or 90 degrees is rendered once per process (TEXT_CACHE)
     and composited from its tile: matplotlib lays out and renders every glyph of every string
@@ -193,10 +216,12 @@ class TextCachingRenderer(RendererAgg):
             return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
         if tile.rgba is None:
             return None
-        cgc = self.new_gc()                  # the tile carries the text's alpha; the clip box
-        cgc.set_clip_rectangle(gc.get_clip_rectangle())
-        self.draw_image(cgc, ix + tile.left, iy + tile.bottom, tile.rgba)
-        cgc.restore()
+        rgba, left, bottom = _clip(tile.rgba, ix + tile.left, iy + tile.bottom,
+                                   gc.get_clip_rectangle(), self.height)
+        if rgba.size:
+            cgc = self.new_gc()              # no clip box, alpha 1: the tile carries the text's
+            self.draw_image(cgc, left, bottom, rgba)
+            cgc.restore()
         return None
 
 

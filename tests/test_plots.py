@@ -3,9 +3,13 @@ legend entries, labels), not that a file exists."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
+from matplotlib.text import Text
 
 from ffexp import plots
 from ffexp.data import load_dataset
@@ -210,3 +214,201 @@ def test_a_reused_figure_draws_what_a_new_one_draws(moons, tmp_path):
         if kind == "decision_boundary":
             assert len(again.axes) == 2  # the plot and one colour bar, not one per run
         assert np.array_equal(_png_pixels(again), fresh), kind
+
+
+# --- the text cache: the cached drawing is the direct drawing ----------------------------------
+
+#: the largest difference of any pixel (of 255): the tiles' glyphs are the ones Agg renders
+#: directly, only their compositing rounds otherwise (measured: 1)
+ROUNDING = 2
+#: a pixel differs visibly when a channel moves by more than this
+LEVELS = 16
+#: of all the figure's pixels, at most this share may differ visibly (measured: none; a tile
+#: flipped, a pixel off or dropped: 2.5-3.2 %; text snapped to whole pixels: 2.3-2.8 %)
+FIGURE_SHARE = 0.001
+#: of the pixels inside any one text's window extent, at most this share may differ visibly,
+#: and its ink (pixels 64 levels darker than white) may change by at most this share (a broken
+#: tile: 30-50 % of the worst window differ; text up to 1/16 px off: 2-5 %)
+TEXT_SHARE = 0.01
+
+
+@pytest.fixture
+def fresh_cache():
+    """An empty text cache, emptied again after the test (a broken tile must not outlive it)."""
+    plots.TEXT_CACHE.clear()
+    yield plots.TEXT_CACHE
+    plots.TEXT_CACHE.clear()
+
+
+def _direct_and_cached(fig, draw=None):
+    """The figure's RGBA drawn by a plain FigureCanvasAgg, then by the plots' canvas (``draw``:
+    what to call instead of drawing the canvas, e.g. a plot function that draws its frames)."""
+    draw = draw or (lambda: _png_pixels(fig))
+    FigureCanvasAgg(fig)
+    try:
+        direct = draw()
+    finally:
+        plots.TextCachingCanvas(fig)
+    return direct, draw()
+
+
+def _text_windows(fig):
+    """(name, rows, cols) of every drawn text's window extent, clipped to the figure."""
+    renderer = fig.canvas.get_renderer()
+    h, w = renderer.height, renderer.width
+    for text in fig.findobj(Text):
+        if not text.get_visible() or not text.get_text():
+            continue
+        x0, y0, x1, y1 = text.get_window_extent(renderer).extents
+        rows = slice(max(int(h - y1) - 1, 0), min(int(h - y0) + 2, int(h)))
+        cols = slice(max(int(x0) - 1, 0), min(int(x1) + 2, int(w)))
+        if rows.start < rows.stop and cols.start < cols.stop:
+            yield text.get_text(), rows, cols
+
+
+def _assert_same_picture(direct, cached, windows, what="") -> int:
+    """The bounds above; the number of windows with ink (texts drawn, not ticks out of view)."""
+    assert direct.shape == cached.shape, what
+    diff = np.abs(direct.astype(int) - cached.astype(int)).max(axis=-1)
+    assert diff.max() <= ROUNDING, (what, diff.max())
+    differ = diff > LEVELS
+    assert differ.mean() <= FIGURE_SHARE, (what, differ.mean())
+    ink_d, ink_c = (img[..., :3].astype(int).mean(axis=-1) < 255 - 64 for img in (direct, cached))
+    inked = 0
+    for text, rows, cols in windows:
+        assert differ[rows, cols].mean() <= TEXT_SHARE, (what, text, differ[rows, cols].mean())
+        n_d, n_c = ink_d[rows, cols].sum(), ink_c[rows, cols].sum()
+        assert abs(int(n_c) - int(n_d)) <= TEXT_SHARE * n_d, (what, text, n_d, n_c)
+        inked += bool(n_d)
+    return inked
+
+
+def _plots(moons):
+    data, net, result = moons
+    return {
+        "learning_curves": lambda: plots.learning_curves(result, TITLE),
+        "gradient_norms": lambda: plots.gradient_norms(result, TITLE),
+        "gradient_flow": lambda: plots.gradient_flow(result.history[0], result.history[-1], TITLE),
+        "decision_boundary": lambda: plots.decision_boundary(net, data, TITLE),
+    }
+
+
+def _assert_plots_cached_as_drawn(moons):
+    for kind, make in _plots(moons).items():
+        fig = make()
+        direct, cached = _direct_and_cached(fig)
+        windows = list(_text_windows(fig))
+        inked = _assert_same_picture(direct, cached, windows, kind)
+        assert inked > 10, kind                           # labels, titles, ticks, legends
+    _, _, result = moons
+    records = [result.history[0], result.history[10], result.history[-1]]
+    plots.gradient_flow_frames(records, TITLE)
+    fig = next(f for key, (f, _) in plots._FIGURES.items() if key[0] == "gradient_flow_frames")
+    direct, cached = _direct_and_cached(fig, lambda: plots.gradient_flow_frames(records, TITLE))
+    windows = list(_text_windows(fig))
+    for i, (d, c) in enumerate(zip(direct, cached, strict=True)):
+        _assert_same_picture(d, c, windows, f"frame {i}")
+
+
+def test_cached_text_draws_what_agg_draws(moons, fresh_cache):
+    """Each plot and the gradient-flow frames, drawn by a plain Agg canvas and from the text
+    cache: the same pixels (a level of rounding apart), the y labels (90°) included."""
+    _assert_plots_cached_as_drawn(moons)
+    assert len(fresh_cache) > 50 and fresh_cache.misses == len(fresh_cache)
+    angles = {key[2] for key in fresh_cache._tiles}
+    assert angles == {0, 90}
+
+
+def _flipped(tile):
+    return tile._replace(rgba=np.ascontiguousarray(tile.rgba[::-1]))
+
+
+def _shifted(tile):
+    return tile._replace(bottom=tile.bottom + 1)
+
+
+def _dropped(tile):
+    return tile._replace(rgba=None)
+
+
+#: each bound alone, the others relaxed
+BOUNDS = {"rounding": {"FIGURE_SHARE": 1, "TEXT_SHARE": 1},
+          "figure share": {"ROUNDING": 255, "TEXT_SHARE": 1},
+          "text windows": {"ROUNDING": 255, "FIGURE_SHARE": 1}}
+
+
+def _a_sixteenth_off(tile):
+    return tile   # the tile is right for its key; the key's grid is coarse (a 1/8 px step)
+
+
+@pytest.mark.parametrize("break_tile,bound", [
+    *((b, bound) for b in (_flipped, _shifted, _dropped) for bound in BOUNDS),
+    (_a_sixteenth_off, "rounding"), (_a_sixteenth_off, "text windows")])
+def test_a_broken_text_cache_is_seen(moons, fresh_cache, monkeypatch, break_tile, bound):
+    """Each bound fails on a cache whose tiles are upside down, a pixel off or empty; the
+    rounding and text-window bounds on text up to 1/16 px off (0.01-0.04 % of a figure's
+    pixels, within the figure's bound)."""
+    for name, value in BOUNDS[bound].items():
+        monkeypatch.setattr(sys.modules[__name__], name, value)
+    if break_tile is _a_sixteenth_off:
+        monkeypatch.setattr(fresh_cache, "subpixel", 8)
+    render = plots._try_tile
+
+    def broken(*args):
+        tile = render(*args)
+        return tile if tile is None or tile.rgba is None else break_tile(tile)
+
+    monkeypatch.setattr(plots, "_try_tile", broken)
+    with pytest.raises(AssertionError):
+        _assert_plots_cached_as_drawn(moons)
+
+
+def test_a_redraw_draws_every_string_from_the_cache(moons, fresh_cache):
+    fig = _plots(moons)["gradient_norms"]()
+    first = _png_pixels(fig)
+    tiles, misses, hits = len(fresh_cache), fresh_cache.misses, fresh_cache.hits
+    assert tiles and misses == tiles and hits == 0
+    again = _png_pixels(fig)
+    assert len(fresh_cache) == tiles and fresh_cache.misses == misses
+    assert fresh_cache.hits == tiles
+    assert np.array_equal(first, again)
+    # another run's figures of the same kind: its labels and legend come from the cache
+    _plots(moons)["gradient_norms"]().canvas.draw()
+    assert fresh_cache.misses == misses
+
+
+def test_the_cache_keeps_the_most_recent_tiles_only(moons, fresh_cache, monkeypatch):
+    monkeypatch.setattr(fresh_cache, "max_tiles", 5)
+    fig = _plots(moons)["learning_curves"]()
+    direct, cached = _direct_and_cached(fig)
+    assert len(fresh_cache) == 5 and fresh_cache.misses > 5
+    _assert_same_picture(direct, cached, list(_text_windows(fig)))
+    cache = plots.TextCache(max_tiles=2)
+    for key in "abc":
+        cache.put(key, None)
+    assert list(cache._tiles) == ["b", "c"]
+    cache.get("b")                                     # b is now the most recent: c goes
+    cache.put("d", None)
+    assert list(cache._tiles) == ["b", "d"]
+    with pytest.raises(KeyError):
+        cache.get("a")
+
+
+def test_texts_the_cache_draws_or_leaves_to_agg(fresh_cache):
+    """Multi-line text (a draw_text call per line), rotated, coloured, translucent, clipped to
+    the axes, mathtext and 45° (drawn by Agg): the same pixels as a plain Agg canvas."""
+    fig, (ax,) = plots.figure(kind="test-texts")
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    ax.text(0.1, 0.8, "two lines\nof text, ŷ", color="C3")
+    ax.text(0.5, 0.2, "upwards\nin two lines", rotation=90, alpha=0.5)
+    ax.text(0.9, 0.5, "clipped at the axes' edge", clip_on=True, fontsize="large")
+    ax.text(0.4, 0.98, "clipped at the top", clip_on=True, fontsize="large")
+    ax.text(0.01, 0.05, "clipped below, upwards", clip_on=True, rotation=90, va="center")
+    ax.text(0.3, 0.5, r"$\partial J / \partial W$ mathtext")
+    ax.text(0.6, 0.6, "at 45 degrees", rotation=45)
+    ax.text(0.2, 0.3, "bold, 270", rotation=270, fontweight="bold")
+    direct, cached = _direct_and_cached(fig)
+    _assert_same_picture(direct, cached, list(_text_windows(fig)))
+    angles = {key[2] for key in fresh_cache._tiles}
+    assert angles == {0, 90} and not any("$" in key[0] for key in fresh_cache._tiles)
+    assert any(key[0] == "of text, ŷ" for key in fresh_cache._tiles)   # one tile per line
