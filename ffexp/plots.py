@@ -37,10 +37,12 @@ from typing import NamedTuple
 import numpy as np
 from matplotlib import colormaps, rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
-from matplotlib.font_manager import findfont
 from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.figure import Figure
+from matplotlib.font_manager import findfont
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
+
+from ffexp.png import png_bytes
 
 DPI = 80
 GRID = 120  # decision-boundary grid points per axis
@@ -538,9 +540,12 @@ def _colormap(name: str):
 
 
 def save(fig: Figure, path) -> Path:
+    """Draw the figure and write its pixels as an RGB PNG (ffexp.png: no row filter, zlib
+    level 1; 24 ms a figure where ``savefig`` at zlib level 1 took 28). The figures are opaque
+    (a white face), so the alpha channel, 255 throughout, is left out."""
     path = Path(path)
-    # zlib level 1: a third of the default's encoding time, for files ~30% larger
-    fig.savefig(path, dpi=fig.dpi, pil_kwargs={"compress_level": 1})
+    fig.canvas.draw()
+    path.write_bytes(png_bytes(np.asarray(fig.canvas.buffer_rgba())[..., :3]))
     return path
 
 

@@ -412,3 +412,24 @@ def test_texts_the_cache_draws_or_leaves_to_agg(fresh_cache):
     angles = {key[2] for key in fresh_cache._tiles}
     assert angles == {0, 90} and not any("$" in key[0] for key in fresh_cache._tiles)
     assert any(key[0] == "of text, ŷ" for key in fresh_cache._tiles)   # one tile per line
+
+
+def test_written_pngs_read_back_as_the_figures_pixels(moons, tmp_path):
+    """plots.save writes the canvas's pixels with ffexp.png: PIL and matplotlib read them back
+    exactly, and they are the pixels savefig writes (savefig's alpha: opaque throughout)."""
+    from matplotlib.image import imread
+    from PIL import Image
+    data, net, result = moons
+    for path in plots.write_plots(result, tmp_path, net, data, TITLE):
+        fig = next(f for key, (f, _) in plots._FIGURES.items()
+                   if key[0] == path.stem or key[0].startswith(f"{path.stem}:"))
+        drawn = _png_pixels(fig)[..., :3]
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.mode == "RGB"
+            assert np.array_equal(np.asarray(image), drawn), path.name
+        assert np.array_equal(np.round(imread(path) * 255).astype(np.uint8), drawn), path.name
+        fig.savefig(tmp_path / "savefig.png", dpi=fig.dpi)
+        with Image.open(tmp_path / "savefig.png") as image:
+            reference = np.asarray(image)
+        assert reference.shape[-1] == 4 and (reference[..., 3] == 255).all()
+        assert np.array_equal(reference[..., :3], drawn), path.name
