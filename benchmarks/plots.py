@@ -6,8 +6,10 @@ same warm process, interleaved and repeated, medians:
 * ``write_plots`` (the run's four PNGs: build, draw, encode, write) as it was (text drawn by
   Agg, ``savefig`` at zlib level 1), with the text cache off (the fast encoder alone), and
   with the cache on: warm (the same run again: every string from the cache), a new title on
-  each call (as in a sweep: the four titles miss, the rest hit) and cold (the cache emptied
-  before each call: every string rendered into a tile first);
+  each call (the four titles miss, the rest hit), cold (the cache emptied before each call:
+  every string rendered into a tile first) and another run on each call (``seed=1, 2, ...``,
+  one per repeat, trained first), as a sweep's jobs in one process: their titles, their y
+  tick labels and the tick labels' places differ;
 * each figure's ``canvas.draw()`` with the cache off and on (warm);
 * ``gradient_flow_frames`` over 10 records (the step images), cache off and on (warm).
 
@@ -40,11 +42,11 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def default_run():
+def default_run(seed: int = 0):
     """The default config's job trained for 50 epochs: (TrainResult, network, dataset)."""
     register_schemas()
     with initialize_config_module("ffexp.conf", version_base=None):
-        cfg = compose("config", overrides=["train.epochs=50"])
+        cfg = compose("config", overrides=["train.epochs=50", f"seed={seed}"])
     r = execute(prepare(to_settings(cfg)), [])
     return r.train, r.net, r.dataset
 
@@ -92,6 +94,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"load average {load()}")
     result, net, dataset = default_run()
+    others = iter([default_run(seed) for seed in range(1, args.repeats + 1)])
     out = Path(tempfile.mkdtemp(prefix="ffexp-plots-bench-"))
     real_save, titles = plots.save, iter(range(10 ** 9))
 
@@ -105,16 +108,22 @@ def main() -> None:
         finally:
             plots.save = real_save
 
+    def another():
+        r, n, d = next(others)
+        plots.write_plots(r, out, n, d, f"{TITLE} · run {next(titles)}")
+
     write()                                        # figures made, fonts loaded, cache warm
     print(f"write_plots (4 PNGs), median of {args.repeats}; ratio to the first row")
-    table(interleaved({
+    cases = {
         "before: savefig, text drawn by Agg": (cache(False), before),
         "fast encoder, text cache off": (cache(False), write),
         "fast encoder, text cache on (warm)": (cache(True), write),
         "fast encoder, cache on, a new title each call": (
             cache(True), lambda: write(f"{TITLE} · run {next(titles)}")),
         "fast encoder, cache on, emptied each call": (cache(True, clear=True), write),
-    }, args.repeats))
+        "fast encoder, cache on, another run each call": (cache(True), another),
+    }
+    table(interleaved(cases, args.repeats))
 
     figures = {"learning_curves": plots.learning_curves(result, TITLE),
                "gradient_norms": plots.gradient_norms(result, TITLE),
