@@ -30,7 +30,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_module
 
-from ffexp import plots
+from ffexp import plots, text_tiles
 from ffexp.app import execute, prepare
 from ffexp.config import register_schemas, to_settings
 
@@ -75,9 +75,9 @@ def interleaved(cases: dict, repeats: int) -> dict[str, float]:
 
 def cache(on: bool, clear: bool = False):
     def setup():
-        plots.TEXT_CACHE.enabled = on
+        text_tiles.TEXT_CACHE.enabled = on
         if clear:
-            plots.TEXT_CACHE.clear()
+            text_tiles.TEXT_CACHE.clear()
     return setup
 
 
@@ -146,8 +146,8 @@ def main() -> None:
         "text cache off": (cache(False), lambda: plots.gradient_flow_frames(records, TITLE)),
         "text cache on (warm)": (cache(True), lambda: plots.gradient_flow_frames(records, TITLE)),
     }, args.repeats))
-    plots.TEXT_CACHE.enabled = True
-    print(f"tiles kept {len(plots.TEXT_CACHE)} of {plots.TEXT_CACHE.max_tiles}; "
+    text_tiles.TEXT_CACHE.enabled = True
+    print(f"tiles kept {len(text_tiles.TEXT_CACHE)} of {text_tiles.TEXT_CACHE.max_tiles}; "
           f"load average {load()}")
 
 

@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.text import Text
 
-from ffexp import plots
+from ffexp import plots, text_tiles
 from ffexp.data import load_dataset
 from ffexp.nn import Network, train
 
@@ -235,9 +235,9 @@ TEXT_SHARE = 0.01
 @pytest.fixture
 def fresh_cache():
     """An empty text cache, emptied again after the test (a broken tile must not outlive it)."""
-    plots.TEXT_CACHE.clear()
-    yield plots.TEXT_CACHE
-    plots.TEXT_CACHE.clear()
+    text_tiles.TEXT_CACHE.clear()
+    yield text_tiles.TEXT_CACHE
+    text_tiles.TEXT_CACHE.clear()
 
 
 def _direct_and_cached(fig, draw=None):
@@ -248,7 +248,7 @@ def _direct_and_cached(fig, draw=None):
     try:
         direct = draw()
     finally:
-        plots.TextCachingCanvas(fig)
+        text_tiles.TextCachingCanvas(fig)
     return direct, draw()
 
 
@@ -352,13 +352,13 @@ def test_a_broken_text_cache_is_seen(moons, fresh_cache, monkeypatch, break_tile
         monkeypatch.setattr(sys.modules[__name__], name, value)
     if break_tile is _a_sixteenth_off:
         monkeypatch.setattr(fresh_cache, "subpixel", 8)
-    render = plots._try_tile
+    render = text_tiles._try_tile
 
     def broken(*args):
         tile = render(*args)
         return tile if tile is None or tile.rgba is None else break_tile(tile)
 
-    monkeypatch.setattr(plots, "_try_tile", broken)
+    monkeypatch.setattr(text_tiles, "_try_tile", broken)
     with pytest.raises(AssertionError):
         _assert_plots_cached_as_drawn(moons)
 
@@ -383,7 +383,7 @@ def test_the_cache_keeps_the_most_recent_tiles_only(moons, fresh_cache, monkeypa
     direct, cached = _direct_and_cached(fig)
     assert len(fresh_cache) == 5 and fresh_cache.misses > 5
     _assert_same_picture(direct, cached, list(_text_windows(fig)))
-    cache = plots.TextCache(max_tiles=2)
+    cache = text_tiles.TextCache(max_tiles=2)
     for key in "abc":
         cache.put(key, None)
     assert list(cache._tiles) == ["b", "c"]
