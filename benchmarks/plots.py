@@ -1,4 +1,4 @@
-"""The run's pictures with the text cache off and on (ffexp/plots.py, issue 15).
+"""The run's pictures with the text cache off and on (ffexp/text_tiles.py, issue 15).
 
 The default run (``ffexp train.epochs=50``: moons, 2-16-16-1) is trained once; then, in the
 same warm process, interleaved and repeated, medians:
