@@ -45,3 +45,23 @@ def dataset_input(dataset, task: str):
                      schema=json.dumps({"mlflow_colspec": columns}),
                      profile=json.dumps(profile(dataset, task)))
     return DatasetInput(entity, tags=[InputTag("mlflow.data.context", CONTEXT)])
+
+
+#: how MLflow's SQL store reports an insert of a dataset the experiment already has: SQLite,
+#: then PostgreSQL and MySQL (the key's name, ``dataset_pk``), also through a tracking server
+_DUPLICATE = ("UNIQUE constraint failed: datasets.", "dataset_pk")
+
+
+def log_dataset(client, run_id: str, dataset, task: str) -> None:
+    """Log ``dataset`` as the run's input. MLflow's store looks the experiment's dataset up,
+    then inserts it if it was not found; two jobs logging a dataset new to the experiment at
+    the same moment (a joblib sweep's first jobs) both insert it, and the later insert fails
+    on the datasets table's key, its transaction rolled back. Made again, the call finds the
+    dataset the other job stored and links it."""
+    inputs = [dataset_input(dataset, task)]
+    try:
+        client.log_inputs(run_id, datasets=inputs)
+    except Exception as err:
+        if not any(s in str(err) for s in _DUPLICATE):
+            raise
+        client.log_inputs(run_id, datasets=inputs)

@@ -254,8 +254,8 @@ def open_run(settings, job, context) -> Recorder:
     try:
         _log_params(client, run_id, run_params(settings, context.config, job))
         if job is not None:
-            from .inputs import dataset_input
-            client.log_inputs(run_id, datasets=[dataset_input(job.dataset, job.task)])
+            from .inputs import log_dataset
+            log_dataset(client, run_id, job.dataset, job.task)
     except BaseException as exc:
         try:
             client.set_terminated(run_id, "FAILED")

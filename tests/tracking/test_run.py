@@ -270,3 +270,42 @@ def test_short_error_drops_sql_text():
             "[SQL: INSERT INTO metrics (key, value) VALUES (?, ?)]\n[parameters: ('a', 1.0)]\n"
             "(Background on this error at: https://sqlalche.me/e/20/e3q8)")
     assert short_error(text) == "OperationalError: (sqlite3.OperationalError) database is locked"
+
+
+def test_a_dataset_another_job_stores_meanwhile_is_linked_not_a_failure(store, tmp_path):
+    """Two jobs log a dataset new to the experiment at the same moment (a joblib sweep's first
+    jobs): here the other job's insert lands, through a connection of its own, between this
+    one's lookup and its insert, as it does in a real race. The run gets the dataset input."""
+    import sqlite3
+    import uuid
+
+    from sqlalchemy import event
+
+    from ffexp.data import load_dataset
+    from ffexp.tracking.inputs import dataset_input, log_dataset
+    from ffexp.tracking.retry import RetryingClient
+
+    data = load_dataset("moons", params={"n_samples": 60})
+    client = RetryingClient(MlflowClient(store))
+    experiment = client.create_experiment("race")
+    run = client.create_run(experiment)
+    entity = dataset_input(data, "binary").dataset
+    engine = client.unwrapped._tracking_client.store.engine
+    other = []
+
+    def other_job_inserts_first(conn, cursor, statement, *args):
+        if statement.lstrip().startswith("INSERT INTO datasets") and not other:
+            with sqlite3.connect(store.removeprefix("sqlite:///")) as db:
+                db.execute("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (uuid.uuid4().hex, int(experiment), entity.name, entity.digest,
+                            entity.source_type, entity.source, entity.schema, entity.profile))
+            other.append(statement)
+
+    event.listen(engine, "before_cursor_execute", other_job_inserts_first)
+    try:
+        log_dataset(client, run.info.run_id, data, "binary")
+    finally:
+        event.remove(engine, "before_cursor_execute", other_job_inserts_first)
+    assert other   # the race happened
+    (linked,) = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert (linked.dataset.name, linked.dataset.digest) == (entity.name, entity.digest)
