@@ -28,17 +28,18 @@ Only scikit-learn's bundled or generated data: nothing is downloaded.
 
 from __future__ import annotations
 
+import importlib
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
-from sklearn import datasets as skd
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 from ffexp.nn import TASKS, stream
 from ffexp.nn.checks import one_of, positive_int
+
+if TYPE_CHECKING:   # scikit-learn is imported where a dataset is loaded: a sweep's launching
+    from sklearn.preprocessing import StandardScaler   # process never loads one (~0.9 s)
 
 
 class Raw(NamedTuple):
@@ -114,6 +115,14 @@ class Dataset:
 
 # --- loaders: (random_state, **knobs) -> Raw -------------------------------------------
 
+def _sklearn(name: str) -> Callable:
+    """``sklearn.datasets.<name>``, imported when first called."""
+    def call(*args: Any, **kwargs: Any):
+        return getattr(importlib.import_module("sklearn.datasets"), name)(*args, **kwargs)
+    call.__name__ = name
+    return call
+
+
 def _make(make: Callable) -> Callable[..., Raw]:
     """A loader for a scikit-learn generator ``make(..., random_state)`` returning (X, y)."""
     def loader(random_state: int, **params: Any) -> Raw:
@@ -154,30 +163,31 @@ def _classes_rule(params: Mapping[str, Any]) -> str:
 
 #: name -> spec. Generated data: knobs (and defaults) as in the matching sklearn make_* function.
 DATASETS: dict[str, DatasetSpec] = {
-    "moons": DatasetSpec("binary", _make(skd.make_moons), {"n_samples": 400, "noise": 0.2}),
-    "circles": DatasetSpec("binary", _make(skd.make_circles),
+    "moons": DatasetSpec("binary", _make(_sklearn("make_moons")),
+                         {"n_samples": 400, "noise": 0.2}),
+    "circles": DatasetSpec("binary", _make(_sklearn("make_circles")),
                            {"n_samples": 400, "noise": 0.1, "factor": 0.5}),
-    "blobs": DatasetSpec("multiclass", _make(skd.make_blobs),
+    "blobs": DatasetSpec("multiclass", _make(_sklearn("make_blobs")),
                          {"n_samples": 400, "centers": 3, "n_features": 2, "cluster_std": 1.0}),
     "xor": DatasetSpec("binary", _xor, {"n_samples": 400, "noise": 0.3}),
     "classification": DatasetSpec(
-        "binary", _make(skd.make_classification),
+        "binary", _make(_sklearn("make_classification")),
         {"n_samples": 500, "n_features": 10, "n_informative": 4, "n_redundant": 2,
          "n_classes": 2, "n_clusters_per_class": 2, "class_sep": 1.0, "flip_y": 0.01},
         task_rule=_classes_rule),
-    "iris": DatasetSpec("multiclass", _bundled(skd.load_iris)),
-    "wine": DatasetSpec("multiclass", _bundled(skd.load_wine)),
-    "digits": DatasetSpec("multiclass", _bundled(skd.load_digits)),
-    "breast_cancer": DatasetSpec("binary", _bundled(skd.load_breast_cancer)),
-    "multilabel": DatasetSpec("multilabel", _make(skd.make_multilabel_classification),
+    "iris": DatasetSpec("multiclass", _bundled(_sklearn("load_iris"))),
+    "wine": DatasetSpec("multiclass", _bundled(_sklearn("load_wine"))),
+    "digits": DatasetSpec("multiclass", _bundled(_sklearn("load_digits"))),
+    "breast_cancer": DatasetSpec("binary", _bundled(_sklearn("load_breast_cancer"))),
+    "multilabel": DatasetSpec("multilabel", _make(_sklearn("make_multilabel_classification")),
                               {"n_samples": 500, "n_features": 10, "n_classes": 4, "n_labels": 2}),
-    "regression": DatasetSpec("regression", _make(skd.make_regression),
+    "regression": DatasetSpec("regression", _make(_sklearn("make_regression")),
                               {"n_samples": 400, "n_features": 10, "n_informative": 5,
                                "n_targets": 1, "noise": 10.0}),
-    "friedman1": DatasetSpec("regression", _make(skd.make_friedman1),
+    "friedman1": DatasetSpec("regression", _make(_sklearn("make_friedman1")),
                              {"n_samples": 400, "n_features": 10, "noise": 1.0}),
-    "diabetes": DatasetSpec("regression", _bundled(skd.load_diabetes)),
-    "linnerud": DatasetSpec("regression", _bundled(skd.load_linnerud)),
+    "diabetes": DatasetSpec("regression", _bundled(_sklearn("load_diabetes"))),
+    "linnerud": DatasetSpec("regression", _bundled(_sklearn("load_linnerud"))),
 }
 
 
@@ -300,6 +310,7 @@ def _split(name: str, m: int, stratify: np.ndarray | None, states: tuple[int, in
     """Row indices (train, val, test) of sizes m − val − test, round(val_fraction·m) and
     round(test_fraction·m) (at least 1 each, but none for val_fraction=0); the test rows are
     drawn first."""
+    from sklearn.model_selection import train_test_split
     rows = np.arange(m)
     n_val, n_test = (max(1, round(f * m)) for f in (val_fraction, test_fraction))
     try:
@@ -319,6 +330,7 @@ def _build(name: str, task: str, raw: Raw, seed: int, states: tuple[int, int],
            val_fraction: float, test_fraction: float, standardize: tuple[bool, bool],
            params: Mapping[str, Any]) -> Dataset:
     """``standardize``: (the features, regression targets)."""
+    from sklearn.preprocessing import StandardScaler
     X, y = np.asarray(raw.X, dtype=np.float64), np.asarray(raw.y)
     _check_rows(name, X, y)
     Y, stratify, classes, target_names = _encode(name, task, y, raw.label_names)
