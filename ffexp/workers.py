@@ -3,14 +3,15 @@ sweep (issue 15).
 
 Hydra's joblib launcher (``hydra/launcher=joblib``) calls ``joblib.Parallel`` once the sweep
 is checked and the store opened; only then does loky start the workers, and each imports
-ffexp, Hydra and scikit-learn (~1.2 s) before its first job. joblib keeps one pool of loky
-workers per process and reuses it for a ``Parallel`` with the same arguments, so ``start``
-calls ``Parallel`` with the arguments the launcher will use
+ffexp, Hydra and scikit-learn (tracked: MLflow and matplotlib too, ~1-3 s) before its first
+job. joblib keeps one pool of loky workers per process and reuses it for a ``Parallel`` with
+the same arguments, so ``start`` calls ``Parallel`` with the arguments the launcher will use
 (``hydra_plugins.hydra_joblib_launcher._core.launch``: ``hydra.launcher`` without
-``_target_``, backend ``loky``, the sizes as integers) on a few tasks that import the app's
-module, in a thread, while the sweeper's check composes the jobs; ``wait`` joins it before
-the launcher's ``Parallel``, which then finds the workers ready; a sweep refused before its
-launch ends them at once (``stop``). Another launcher is left as it was.
+``_target_``, backend ``loky``, the sizes as integers), in a thread, on one task per worker
+that imports what a job imports first (``job_modules``), while the sweeper's check composes
+the jobs; ``wait`` joins it before the launcher's ``Parallel``, which then finds the workers
+ready; a sweep refused before its launch ends them at once (``stop``). Another launcher is
+left as it was.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import tempfile
 import threading
+import time
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +48,52 @@ def parallel_args(config) -> dict | None:
     return args
 
 
-def _ready(module: str) -> int:
-    """A worker's first task: import the app (what its first job would do first)."""
-    importlib.import_module(module)
+def job_modules(config) -> list[str]:
+    """What a job of this sweep imports before it trains: the app, scikit-learn's datasets and
+    splits; tracked, MLflow's client and the plots."""
+    modules = ["ffexp.__main__", "sklearn.datasets", "sklearn.model_selection",
+               "sklearn.preprocessing"]
+    if config.get("tracking", {}).get("enabled"):
+        modules += ["ffexp.tracking.run", "mlflow.tracking", "ffexp.plots"]
+    return modules
+
+
+#: how long a worker's first task waits for the others to start (they may be fewer)
+MEET_SECONDS = 10.0
+
+
+def _ready(modules: list[str], meeting: str, workers: int) -> int:
+    """A worker's first task: import what its first job would import first, then wait until
+    ``workers`` tasks have started (each leaves a file in the ``meeting`` folder), so that
+    every worker takes one (a worker done with its imports would take the next task)."""
+    for module in modules:
+        importlib.import_module(module)
+    Path(meeting, str(os.getpid())).touch()
+    end = time.monotonic() + MEET_SECONDS
+    while len(os.listdir(meeting)) < workers and time.monotonic() < end:
+        time.sleep(0.01)
     return os.getpid()
 
 
-def start(config, module: str = "ffexp.__main__") -> None:
-    """Start the sweep's joblib workers in a thread, if its launcher is joblib's."""
+def start(config, modules: list[str] | None = None) -> None:
+    """Start the sweep's joblib workers in a thread, if its launcher is joblib's; they import
+    ``modules`` (``job_modules(config)``) meanwhile."""
     args = parallel_args(config)
+    modules = job_modules(config) if modules is None else modules
     if args is None or _STARTING:
         return
 
     def run() -> None:
         from joblib import Parallel, delayed, effective_n_jobs
-        try:
-            pids = Parallel(**{**args, "verbose": 0})(
-                delayed(_ready)(module) for _ in range(effective_n_jobs(args.get("n_jobs"))))
-            log.debug("joblib workers ready before the launch: pids %s",
-                      " ".join(map(str, sorted(set(pids)))))
-        except Exception as err:  # noqa: BLE001 - the launcher starts its own workers
-            log.debug("joblib workers not started ahead: %s", err)
+        n = effective_n_jobs(args.get("n_jobs"))
+        with tempfile.TemporaryDirectory(prefix="ffexp-workers-") as meeting:
+            try:
+                pids = Parallel(**{**args, "verbose": 0})(
+                    delayed(_ready)(modules, meeting, n) for _ in range(n))
+                log.debug("joblib workers ready before the launch: pids %s",
+                          " ".join(map(str, sorted(set(pids)))))
+            except Exception as err:  # noqa: BLE001 - the launcher starts its own workers
+                log.debug("joblib workers not started ahead: %s", err)
 
     thread = threading.Thread(target=run, name="ffexp-start-workers", daemon=True)
     thread.start()

@@ -62,7 +62,7 @@ def test_a_sweep_refused_before_its_launch_ends_the_workers(hydra_conf):
     before = _workers()
     config = hydra_conf(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
                         return_hydra_config=True)
-    workers.start(config, module="ffexp.app")
+    workers.start(config, modules=["ffexp.app"])
     try:
         assert _until(lambda: len(_workers() - before) >= 2)
         started = _workers() - before
