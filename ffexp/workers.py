@@ -50,11 +50,15 @@ def parallel_args(config) -> dict | None:
 
 def job_modules(config) -> list[str]:
     """What a job of this sweep imports before it trains: the app, scikit-learn's datasets and
-    splits; tracked, MLflow's client and the plots."""
+    splits; tracked, MLflow's client, its SQL store (unless the store is a tracking server)
+    and the plots."""
     modules = ["ffexp.__main__", "sklearn.datasets", "sklearn.model_selection",
                "sklearn.preprocessing"]
-    if config.get("tracking", {}).get("enabled"):
+    tracking = config.get("tracking") or {}
+    if tracking.get("enabled"):
         modules += ["ffexp.tracking.run", "mlflow.tracking", "ffexp.plots"]
+        if not str(tracking.get("uri") or "").startswith(("http://", "https://")):
+            modules.append("mlflow.store.tracking.sqlalchemy_store")
     return modules
 
 

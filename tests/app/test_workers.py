@@ -4,6 +4,7 @@ sweep refused before its launch ends them; another launcher starts none."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import time
@@ -79,3 +80,16 @@ def test_another_launcher_starts_no_worker(hydra_conf, launcher):
     assert workers.parallel_args(config) is None
     workers.start(config)
     assert not workers._STARTING
+
+
+def test_a_workers_first_task_imports_what_a_job_of_the_sweep_imports(hydra_conf):
+    untracked = workers.job_modules(hydra_conf(["tracking.enabled=false"]))
+    tracked = workers.job_modules(hydra_conf([]))
+    server = workers.job_modules(hydra_conf(["tracking.uri=http://127.0.0.1:5000"]))
+    assert "ffexp.__main__" in untracked and "sklearn.model_selection" in untracked
+    assert not [m for m in untracked if m.startswith(("mlflow", "ffexp.plots"))]
+    assert {"mlflow.tracking", "ffexp.plots", "mlflow.store.tracking.sqlalchemy_store"} <= \
+        set(tracked)
+    assert "mlflow.store.tracking.sqlalchemy_store" not in server and "ffexp.plots" in server
+    # a misspelled module would end the workers' start in the thread, with a debug line only
+    assert all(importlib.util.find_spec(m) is not None for m in tracked)
