@@ -48,7 +48,7 @@ def dataset_input(dataset, task: str):
 
 
 #: how MLflow's SQL store reports an insert of a dataset the experiment already has: SQLite,
-#: then PostgreSQL and MySQL (the key's name, ``dataset_pk``), also through a tracking server
+#: then PostgreSQL (which names the key, ``dataset_pk``)
 _DUPLICATE = ("UNIQUE constraint failed: datasets.", "dataset_pk")
 
 

@@ -78,3 +78,36 @@ def test_database_outage_beyond_the_retry_window_then_resume(tmp_path, postgres)
         assert f"{n} job(s) done" in proc.stdout and "skipped" in proc.stdout
         seeds = {r.data.params["seed"] for r in _children(server.uri, "FINISHED")}
         assert seeds == {str(s) for s in range(n)}
+
+
+def test_a_dataset_another_job_stores_meanwhile_is_linked_on_postgres(postgres):
+    """tests/tracking/test_run.py's race on PostgreSQL: the other job's log_inputs (a client
+    of its own) commits the dataset between this one's lookup and its insert, whose key
+    error PostgreSQL words its own way; the run still gets the dataset input."""
+    from sqlalchemy import event
+
+    from ffexp.data import load_dataset
+    from ffexp.tracking.inputs import dataset_input, log_dataset
+    from ffexp.tracking.retry import RetryingClient
+
+    data = load_dataset("moons", params={"n_samples": 60})
+    client, other = RetryingClient(MlflowClient(postgres.uri)), MlflowClient(postgres.uri)
+    experiment = client.create_experiment("race")
+    run, other_run = client.create_run(experiment), client.create_run(experiment)
+    engine = client.unwrapped._tracking_client.store.engine
+    raced = []
+
+    def other_job_inserts_first(conn, cursor, statement, *args):
+        if statement.lstrip().startswith("INSERT INTO datasets") and not raced:
+            raced.append(statement)
+            other.log_inputs(other_run.info.run_id, datasets=[dataset_input(data, "binary")])
+
+    event.listen(engine, "before_cursor_execute", other_job_inserts_first)
+    try:
+        log_dataset(client, run.info.run_id, data, "binary")
+    finally:
+        event.remove(engine, "before_cursor_execute", other_job_inserts_first)
+    assert raced
+    for r in (run, other_run):
+        (linked,) = client.get_run(r.info.run_id).inputs.dataset_inputs
+        assert linked.dataset.name == "moons"
