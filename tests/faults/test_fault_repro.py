@@ -29,4 +29,5 @@ def test_same_job_alone_and_in_a_joblib_sweep_logs_identical_histories(tmp_path,
     assert ha.keys() == hb.keys()
     for name in ha:  # bit-identical: == on floats, not approx
         assert ha[name] == hb[name], name
-    assert len(ha["train/cost"]) == 25
+    # step 0 (the network before any update), then the 25 epochs
+    assert [step for step, _ in ha["train/cost"]] == list(range(26))
