@@ -25,7 +25,7 @@ import logging
 import math
 import pickle
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Mapping
 
 from ffexp.nn import Callback
@@ -37,6 +37,11 @@ from .stale import HEARTBEAT_SECONDS, HEARTBEAT_TAG
 BATCH_LIMIT = sender.BATCH_LIMIT
 #: a run expected to log more values than this streams them to the helper process
 IN_PROCESS_ROWS = 10 * BATCH_LIMIT
+#: batches handed over and not yet stored, beyond which an epoch's end waits for the oldest:
+#: a training that logs faster than the store takes values (~7,000/s on SQLite) runs at the
+#: store's pace instead of queueing without bound, so that a run stopped early (a SLURM time
+#: limit, Ctrl-C) stores what is queued in seconds, before it is killed
+MAX_QUEUED = 4
 
 log = logging.getLogger("ffexp")
 
@@ -72,6 +77,7 @@ class MetricsBuffer(Callback):
         self.flush_seconds = float(flush_seconds)
         self.pending: list = []
         self.sent = 0
+        self.batches = 0  # handed to the writer
         self._last_send = self._last_beat = time.monotonic()
         self._writer: ThreadPoolExecutor | None = None
         self._inflight: list[Future] = []
@@ -142,6 +148,12 @@ class MetricsBuffer(Callback):
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="ffexp-mlflow-metrics")
         self._inflight.append(self._writer.submit(self._deliver, pending))
         self.sent += len(pending)
+        self.batches += 1
+        # a stored batch is forgotten (a failed one is kept: flush raises its error)
+        self._inflight = [f for f in self._inflight if not f.done() or f.exception()]
+        queued = [f for f in self._inflight if not f.done()]
+        if len(queued) > MAX_QUEUED:
+            wait(queued[:len(queued) - MAX_QUEUED])
         if now - self._last_beat >= HEARTBEAT_SECONDS:
             self._last_beat = now
             self._writer.submit(self._beat)

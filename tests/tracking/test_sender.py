@@ -82,13 +82,45 @@ def test_a_run_expected_to_log_many_values_streams_them_through_the_helper(tmp_p
     buf = buffer.MetricsBuffer(client, run_id, uri, flush_seconds=3600)
     result = train(Network([2, 16, 16, 1], seed=0), d.X_train, d.Y_train, "bce", epochs=6,
                    callbacks=[buf])
-    assert len(buf._inflight) >= 2  # streamed during training, not one batch at the end
+    assert buf.batches >= 2  # streamed during training, not one batch at the end
     buf.flush()
     helper = sender.running()
     assert helper is not None
     steps = [m.step for m in client.get_metric_history(run_id, "train/cost")]
     assert steps == [e.epoch for e in result.history] and steps[-1] == 6
     helper.close()
+
+
+def test_a_training_faster_than_the_store_waits_for_it_and_queues_a_few_batches(
+        tmp_path, monkeypatch):
+    """Values made faster than the store takes them (batches of 40 every other epoch of a
+    0.5 ms epoch; a log_batch takes milliseconds): the training waits at an epoch's end while
+    more than MAX_QUEUED batches are queued, so a run stopped early stores its queue at once;
+    everything is stored in the end."""
+    from ffexp import Callback, Network, train
+    from ffexp.data import load_dataset
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment(
+        "e", artifact_location=(tmp_path / "art").as_uri())).info.run_id
+    monkeypatch.setattr(sender, "_PROCESS", None)
+    monkeypatch.setattr(buffer, "IN_PROCESS_ROWS", 100)
+    monkeypatch.setattr(buffer, "BATCH_LIMIT", 40)
+    buf = buffer.MetricsBuffer(client, run_id, uri, flush_seconds=3600)
+    queued = []
+
+    class Watch(Callback):
+        def on_epoch_end(self, net, stats):
+            queued.append(sum(not f.done() for f in buf._inflight))
+
+    d = load_dataset("moons")
+    result = train(Network([2, 16, 16, 1], seed=0), d.X_train, d.Y_train, "bce", epochs=300,
+                   callbacks=[buf, Watch()])
+    buf.flush()
+    assert buf.batches > 100 and max(queued) == buffer.MAX_QUEUED, (buf.batches, max(queued))
+    steps = [m.step for m in client.get_metric_history(run_id, "train/cost")]
+    assert steps == [e.epoch for e in result.history]
+    sender.running().close()
 
 
 def _children(pid: int) -> list[int]:
