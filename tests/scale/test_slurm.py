@@ -94,18 +94,19 @@ def test_sweep_on_slurm_against_a_tracking_server(tmp_path, cluster, server):
 
 def test_scancel_of_a_task_ends_the_sweep_and_the_rerun_completes(tmp_path, cluster):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["-m", "train.epochs=2,300", *TINY, *SLURM, "tracking.flush_seconds=0.5"]
+    args = ["-m", "train.epochs=2,3000", *TINY, *SLURM, "tracking.flush_seconds=0.5"]
     proc = subprocess.Popen([FFEXP, *args, f"tracking.uri={uri}"], cwd=tmp_path,
                             env=env_without_mlflow(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        def long_job_running():  # its run is open: it trains (300 epochs take > 15 s here)
+        def long_job_running():  # its run is open: it trains (3,000 epochs take > 10 s here,
+            # at the pace the store takes their values; 300 were over in a second)
             return [r for r in _runs(uri, tmp_path) if r.info.status == "RUNNING"
-                    and r.data.params.get("epochs") == "300"]
+                    and r.data.params.get("epochs") == "3000"]
         running = _wait_until(long_job_running, proc, "the 300-epoch job's run opens")[0]
         sweep_dir = _sweep_dir(tmp_path)
         array = _array_id(sweep_dir)
-        task = f"{array}_1"  # job 1: train.epochs=300
+        task = f"{array}_1"  # job 1: train.epochs=3000
         assert _sacct(array)[task] == "RUNNING"
         subprocess.run(["scancel", task], check=True)
         out, err = proc.communicate(timeout=600)
@@ -127,7 +128,7 @@ def test_scancel_of_a_task_ends_the_sweep_and_the_rerun_completes(tmp_path, clus
     assert "2 job(s) done (1 skipped: finished before; 1 rerun)" in proc.stdout
     finished = {r.data.params["epochs"] for r in _runs(uri)
                 if r.info.status == "FINISHED" and "mlflow.parentRunId" in r.data.tags}
-    assert finished == {"2", "300"}
+    assert finished == {"2", "3000"}
 
 
 def test_time_limit_closes_the_run_as_killed_timeout(tmp_path, cluster):
