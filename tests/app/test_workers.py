@@ -60,6 +60,7 @@ def _until(condition, seconds: float = 60.0) -> bool:
 
 
 def test_a_sweep_refused_before_its_launch_ends_the_workers(hydra_conf):
+    workers.stop()   # workers an earlier check of this process started and nothing launched
     before = _workers()
     config = hydra_conf(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
                         return_hydra_config=True)
