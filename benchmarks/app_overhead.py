@@ -39,9 +39,10 @@ from pathlib import Path
 from hydra import compose, initialize_config_module
 
 from ffexp import Network, train
-from ffexp.app import execute, prepare, split_metrics
-from ffexp.config import RunContext, register_schemas, to_settings
-from ffexp.data import load_dataset
+from ffexp.job.app import execute, prepare, split_metrics
+from ffexp.job.settings import RunContext
+from ffexp.launch.config import register_schemas, to_settings
+from ffexp.job.data import load_dataset
 from ffexp.tracking import record_job
 
 
@@ -104,12 +105,12 @@ def _cpu_of(args: list[str], cwd: str) -> float:
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
-#: what an untracked run imports, and what a tracked one imports besides (ffexp.workers'
+#: what an untracked run imports, and what a tracked one imports besides (ffexp._compat.joblib_workers'
 #: list for a sweep's job: MLflow's client and SQL store, the plots; and the pyfunc model)
-UNTRACKED = ["ffexp.__main__", "sklearn.datasets", "sklearn.model_selection",
+UNTRACKED = ["ffexp.launch.main", "sklearn.datasets", "sklearn.model_selection",
              "sklearn.preprocessing"]
 TRACKED = ["ffexp.tracking.run", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store",
-           "ffexp.plots", "mlflow.pyfunc"]
+           "ffexp.plots.figures", "mlflow.pyfunc"]
 
 
 def _import_cpu(modules: list[str]) -> float:

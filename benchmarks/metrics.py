@@ -4,7 +4,7 @@ The default run (moons, 2-16-16-1, mini-batch 32, 200 epochs, ``train.eval_every
 epoch's training is timed from ``ffexp.train`` (CPU time per epoch, bookkeeping on, one BLAS
 thread), the validation step from what the Validation callback calls every epoch
 (``split_metrics(job, "val")``: forward pass, cost, the task metrics), and the task metrics
-alone by ffexp.metrics (numpy) and by scikit-learn (the reference, what they cost before).
+alone by ffexp.job.metrics (numpy) and by scikit-learn (the reference, what they cost before).
 Target (issue 15): validation ≤ 0.5 × an epoch's training.
 
     python benchmarks/metrics.py [--repeats 5]
@@ -20,9 +20,9 @@ import time
 from hydra import compose, initialize_config_module
 from threadpoolctl import threadpool_limits
 
-from ffexp.app import prepare, split_metrics
-from ffexp.config import register_schemas, to_settings
-from ffexp.metrics import evaluate
+from ffexp.job.app import prepare, split_metrics
+from ffexp.launch.config import register_schemas, to_settings
+from ffexp.job.metrics import evaluate
 from ffexp.nn import train
 
 
@@ -34,7 +34,7 @@ def _cpu_per_call(fn, calls: int) -> float:
 
 
 def _sklearn_binary(Y, Yhat) -> dict[str, float]:
-    """What ffexp.metrics computed with scikit-learn before (the default run is binary)."""
+    """What ffexp.job.metrics computed with scikit-learn before (the default run is binary)."""
     from sklearn import metrics as skm
     y, pred = Y[0].astype(int), (Yhat[0] > 0.5).astype(int)
     return {"accuracy": skm.accuracy_score(y, pred), "f1": skm.f1_score(y, pred, zero_division=0),
@@ -69,7 +69,7 @@ def main() -> None:
     print(f"  an epoch's training                       {e:8.3f} ms")
     print(f"  validation step (forward, cost, metrics)  {v:8.3f} ms  = {v / e:.2f} x an epoch "
           f"(target <= 0.5: {'OK' if v / e <= 0.5 else 'OVER'})")
-    print(f"    task metrics, ffexp.metrics (numpy)     {o:8.3f} ms")
+    print(f"    task metrics, ffexp.job.metrics (numpy)     {o:8.3f} ms")
     print(f"    task metrics, scikit-learn (reference)  {r:8.3f} ms  ({r / o:.0f}x)")
 
 

@@ -30,9 +30,10 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_module
 
-from ffexp import plots, text_tiles
-from ffexp.app import execute, prepare
-from ffexp.config import register_schemas, to_settings
+from ffexp.plots import figures as plots
+from ffexp._compat import mpl_text as text_tiles
+from ffexp.job.app import execute, prepare
+from ffexp.launch.config import register_schemas, to_settings
 
 TITLE = "moons · relu·he·s0"
 

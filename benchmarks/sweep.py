@@ -20,7 +20,7 @@ the command's start to Hydra's line that it launches the jobs (before it, Hydra 
 sweep's config, the callbacks open the store and the parent run, and the sweeper checks that
 the jobs compose).
 
-``--start`` measures only that, before and after ffexp's sweeper (ffexp.sweeper): the same
+``--start`` measures only that, before and after ffexp's sweeper (ffexp.launch.sweeper): the same
 command tracked and untracked with Hydra's own basic sweeper
 (``hydra.sweeper._target_=hydra._internal.core_plugins.basic_sweeper.BasicSweeper``, which
 composes every job before launching) and with ffexp's (the default, one job per combination
@@ -131,7 +131,7 @@ def bare_loop(acts, inits, seeds, epochs: int) -> None:
     from threadpoolctl import threadpool_limits
 
     from ffexp import Network, train
-    from ffexp.data import load_dataset
+    from ffexp.job.data import load_dataset
 
     d = load_dataset("moons", seed=0, params={"n_samples": 400, "noise": 0.2})
     with threadpool_limits(limits=1, user_api="blas"):

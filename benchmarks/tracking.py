@@ -30,8 +30,9 @@ from pathlib import Path
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from ffexp.app import execute, prepare
-from ffexp.config import RunContext, register_schemas, to_settings
+from ffexp.job.app import execute, prepare
+from ffexp.job.settings import RunContext
+from ffexp.launch.config import register_schemas, to_settings
 from ffexp.tracking import record_job
 
 JOB = ["dataset=moons", "model.hidden_sizes=[32,32,32]", "optimizer=minibatch",

@@ -1,11 +1,13 @@
 """ffexp: an experiment-tracking research harness for feedforward neural networks."""
 
-from . import blas
+from importlib import metadata
+
+from .job import blas
 from .nn import (ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, TASKS, Callback, EpochStats,
                  Network, TrainResult)
 from .nn import train as _train
 
-__version__ = "0.1.0"
+__version__ = metadata.version("ffexp")
 
 __all__ = ["ACTIVATIONS", "INITIALIZERS", "LOSSES", "OPTIMIZERS", "TASKS", "Callback",
            "EpochStats", "Network", "TrainResult", "train", "__version__"]

@@ -1,10 +1,10 @@
-"""ffexp.data: every registered dataset, the split / scale / encode path, and its errors."""
+"""ffexp.job.data: every registered dataset, the split / scale / encode path, and its errors."""
 
 import numpy as np
 import pytest
 from sklearn import datasets as skd
 
-from ffexp.data import (DATASETS, DatasetSpec, Raw, dataset_task, from_arrays, load_dataset,
+from ffexp.job.data import (DATASETS, DatasetSpec, Raw, dataset_task, from_arrays, load_dataset,
                         register_dataset)
 
 NAMES = sorted(DATASETS)

@@ -13,7 +13,7 @@ import pytest
 PROBE = """
 import json, sys
 sys.argv = ["ffexp", *json.loads(sys.argv[1])]
-from ffexp.__main__ import main
+from ffexp.launch.main import main
 try:
     code = main()
 except SystemExit as exit:

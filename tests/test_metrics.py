@@ -1,11 +1,11 @@
-"""ffexp.metrics: worked examples by hand, agreement with sklearn, finiteness and errors."""
+"""ffexp.job.metrics: worked examples by hand, agreement with sklearn, finiteness and errors."""
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from ffexp.data import DATASETS, load_dataset
-from ffexp.metrics import MAIN_METRIC, METRICS, evaluate
+from ffexp.job.data import DATASETS, load_dataset
+from ffexp.job.metrics import MAIN_METRIC, METRICS, evaluate
 from ffexp.nn import TASKS, make_loss
 
 
@@ -132,7 +132,7 @@ def test_bad_shapes_labels_and_task_raise():
         evaluate("ranking", np.zeros((1, 2)), np.zeros((1, 2)))
 
 
-# ---- agreement with scikit-learn, the reference (ffexp.metrics is numpy) -------------------
+# ---- agreement with scikit-learn, the reference (ffexp.job.metrics is numpy) -------------------
 
 
 def sklearn_metrics(task, Y, Yhat):

@@ -11,8 +11,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.text import Text
 
-from ffexp import plots, text_tiles
-from ffexp.data import load_dataset
+from ffexp.plots import figures as plots
+from ffexp._compat import mpl_text as text_tiles
+from ffexp.job.data import load_dataset
 from ffexp.nn import Network, train
 
 TITLE = "moons · relu·he·s0"
@@ -415,7 +416,7 @@ def test_texts_the_cache_draws_or_leaves_to_agg(fresh_cache):
 
 
 def test_written_pngs_read_back_as_the_figures_pixels(moons, tmp_path):
-    """plots.save writes the canvas's pixels with ffexp.png: PIL and matplotlib read them back
+    """plots.save writes the canvas's pixels with ffexp.plots.png: PIL and matplotlib read them back
     exactly, and they are the pixels savefig writes (savefig's alpha: opaque throughout)."""
     from matplotlib.image import imread
     from PIL import Image

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ffexp.job.metrics import lower_is_better
+
 from .design import GROUP_OF, SEED
 from .select import ReportError
 from .stats import (ALPHA, MIN_N, difference_range, holm, interval, metric_range, paired_test,
@@ -25,8 +27,8 @@ from .stats import (ALPHA, MIN_N, difference_range, holm, interval, metric_range
 
 
 def _main_metrics() -> dict[str, str]:
-    """ffexp.metrics.MAIN_METRIC (imported late: it brings scikit-learn, ~1.5 s)."""
-    from ffexp.metrics import MAIN_METRIC
+    """ffexp.job.metrics.MAIN_METRIC (imported late: it brings scikit-learn, ~1.5 s)."""
+    from ffexp.job.metrics import MAIN_METRIC
 
     return MAIN_METRIC
 
@@ -35,15 +37,10 @@ OUTCOMES = ("finished", "converged", "diverged", "failed", "killed", "running")
 _STATUS = {"FAILED": "failed", "KILLED": "killed", "RUNNING": "running", "SCHEDULED": "running"}
 #: outcomes whose final numbers are results
 _RESULT = {"finished", "converged", "diverged"}
-_LOWER = ("cost", "loss", "mse", "mae", "hamming_loss")
 
 
 def main_metric(task: str) -> str:
     return f"val/{_main_metrics()[task]}"
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric.split("/")[-1].endswith(_LOWER)
 
 
 def outcomes_of(runs: pd.DataFrame) -> pd.Series:

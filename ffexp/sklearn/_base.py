@@ -8,13 +8,13 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ffexp import blas
+from ffexp._compat.sklearn_params import Interval, InvalidParameterError, StrOptions, fit_context
+from ffexp.job import blas
 from ffexp.nn import HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, TASKS, Network, train
 from ffexp.nn.checks import check_pair
 from ffexp.nn.initializers import DISTRIBUTIONS
@@ -120,7 +120,7 @@ class _FFBase(BaseEstimator):
                           f"finite parameters (try a smaller learning_rate)", ConvergenceWarning,
                           stacklevel=3)
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Validate the parameters, then train a new network for ``epochs`` epochs on X
         (n_samples, n_features) and y."""

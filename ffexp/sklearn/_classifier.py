@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import column_or_1d, validate_data
 
+from ffexp._compat.sklearn_params import fit_context
 from ffexp.nn import TASKS
 
 from ._base import _COMMON, _POSITIVE, _FFBase
@@ -69,7 +70,7 @@ class FFClassifier(ClassifierMixin, _FFBase):
                                  f"{self.classes_.tolist()}")
         return X, self._binarizer.transform(y)
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):
         """One epoch on (X, y), continuing the network (``classes`` needed on the first call,
         except for multi-label y)."""

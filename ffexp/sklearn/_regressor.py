@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import RegressorMixin, _fit_context
-from sklearn.utils._param_validation import StrOptions
+from sklearn.base import RegressorMixin
 from sklearn.utils.validation import validate_data
+
+from ffexp._compat.sklearn_params import StrOptions, fit_context
 
 from ._base import _COMMON, _FFBase
 
@@ -46,7 +47,7 @@ class FFRegressor(RegressorMixin, _FFBase):
             raise ValueError(f"y has {Y.shape[1]} target(s), the network {self.n_outputs_}")
         return X, Y
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y):
         """One epoch on (X, y), continuing the network."""
         X, Y = self._targets(X, y, first=not hasattr(self, "network_"))

@@ -6,8 +6,8 @@ The composition root calls::
         result = execute(job, callbacks=[..., *recorder.callbacks])
         recorder.finish(result)
 
-``settings`` is the typed ffexp.config.Settings, ``job`` the ffexp.app.Job, ``context`` the
-ffexp.config.RunContext (mode, overrides, output/sweep dirs, job number, command line,
+``settings`` is the typed ffexp.job.settings.Settings, ``job`` the ffexp.job.app.Job, ``context`` the
+ffexp.job.settings.RunContext (mode, overrides, output/sweep dirs, job number, command line,
 resolved config as a plain dict). On an exception the context manager marks the run FAILED
 (KILLED on KeyboardInterrupt / SIGTERM) and re-raises. With ``tracking.enabled=false`` it
 yields a NullRecorder and MLflow is not even imported.

@@ -1,13 +1,13 @@
 """How a sweep's parent run reaches its jobs: a small JSON file in the sweep directory.
 
-The launching process writes it (ffexp.tracking.sweep) before any job starts; each job, in
+The launching process writes it (ffexp.launch.mlflow_sweep) before any job starts; each job, in
 this process or in a joblib worker, reads it. Explicit on purpose: the ``MLFLOW_RUN_ID``
 environment variable silently overrides a child's parent (mlflow #15713), and a worker process
 reused by joblib would keep a stale value.
 
 Sweep identity: every sweep has a unique id (``sweep_uid``, made by ``claim``) that its parent
 run, this file and every job carry (the jobs get it through their own Hydra config, see
-ffexp.__main__). ``read`` refuses a handoff written by another sweep, so a job never attaches
+ffexp.launch.main). ``read`` refuses a handoff written by another sweep, so a job never attaches
 to another sweep's parent. ``claim`` takes the directory for one live sweep: an exclusive
 ``flock`` on ``<sweep dir>/.ffexp_sweep.lock``, held by the launching process until it ends
 (the kernel releases it however the process ends, SIGKILL included).

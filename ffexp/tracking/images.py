@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ffexp.png import png_bytes   # the plots' encoder too (ffexp/png.py)
+from ffexp.plots.png import png_bytes   # the plots' encoder too (ffexp/png.py)
 
 TAG = "mlflow.loggedImages"   # mlflow.utils.mlflow_tags.MLFLOW_LOGGED_IMAGES
 THUMBNAIL = 256               # mlflow.tracking.multimedia.COMPRESSED_IMAGE_SIZE

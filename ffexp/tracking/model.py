@@ -89,7 +89,8 @@ def _quiet():
 def requirements() -> list[str]:
     import mlflow
     import pandas
-    from ffexp import __version__
+    from importlib.metadata import version
+    __version__ = version("ffexp")
     return [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}",
             f"pandas=={pandas.__version__}", f"ffexp=={__version__}"]
 

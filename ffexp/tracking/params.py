@@ -45,7 +45,7 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 def headline(settings, job=None) -> dict[str, str]:
     """The choices a person sorts and filters the runs table by; with the prepared job, the
     task and loss as resolved (``loss=auto`` shows as the cost actually used)."""
-    from ffexp.config import activation_label
+    from ffexp.job.settings import activation_label
     s = settings
     return {
         "dataset": s.dataset.name, "task": job.task if job else s.dataset.task,

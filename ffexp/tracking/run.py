@@ -154,7 +154,7 @@ class Recorder:
             if hydra_dir.is_dir():
                 shutil.copytree(hydra_dir, tmp / "hydra")
             if self.settings.tracking.log_plots:
-                from ffexp.plots import write_plots
+                from ffexp.plots.figures import write_plots
                 plots = tmp / "plots"
                 plots.mkdir()
                 write_plots(r.train, plots, r.net, r.dataset, self.identity,

@@ -66,7 +66,7 @@ class Snapshots(Callback):
         (plots.gradient_flow_frames)."""
         if not self.taken or net is None:
             return 0
-        from ffexp import plots
+        from ffexp.plots import figures as plots
 
         from .images import log_step_images
         steps = [stats.epoch for stats, _, _ in self.taken]

@@ -5,7 +5,7 @@ Parent metrics: ``sweep/jobs`` (child runs), ``sweep/finished`` (FINISHED and no
 ``sweep/skipped``, ``sweep/rerun`` (below) and
 ``best/val/<main>``; tags ``ffexp.best_run_id``, ``ffexp.best_run_name``, ``ffexp.best_metric``
 and ``ffexp.summary`` (one readable line). The best child is the finished one with the highest
-validation main metric (ffexp.metrics.MAIN_METRIC of its task; higher is better for all).
+validation main metric (ffexp.job.metrics.MAIN_METRIC of its task; higher is better for all).
 
 A sweep resumed with ``tracking.skip_existing=true`` also gets ``sweep/skipped`` (jobs whose
 config already had a FINISHED run, which stays the child of its own sweep: MLflow has one
@@ -38,7 +38,7 @@ def _note_order(key: str) -> tuple:
 
 def _main_metric(task: str) -> str:
     try:
-        from ffexp.metrics import MAIN_METRIC
+        from ffexp.job.metrics import MAIN_METRIC
         return "val/" + MAIN_METRIC[task]
     except (ImportError, KeyError):
         return "val/accuracy"

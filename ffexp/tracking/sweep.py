@@ -1,7 +1,8 @@
-"""One parent MLflow run per multirun: a Hydra callback in the launching process.
+"""One parent MLflow run per multirun, in the launching process (ffexp.launch.mlflow_sweep's
+Hydra callback calls ``begin`` and ``close_open_sweep``).
 
-``on_multirun_start`` runs once, before any job: it checks that the jobs' configs compose
-(ffexp.sweeper: a typo in a sweep value leaves the store untouched), creates the SQLite schema
+``begin`` runs once, before any job and after the launch layer checked that the jobs' configs
+compose (a typo in a sweep value leaves the store untouched): it creates the SQLite schema
 and the experiment (parallel jobs racing to do either break the store: mlflow #4123), creates
 the parent run and writes its id to ``<sweep dir>/mlflow_sweep.json`` for the jobs
 (ffexp.tracking.handoff). Before that, it checks that the store can be used
@@ -22,73 +23,39 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
-
-from . import handoff, signals, store
-from .signals import Terminated
-from .stale import process_tags
-from .tags import SEP, clip, experiment_tags, git_state
+from ffexp.tracking import handoff, signals, store
+from ffexp.tracking.signals import Terminated
+from ffexp.tracking.stale import process_tags
+from ffexp.tracking.tags import SEP, clip, experiment_tags, git_state
 
 #: the parent run of this process's sweep, while it is open
 _OPEN: dict[str, Any] = {}
 
 
-class MlflowSweep(Callback):
-    """Registered in conf/config.yaml under ``hydra.callbacks``."""
-
-    def on_multirun_start(self, config, **kwargs: Any) -> None:
-        if not config.tracking.enabled:
-            handoff.remove(_sweep_dir(config, Path.cwd()))  # no stale parent for the jobs
-            return
-        jobs = _sweep_jobs(config)
-        if jobs is not None:
-            try:
-                _check_composes(config, jobs)
-            except Exception as err:  # Hydra would only warn: end the sweep with one line
-                from ffexp.config import hydra_error_line
-                print(f"ffexp: error: {hydra_error_line(err)}", file=sys.stderr, flush=True)
-                raise SystemExit(2) from None
-        _check_store(config)
-        try:
-            open_sweep(config, jobs)
-        except Exception as err:  # the store broke (a full disk): one line, nothing to run
-            from .faults import as_fault
-            fault = as_fault(err, store.resolve_uri(config.tracking.uri, base=Path.cwd()))
-            if fault is None:
-                raise
-            print(f"ffexp: error: {fault}", file=sys.stderr, flush=True)
-            raise SystemExit(1) from None
-
-    def on_multirun_end(self, config, **kwargs: Any) -> None:
-        close_open_sweep("FINISHED")
-
-
-def _sweep_jobs(config) -> list[list[str]] | None:
-    """Every job's overrides, as the basic sweeper (or ffexp's, its subclass) will expand them;
-    None for other sweepers (Optuna samples its jobs as it goes)."""
-    from ffexp.sweeper import expand, is_basic
+def begin(config, jobs: list[list[str]] | None) -> None:
+    """A tracked sweep's start, in the launching process before any job: the store is checked
+    (``_check_store``), then the experiment and the parent run are created (``open_sweep``);
+    a store that breaks meanwhile (a full disk) ends the sweep with one line, exit status 1.
+    With tracking off, a stale hand-off file of the sweep directory is removed."""
+    if not config.tracking.enabled:
+        handoff.remove(_sweep_dir(config, Path.cwd()))  # no stale parent for the jobs
+        return
+    _check_store(config)
     try:
-        if not is_basic(config):
-            return None
-        from hydra.core.global_hydra import GlobalHydra
-        return expand(config, GlobalHydra.instance().config_loader())
-    except Exception:  # counting is a courtesy; Hydra reports malformed overrides itself
-        return None
-
-
-def _check_composes(config, jobs: list[list[str]]) -> None:
-    """Compose, before anything is written, the jobs that ffexp.sweeper.plan picks (a
-    misspelled option or a wrong type fails here). ffexp's sweeper then knows the sweep is
-    checked and composes nothing more before launching; Hydra's own basic sweeper (chosen
-    with ``hydra.sweeper._target_``) composes every job again."""
-    from ffexp.sweeper import check
-    check(config, jobs)
+        open_sweep(config, jobs)
+    except Exception as err:  # the store broke (a full disk): one line, nothing to run
+        from ffexp.tracking.faults import as_fault
+        fault = as_fault(err, store.resolve_uri(config.tracking.uri, base=Path.cwd()))
+        if fault is None:
+            raise
+        print(f"ffexp: error: {fault}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 def _check_store(config) -> None:
     """An unusable store (no server at tracking.uri, a directory that cannot be written) ends
     the sweep here, before any job, with one line and exit status 2."""
-    from .preflight import StoreError, check_store
+    from ffexp.tracking.preflight import StoreError, check_store
     try:
         check_store(store.resolve_uri(config.tracking.uri, base=Path.cwd()))
     except StoreError as err:
@@ -99,7 +66,7 @@ def _check_store(config) -> None:
 def _close_stale(config, client, experiment_id: str) -> None:
     """With tracking.skip_existing: close the experiment's stale runs (ffexp.tracking.stale),
     the jobs of a killed sweep and its parent among them, before the jobs look for them."""
-    from .stale import close_stale
+    from ffexp.tracking.stale import close_stale
     try:
         closed = close_stale(client, [experiment_id], float(config.tracking.stale_seconds))
     except Exception as err:  # the sweep can go on; its jobs close their own stale runs
@@ -190,7 +157,7 @@ def _install_handlers() -> None:
 
 def status_of(exc: BaseException | None) -> str:
     """The parent's status for how the sweep ended."""
-    from .signals import killed
+    from ffexp.tracking.signals import killed
     if exc is None or (isinstance(exc, SystemExit) and not isinstance(exc, Terminated)
                        and exc.code in (0, None)):
         return "FINISHED"
@@ -207,7 +174,7 @@ def close_open_sweep(status: str = "FAILED") -> None:
     if signals.RECEIVED:
         status = "KILLED"
     signals.restore_handlers(_OPEN.pop("previous_handlers", {}))
-    from .summary import summarize
+    from ffexp.tracking.summary import summarize
     outcome = {"FINISHED": "finished", "KILLED": "killed"}.get(status, "failed")
     steps = [lambda: summarize(client, _OPEN["experiment_id"], run_id,
                                handoff.skipped(_OPEN["sweep_dir"])),
@@ -221,7 +188,7 @@ def close_open_sweep(status: str = "FAILED") -> None:
             errors.append(err)
     store.print_ui_command(uri, _OPEN.get("experiment_id"))
     if errors:
-        from .faults import STALE_HINT, cause
+        from ffexp.tracking.faults import STALE_HINT, cause
         fate = f"left RUNNING: {STALE_HINT}" if _still_running(client, run_id) \
             else f"closed {status}"
         reason = cause(errors[0]) or (str(errors[0]).strip().splitlines() or [""])[0][:200]

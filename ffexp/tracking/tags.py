@@ -108,7 +108,7 @@ def run_name(settings, overrides=(), varied=()) -> str:
         keys = [k for k, _ in pairs]
         pairs.sort(key=lambda kv: kv[0] == "seed")
         return SEP.join(_label(k, v, keys) for k, v in pairs)
-    from ffexp.config import activation_label
+    from ffexp.job.settings import activation_label
     parts = [activation_label(s), s.init.name, s.optimizer.name, f"s{s.seed}"]
     if s.tracking.experiment and s.tracking.experiment != s.dataset.name:
         parts.insert(0, s.dataset.name)
@@ -126,7 +126,7 @@ def experiment_tags(task: str | None = None) -> dict[str, str]:
     (the task's main validation metric, higher is better: the compare view charts it first)."""
     tags = dict(EXPERIMENT_KIND)
     if task:
-        from ffexp.metrics import MAIN_METRIC
+        from ffexp.job.metrics import MAIN_METRIC
         if task in MAIN_METRIC:
             tags[PRIMARY_METRIC] = f"val/{MAIN_METRIC[task]}"
             tags["mlflow.experiment.primaryMetric.greaterIsBetter"] = "True"
@@ -135,7 +135,8 @@ def experiment_tags(task: str | None = None) -> dict[str, str]:
 
 def run_tags(config: Mapping[str, Any], overrides, sweep_id: str | None) -> dict[str, str]:
     """Tags set when the run is created (the outcome and diagnoses come at the end)."""
-    from ffexp import __version__
+    from importlib.metadata import version
+    __version__ = version("ffexp")
     commit, dirty = git_state()
     tags = {
         "ffexp.git_dirty": dirty,

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from ffexp.config import Settings, to_settings
+from ffexp.job.settings import Settings
+from ffexp.launch.config import to_settings
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def settings_of(hydra_conf):
     """settings_of(overrides) -> Settings, tracking off."""
     def make(*overrides: str) -> Settings:

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from ffexp.__main__ import STATUS_FILE, sweep_failures
-from ffexp.app import Validation, execute, prepare
-from ffexp.progress import EpochBar, epoch_callbacks, job_line
+from ffexp.launch.main import STATUS_FILE, sweep_failures
+from ffexp.job.app import Validation, execute, prepare
+from ffexp.job.progress import EpochBar, epoch_callbacks, job_line
 
 
 @pytest.mark.parametrize("overrides,message", [

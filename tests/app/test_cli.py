@@ -6,7 +6,7 @@ import pytest
 
 from conftest import ffexp
 
-from ffexp import cli
+from ffexp.launch import cli
 
 
 def test_help_says_what_ffexp_is_and_lists_only_user_groups(tmp_path):

@@ -1,4 +1,4 @@
-"""ffexp.compose: a sweep's loader gives every job the config Hydra's own loader composes, when
+"""ffexp._compat.hydra_compose: a sweep's loader gives every job the config Hydra's own loader composes, when
 it remembers (same group choices, another seed), after a job changed its config, and in a
 worker that read the launching process's file; and a job of a sweep run through the command
 gets the same config with ffexp's sweeper as with Hydra's own."""
@@ -15,8 +15,8 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-import ffexp.compose as fc
-from ffexp.config import register_schemas
+import ffexp._compat.hydra_compose as fc
+from ffexp.launch.config import register_schemas
 
 JOBS = [["activation=tanh", "init=he", "seed=1"],
         ["activation=tanh", "init=he", "seed=2", "optimizer.lr=0.5"],
@@ -169,7 +169,7 @@ def _hydra_yaml(text: str) -> dict:
 
 def test_the_tracking_callbacks_check_composes_for_the_sweeper(hydra):
     """The callback checks before Hydra sets up the sweeper; what it composed is the sweep's."""
-    from ffexp.sweeper import _CHECKED, check
+    from ffexp.launch.sweeper import _CHECKED, check
     master, plain = hydra
     _CHECKED.clear()
     assert check(master, JOBS) == 4     # plan counts hydra.job.name=other as a choice

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from ffexp.app import execute, prepare
-from ffexp.config import Settings, to_settings
-from ffexp.data import DATASETS
+from ffexp.job.app import execute, prepare
+from ffexp.job.settings import Settings
+from ffexp.launch.config import to_settings
+from ffexp.job.data import DATASETS
 from ffexp.nn import ACTIVATIONS, HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS
 
 CONF = Path(__file__).resolve().parents[2] / "conf"

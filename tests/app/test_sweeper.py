@@ -1,4 +1,4 @@
-"""ffexp's sweeper (ffexp.sweeper, hydra_plugins/ffexp_sweeper) through the real command: a bad
+"""ffexp's sweeper (ffexp.launch.sweeper, hydra_plugins/ffexp_sweeper) through the real command: a bad
 value anywhere in a many-job sweep is refused before any job, run or folder, whatever the
 launcher and tracking; the check composes one job per combination of group choices (counted
 by the sweeper's own debug line), once per sweep; a job that composes only in its worker ends
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ffexp.sweeper import plan
+from ffexp.launch.sweeper import plan
 
 FFEXP = str(Path(sys.executable).with_name("ffexp"))
 #: a grid of 3 x 3 x 4 = 36 jobs; each case adds a swept key with one bad value last
@@ -106,7 +106,7 @@ def test_the_check_composes_one_job_per_combination_of_groups_once_per_sweep(tmp
     proc = _run(tmp_path, "-m", "activation=sigmoid,tanh,relu", "init=xavier,he", "seed=0,1",
                 "train.epochs=2", "model.hidden_sizes=[4]", "dataset.params.n_samples=100",
                 "tracking.log_plots=false", "tracking.log_model=false",
-                "hydra.verbose=ffexp.sweeper", MLFLOW_TRACKING_URI=store)
+                "hydra.verbose=ffexp.launch.sweeper", MLFLOW_TRACKING_URI=store)
     assert proc.returncode == 0, proc.stderr
     assert _checked(proc.stdout) == [(12, 6)]
     assert "ffexp: 12 job(s) done" in proc.stdout
@@ -125,7 +125,7 @@ def test_a_5x4x5_sweep_composes_20_configs_before_its_100_jobs(tmp_path):
                 "init=random,xavier,he,standard", "seed=range(5)", "train.epochs=1",
                 "model.hidden_sizes=[4]", "dataset.params.n_samples=100",
                 "tracking.enabled=false", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                "hydra.verbose=ffexp.sweeper")
+                "hydra.verbose=ffexp.launch.sweeper")
     assert proc.returncode == 0, proc.stderr
     assert _checked(proc.stdout) == [(100, 20)]
     assert "ffexp: 100 job(s) done" in proc.stdout
@@ -151,7 +151,7 @@ def test_plan_covers_every_combination_and_every_value_with_real_jobs():
 @pytest.mark.parametrize("launcher,tracked", [("basic", True), ("joblib", False)])
 def test_a_job_that_composes_only_in_its_worker_ends_the_sweep_in_one_line(
         tmp_path, template_db, launcher, tracked):
-    """The pair the check cannot see (ffexp.sweeper): ``+model.extra=2`` appends to a null
+    """The pair the check cannot see (ffexp.launch.sweeper): ``+model.extra=2`` appends to a null
     key but not to 1; each value composes with the other's first value, so only the last
     job fails, where the launcher composes it. (The other jobs fail in ffexp's own check of
     the settings, model.extra being no key of ffexp's.)"""
@@ -176,10 +176,10 @@ def test_a_job_that_composes_only_in_its_worker_ends_the_sweep_in_one_line(
 
 
 OTHER_APP = '''
-import ffexp.sweeper
+import ffexp.launch.sweeper
 import hydra
 from hydra.core.hydra_config import HydraConfig
-ffexp.sweeper.register()   # as Hydra's plugin scan does in a non-editable install
+ffexp.launch.sweeper.register()   # as Hydra's plugin scan does in a non-editable install
 
 
 @hydra.main(version_base=None, config_path=None, config_name=None)
@@ -192,8 +192,9 @@ main()
 
 
 def test_another_hydra_app_keeps_hydras_own_sweep(tmp_path):
-    """ffexp's sweeper registers itself as ``basic`` for the whole environment: another Hydra
-    app that gets it still has every job validated as Hydra's basic sweeper does."""
+    """ffexp's sweeper has its own name (``hydra/sweeper=ffexp``) and never replaces Hydra's
+    ``basic``: another Hydra app of the environment, with ffexp's sweeper registered, still
+    sweeps with Hydra's basic sweeper, which validates every job."""
     (tmp_path / "app.py").write_text(OTHER_APP)
     proc = subprocess.run([sys.executable, "app.py", "-m", "+x=1,2", "hydra.verbose=true"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -202,4 +203,13 @@ def test_another_hydra_app_keeps_hydras_own_sweep(tmp_path):
     assert "Validated configs of 2 jobs" in log              # Hydra's per-batch check ran
     assert "checked the configs of the sweep" not in log     # and ffexp's did not
     assert [line for line in proc.stdout.splitlines() if line.startswith("job")] == [
-        "job 1 FfexpSweeper", "job 2 FfexpSweeper"]
+        "job 1 BasicSweeper", "job 2 BasicSweeper"]
+
+
+def test_ffexp_chooses_its_own_sweeper_by_name(hydra_conf):
+    """ffexp's primary config chooses ``hydra/sweeper=ffexp`` (through ``search: grid``), and
+    ``+hparams_search=optuna`` still switches the sweeper to Optuna's."""
+    from ffexp.launch.sweeper import FFEXP_SWEEPER
+    cfg = hydra_conf([], return_hydra_config=True)
+    assert cfg.hydra.runtime.choices["hydra/sweeper"] == "ffexp"
+    assert cfg.hydra.sweeper._target_ == FFEXP_SWEEPER

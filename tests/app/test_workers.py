@@ -1,4 +1,4 @@
-"""ffexp.workers: a joblib sweep's jobs run in the worker processes started while the
+"""ffexp._compat.joblib_workers: a joblib sweep's jobs run in the worker processes started while the
 launching process checked the sweep (joblib reused its pool), through the real command; a
 sweep refused before its launch ends them; another launcher starts none."""
 
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ffexp import workers
+from ffexp._compat import joblib_workers as workers
 
 from conftest import ffexp, statuses
 
 SWEEP = ["-m", "activation=sigmoid,tanh", "init=random,xavier", "seed=0", "train.epochs=2",
          "model.hidden_sizes=[4]", "tracking.enabled=false", "hydra/launcher=joblib",
-         "hydra.launcher.n_jobs=2", "hydra.verbose=ffexp.workers"]
+         "hydra.launcher.n_jobs=2", "hydra.verbose=ffexp._compat.joblib_workers"]
 
 
 def test_a_joblib_sweeps_jobs_run_in_the_workers_started_during_its_check(tmp_path):
@@ -60,11 +60,10 @@ def _until(condition, seconds: float = 60.0) -> bool:
 
 
 def test_a_sweep_refused_before_its_launch_ends_the_workers(hydra_conf):
-    workers.stop()   # workers an earlier check of this process started and nothing launched
     before = _workers()
     config = hydra_conf(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
                         return_hydra_config=True)
-    workers.start(config, modules=["ffexp.app"])
+    workers.start(config, modules=["ffexp.job.app"])
     try:
         assert _until(lambda: len(_workers() - before) >= 2)
         started = _workers() - before
@@ -87,10 +86,10 @@ def test_a_workers_first_task_imports_what_a_job_of_the_sweep_imports(hydra_conf
     untracked = workers.job_modules(hydra_conf(["tracking.enabled=false"]))
     tracked = workers.job_modules(hydra_conf([]))
     server = workers.job_modules(hydra_conf(["tracking.uri=http://127.0.0.1:5000"]))
-    assert "ffexp.__main__" in untracked and "sklearn.model_selection" in untracked
-    assert not [m for m in untracked if m.startswith(("mlflow", "ffexp.plots"))]
-    assert {"mlflow.tracking", "ffexp.plots", "mlflow.store.tracking.sqlalchemy_store"} <= \
+    assert "ffexp.launch.main" in untracked and "sklearn.model_selection" in untracked
+    assert not [m for m in untracked if m.startswith(("mlflow", "ffexp.plots.figures"))]
+    assert {"mlflow.tracking", "ffexp.plots.figures", "mlflow.store.tracking.sqlalchemy_store"} <= \
         set(tracked)
-    assert "mlflow.store.tracking.sqlalchemy_store" not in server and "ffexp.plots" in server
+    assert "mlflow.store.tracking.sqlalchemy_store" not in server and "ffexp.plots.figures" in server
     # a misspelled module would end the workers' start in the thread, with a debug line only
     assert all(importlib.util.find_spec(m) is not None for m in tracked)

@@ -1,7 +1,7 @@
 """Local parallel sweeps: the joblib launcher (2 reused loky workers) on a fresh SQLite store.
 
 A probe (a ``sitecustomize`` on PYTHONPATH, so it runs inside every worker) wraps
-``ffexp.app.execute`` and writes, from inside each job's training, the worker's pid, the BLAS
+``ffexp.job.app.execute`` and writes, from inside each job's training, the worker's pid, the BLAS
 thread count, MLflow's active run and ffexp's module state. The job of seed 0 leaves a fluent
 MLflow run open on purpose (after its training), as a careless library might: the next job in that worker must still
 start clean, and that run must not stay RUNNING.
@@ -19,7 +19,7 @@ from helpers_scale import check_sweep_store, run_ffexp, sweep_args
 
 PROBE = textwrap.dedent('''
     import json, os
-    import ffexp.app as app
+    import ffexp.job.app as app
 
     _real = app.execute
 

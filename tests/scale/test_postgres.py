@@ -86,7 +86,7 @@ def test_a_dataset_another_job_stores_meanwhile_is_linked_on_postgres(postgres):
     error PostgreSQL words its own way; the run still gets the dataset input."""
     from sqlalchemy import event
 
-    from ffexp.data import load_dataset
+    from ffexp.job.data import load_dataset
     from ffexp.tracking.inputs import dataset_input, log_dataset
     from ffexp.tracking.retry import RetryingClient
 

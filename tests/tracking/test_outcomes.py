@@ -68,8 +68,7 @@ class _Conf:
 
 
 def _settings(uri: str):
-    from ffexp.config import (ActivationSettings, DatasetSettings, InitSettings, LossSettings,
-                              OptimizerSettings, Settings, TrackingSettings)
+    from ffexp.job.settings import ActivationSettings, DatasetSettings, InitSettings, LossSettings, OptimizerSettings, Settings, TrackingSettings
     return Settings(dataset=DatasetSettings(name="moons", task="binary"),
                     activation=ActivationSettings(name="relu"), init=InitSettings(name="he"),
                     loss=LossSettings(name="auto"),
@@ -78,7 +77,7 @@ def _settings(uri: str):
 
 
 def _context(tmp_path):
-    from ffexp.config import RunContext
+    from ffexp.job.settings import RunContext
     return RunContext("run", [], str(tmp_path), None, 0, "0", "ffexp", {"seed": 0})
 
 

@@ -132,9 +132,9 @@ def test_snapshots_are_step_images(single):
     is the logged model's boundary, pixel for pixel."""
     from PIL import Image
 
-    from ffexp.data import load_dataset
+    from ffexp.job.data import load_dataset
     from ffexp.nn import Network
-    from ffexp.plots import boundary_pixels
+    from ffexp.plots.figures import boundary_pixels
     _, uri, run = single
     client, run_id = MlflowClient(uri), run.info.run_id
     images = _step_images(client, run_id)
@@ -170,7 +170,7 @@ def test_pyfunc_predicts_like_the_network(single):
     import mlflow
     import mlflow.pyfunc
 
-    from ffexp.data import load_dataset
+    from ffexp.job.data import load_dataset
     from ffexp.nn import Network
     _, uri, run = single
     client = MlflowClient(uri)
@@ -281,7 +281,7 @@ def test_a_dataset_another_job_stores_meanwhile_is_linked_not_a_failure(store, t
 
     from sqlalchemy import event
 
-    from ffexp.data import load_dataset
+    from ffexp.job.data import load_dataset
     from ffexp.tracking.inputs import dataset_input, log_dataset
     from ffexp.tracking.retry import RetryingClient
 

@@ -70,7 +70,7 @@ def test_a_run_over_before_its_first_flush_starts_no_helper(tmp_path, monkeypatc
 
 def test_a_run_expected_to_log_many_values_streams_them_through_the_helper(tmp_path, monkeypatch):
     from ffexp import Network, train
-    from ffexp.data import load_dataset
+    from ffexp.job.data import load_dataset
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(uri)
     run_id = client.create_run(client.create_experiment(
@@ -98,7 +98,7 @@ def test_a_training_faster_than_the_store_waits_for_it_and_queues_a_few_batches(
     more than MAX_QUEUED batches are queued, so a run stopped early stores its queue at once;
     everything is stored in the end."""
     from ffexp import Callback, Network, train
-    from ffexp.data import load_dataset
+    from ffexp.job.data import load_dataset
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(uri)
     run_id = client.create_run(client.create_experiment(

@@ -116,7 +116,7 @@ def test_2x2_sweep_joblib_two_workers_on_a_fresh_store(tmp_path):
 FAILING = textwrap.dedent("""
     import sys
     import ffexp
-    import ffexp.__main__ as entry
+    import ffexp.launch.main as entry
 
     class Boom(ffexp.Callback):
         def on_epoch_end(self, net, stats):

@@ -5,7 +5,7 @@ PYTHONPATH of the ``ffexp`` command they run, so every process of it (the launch
 workers) gets the faults and nothing in ffexp knows about them. Each is switched on by an
 environment variable:
 
-- ``FFEXP_TEST_NAN_DATASET=1``: registers the dataset ``nan_moons`` (ffexp.data.register_dataset):
+- ``FFEXP_TEST_NAN_DATASET=1``: registers the dataset ``nan_moons`` (ffexp.job.data.register_dataset):
   make_moons with one NaN feature value, knobs n_samples and noise like moons.
 - ``FFEXP_TEST_RAISE=<seed>:<epoch>``: the job whose ``seed`` is <seed> raises
   ``RuntimeError("injected fault at epoch <epoch>")`` at the end of that epoch, from the
@@ -23,7 +23,7 @@ if os.environ.get("FFEXP_TEST_NAN_DATASET"):
     import numpy as np
     from sklearn.datasets import make_moons
 
-    from ffexp.data import DatasetSpec, Raw, register_dataset
+    from ffexp.job.data import DatasetSpec, Raw, register_dataset
 
     def _nan_moons(random_state, *, n_samples, noise):
         X, y = make_moons(n_samples=n_samples, noise=noise, random_state=random_state)
@@ -34,7 +34,7 @@ if os.environ.get("FFEXP_TEST_NAN_DATASET"):
                                               {"n_samples": 200, "noise": 0.1}))
 
 if os.environ.get("FFEXP_TEST_RAISE"):
-    from ffexp import app
+    from ffexp.job import app
 
     _seed, _epoch = (int(v) for v in os.environ["FFEXP_TEST_RAISE"].split(":"))
     _real = app.Validation.on_epoch_end
@@ -64,7 +64,7 @@ if os.environ.get("FFEXP_TEST_FOREIGN_HANDOFF"):
     import json
     from pathlib import Path
 
-    from ffexp import __main__ as _entry
+    from ffexp.launch import main as _entry
 
     _real_prepare = _entry.prepare
 

@@ -60,6 +60,15 @@ MAIN_METRIC: dict[str, str] = {
     "multilabel": "f1_micro",
 }
 
+#: metric names (without a ``split/`` prefix) of which less is better; every other metric of
+#: ``evaluate`` (and every main metric) is better higher
+LOWER_IS_BETTER = ("cost", "loss", "mse", "mae", "hamming_loss")
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` (``val/mse``, ``train/cost``, ``r2``) is better."""
+    return metric.split("/")[-1].endswith(LOWER_IS_BETTER)
+
 
 def f1(tp, true_sum, pred_sum):
     """2·TP / (|y = 1| + |p = 1|), elementwise; 0 where the denominator is 0."""

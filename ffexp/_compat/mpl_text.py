@@ -1,5 +1,5 @@
 """Rendered text kept per process (issue 15: the pictures cheap): a canvas for the plots'
-figures (ffexp.plots) that draws each plain string once and composites it after that.
+figures (ffexp.plots.figures) that draws each plain string once and composites it after that.
 
 Text is drawn from a process-wide cache of rendered strings (``TEXT_CACHE``): matplotlib lays
 out and renders every glyph of every string on every draw, half of a figure's drawing time,
@@ -207,3 +207,17 @@ class TextCachingCanvas(FigureCanvasAgg):
             self.renderer = TextCachingRenderer(w, h, self.figure.dpi)
             self._text_caching_key = key
         return self.renderer
+
+
+#: the matplotlib series whose text drawing ``TextCachingRenderer`` is tested against
+TESTED = ((3, 11),)
+
+
+def canvas(fig):
+    """The figure's Agg canvas: with the text cache where the installed matplotlib is a tested
+    series, matplotlib's own ``FigureCanvasAgg`` otherwise (the same pixels, slower text;
+    warned once)."""
+    from ffexp._compat.gate import supported
+    if supported("the plots' text cache", "matplotlib", TESTED):
+        return TextCachingCanvas(fig)
+    return FigureCanvasAgg(fig)

@@ -22,7 +22,7 @@ Everything after them is Hydra's, unchanged: a job's config is the one Hydra com
 (tests/app/test_compose.py compares every job of a sweep). ffexp's sweeper
 (hydra_plugins/ffexp_sweeper) gives it to the launcher for ffexp's app only; the launcher
 pickles it to the workers with each job (joblib, SLURM), so a worker process remembers for
-the jobs it runs, and the basic launcher reuses what the sweeper's check (ffexp.sweeper)
+the jobs it runs, and the basic launcher reuses what the sweeper's check (ffexp.launch.sweeper)
 composed. A sweep has a token; a loader of another sweep in the same process starts afresh,
 since config files may have changed in between.
 """
@@ -38,11 +38,31 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-import hydra._internal.config_loader_impl as _impl
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra._internal.config_repository import CachingConfigRepository
-from hydra._internal.defaults_list import DefaultsList, Overrides
 from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from ffexp._compat.gate import supported
+
+#: the hydra-core series whose private loader ``SweepLoader`` is tested against
+TESTED = ((1, 3),)
+
+try:
+    import hydra._internal.config_loader_impl as _impl
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.config_repository import CachingConfigRepository
+    from hydra._internal.defaults_list import DefaultsList, Overrides
+except ImportError:  # a Hydra without these modules: the gate refuses it anyway
+    _impl = None
+    ConfigLoaderImpl = CachingConfigRepository = object
+
+
+def sweep_loader(loader, config):
+    """The loader a sweep's jobs compose with: the sweep's ``SweepLoader`` over ``loader``
+    (the one made for this master config, if any) where the installed hydra-core is a tested
+    series; None otherwise, and Hydra's own ``loader`` composes every job (warned once)."""
+    if _impl is None or not supported("the sweep's composition memo", "hydra-core", TESTED):
+        return None
+    return for_sweep(config) or SweepLoader.of(loader, config)
+
 
 #: what this process remembers, for one sweep (``token``)
 _MEMO: dict[str, Any] = {"token": None}
@@ -65,6 +85,13 @@ def _memo(loader: SweepLoader) -> dict[str, Any]:
     return _MEMO
 
 
+def forget() -> None:
+    """Drop what this process remembers (the memo of a sweep, the current sweep)."""
+    _MEMO.clear()
+    _MEMO["token"] = None
+    _CURRENT[:] = [None, None]
+
+
 def for_sweep(config) -> SweepLoader | None:
     """The loader of the sweep whose master config is ``config``, if this process made one
     (the tracking callback's check makes it, before Hydra sets up the sweeper)."""
@@ -77,7 +104,7 @@ def _sources(repo) -> tuple:
 
 #: the defaults lists a composition of this thread remembers, while a SweepLoader composes
 _ACTIVE: ContextVar[dict | None] = ContextVar("ffexp_compose_defaults", default=None)
-_CREATE_DEFAULTS_LIST = _impl.create_defaults_list
+_CREATE_DEFAULTS_LIST = getattr(_impl, "create_defaults_list", None)
 
 
 def _create_defaults_list(repo, config_name, overrides_list, prepend_hydra, skip_missing):

@@ -6,7 +6,7 @@ message names the config key. ``execute(job, callbacks)`` trains with a validati
 first (``val/cost`` and ``val/<metric>`` every epoch, so later callbacks such as the tracker
 see them), then evaluates ``train/``, ``val/`` and ``test/`` metrics.
 
-No Hydra and no MLflow here: the composition root (ffexp.__main__) wires those around.
+No Hydra and no MLflow here: the composition root (ffexp.launch.main) wires those around.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ffexp.config import Settings
-from ffexp.data import DATASETS, Dataset, dataset_task, load_dataset
-from ffexp.metrics import MAIN_METRIC, evaluate
+from ffexp.job.settings import Settings
+from ffexp.job.data import DATASETS, Dataset, dataset_task, load_dataset
+from ffexp.job.metrics import MAIN_METRIC, evaluate
 from ffexp.nn import (ACTIVATIONS, HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, TASKS,
                       Callback, EpochStats, Network, TrainResult, make_activation, make_loss,
                       train)
@@ -305,7 +305,7 @@ def split_metrics(job: Job, split: str, net: Network | None = None,
 
 class Validation(Callback):
     """Adds ``val/cost`` to every epoch's stats.metrics, and ``val/<metric>`` every
-    ``train.eval_every`` epochs and at the last (ffexp.metrics, numpy: ~0.1 ms a call on the
+    ``train.eval_every`` epochs and at the last (ffexp.job.metrics, numpy: ~0.1 ms a call on the
     default run)."""
 
     def __init__(self, job: Job):

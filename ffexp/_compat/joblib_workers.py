@@ -1,5 +1,5 @@
 """The joblib launcher's worker processes, started while the launching process checks the
-sweep (issue 15).
+sweep.
 
 Hydra's joblib launcher (``hydra/launcher=joblib``) calls ``joblib.Parallel`` once the sweep
 is checked and the store opened; only then does loky start the workers, and each imports
@@ -12,6 +12,11 @@ that imports what a job imports first (``job_modules``), while the sweeper's che
 the jobs; ``wait`` joins it before the launcher's ``Parallel``, which then finds the workers
 ready; a sweep refused before its launch ends them at once (``stop``). Another launcher is
 left as it was.
+
+Private parts: ``process_joblib_cfg`` (the launcher's private module) and joblib's reuse of
+its loky pool for equal arguments (its behaviour, not its contract). Gated on the tested
+hydra-joblib-launcher and joblib series; elsewhere the launcher starts its workers itself, as
+it does without ffexp (one warning).
 """
 
 from __future__ import annotations
@@ -24,13 +29,22 @@ import threading
 import time
 from pathlib import Path
 
+from ffexp._compat.gate import supported
+
 log = logging.getLogger(__name__)
 
 #: Hydra's joblib launcher
 JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 
+#: the joblib series whose pool reuse ``start`` is tested against (tests/app/test_workers.py)
+TESTED_JOBLIB = ((1, 6),)
+
 #: the thread starting this process's workers, while it runs
 _STARTING: list[threading.Thread] = []
+
+
+def _is_joblib(config) -> bool:
+    return (config.hydra.get("launcher") or {}).get("_target_") == JOBLIB
 
 
 def parallel_args(config) -> dict | None:
@@ -52,11 +66,11 @@ def job_modules(config) -> list[str]:
     """What a job of this sweep imports before it trains: the app, scikit-learn's datasets and
     splits; tracked, MLflow's client, its SQL store (unless the store is a tracking server)
     and the plots."""
-    modules = ["ffexp.__main__", "sklearn.datasets", "sklearn.model_selection",
+    modules = ["ffexp.launch.main", "sklearn.datasets", "sklearn.model_selection",
                "sklearn.preprocessing"]
     tracking = config.get("tracking") or {}
     if tracking.get("enabled"):
-        modules += ["ffexp.tracking.run", "mlflow.tracking", "ffexp.plots"]
+        modules += ["ffexp.tracking.run", "mlflow.tracking", "ffexp.plots.figures"]
         if not str(tracking.get("uri") or "").startswith(("http://", "https://")):
             modules.append("mlflow.store.tracking.sqlalchemy_store")
     return modules
@@ -82,9 +96,13 @@ def _ready(modules: list[str], meeting: str, workers: int) -> int:
 def start(config, modules: list[str] | None = None) -> None:
     """Start the sweep's joblib workers in a thread, if its launcher is joblib's; they import
     ``modules`` (``job_modules(config)``) meanwhile."""
+    if _STARTING or not _is_joblib(config) or not (
+            supported("the joblib workers started ahead", "hydra-joblib-launcher", ((1, 2),))
+            and supported("the joblib workers started ahead", "joblib", TESTED_JOBLIB)):
+        return
     args = parallel_args(config)
     modules = job_modules(config) if modules is None else modules
-    if args is None or _STARTING:
+    if args is None:
         return
 
     def run() -> None:

@@ -32,8 +32,8 @@ from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-from ffexp.png import png_bytes
-from ffexp.text_tiles import TextCachingCanvas
+from ffexp.plots.png import png_bytes
+from ffexp._compat import mpl_text
 
 DPI = 80
 GRID = 120  # decision-boundary grid points per axis
@@ -57,7 +57,7 @@ def figure(ncols: int = 1, size=PANEL, dpi: int = DPI, kind: str = "") -> tuple[
         _clear(fig, axes)
         return fig, axes
     fig = Figure(dpi=dpi, figsize=(size[0] * ncols, size[1]))
-    TextCachingCanvas(fig)
+    mpl_text.canvas(fig)
     fig.subplots_adjust(left=0.12 / ncols ** 0.5, right=0.97, bottom=0.13, top=0.88, wspace=0.3)
     axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
     _FIGURES[key] = fig, axes
@@ -349,7 +349,7 @@ def _colormap(name: str):
 
 
 def save(fig: Figure, path) -> Path:
-    """Draw the figure and write its pixels as an RGB PNG (ffexp.png: no row filter, zlib
+    """Draw the figure and write its pixels as an RGB PNG (ffexp.plots.png: no row filter, zlib
     level 1; 24 ms a figure where ``savefig`` at zlib level 1 took 28). The figures are opaque
     (a white face), so the alpha channel, 255 throughout, is left out."""
     path = Path(path)

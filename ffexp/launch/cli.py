@@ -51,10 +51,8 @@ def help_template() -> str:
 
 def register_help() -> None:
     """``${ffexp_help:}`` (conf/config.yaml's hydra.help.template) resolves to help_template()."""
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver("ffexp_help"):
-        OmegaConf.register_new_resolver("ffexp_help", help_template)
+    from ffexp.launch.config import add_resolver
+    add_resolver("ffexp_help", help_template)
 
 
 def version_text() -> str:

@@ -2,7 +2,7 @@
 ``conf/hparams_search/optuna.yaml``, selected with ``ffexp -m +hparams_search=optuna``).
 
 A trial is one ffexp job, one MLflow child run of the sweep's parent run. Its objective is the
-task function's return value (``ffexp.__main__.run``): the task's main validation metric
+task function's return value (``ffexp.launch.main.run``): the task's main validation metric
 ``val/<MAIN_METRIC[task]>``, so the study's direction follows from the task:
 
     direction(task) = minimize  if MAIN_METRIC[task] is a cost (…cost, …loss, mse, mae, …)
@@ -36,8 +36,8 @@ _STORAGE: list = []
 
 def direction(task: str) -> str:
     """``maximize`` or ``minimize``: the way the task's main validation metric improves."""
-    from ffexp.metrics import MAIN_METRIC
-    from ffexp.report.aggregate import lower_is_better
+    from ffexp.job.metrics import MAIN_METRIC
+    from ffexp.job.metrics import lower_is_better
     if task not in MAIN_METRIC:
         raise ValueError(f"dataset.task={task!r}: no main metric; accepted: "
                          f"{', '.join(MAIN_METRIC)}")
@@ -46,8 +46,8 @@ def direction(task: str) -> str:
 
 def register_resolver() -> None:
     """``${ffexp.direction:<task>}`` in configs (the shipped search sets its direction so)."""
-    if not OmegaConf.has_resolver(RESOLVER):
-        OmegaConf.register_new_resolver(RESOLVER, direction)
+    from ffexp.launch.config import add_resolver
+    add_resolver(RESOLVER, direction)
 
 
 def study_storage():

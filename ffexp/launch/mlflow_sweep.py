@@ -1,0 +1,52 @@
+"""The Hydra callback of a tracked sweep (``hydra.callbacks.mlflow_sweep``): before any job,
+the sweep's configs are checked to compose (ffexp.launch.sweeper), then ffexp.tracking.sweep
+creates the parent run; at the end it closes it."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+from ffexp.tracking.sweep import begin, close_open_sweep
+
+
+class MlflowSweep(Callback):
+    """Registered in conf/config.yaml under ``hydra.callbacks``."""
+
+    def on_multirun_start(self, config, **kwargs: Any) -> None:
+        jobs = _sweep_jobs(config) if config.tracking.enabled else None
+        if jobs is not None:
+            try:
+                _check_composes(config, jobs)
+            except Exception as err:  # Hydra would only warn: end the sweep with one line
+                from ffexp.launch.config import hydra_error_line
+                print(f"ffexp: error: {hydra_error_line(err)}", file=sys.stderr, flush=True)
+                raise SystemExit(2) from None
+        begin(config, jobs)
+
+    def on_multirun_end(self, config, **kwargs: Any) -> None:
+        close_open_sweep("FINISHED")
+
+
+def _sweep_jobs(config) -> list[list[str]] | None:
+    """Every job's overrides, as the basic sweeper (or ffexp's, its subclass) will expand them;
+    None for other sweepers (Optuna samples its jobs as it goes)."""
+    from ffexp.launch.sweeper import expand, is_basic
+    try:
+        if not is_basic(config):
+            return None
+        from hydra.core.global_hydra import GlobalHydra
+        return expand(config, GlobalHydra.instance().config_loader())
+    except Exception:  # counting is a courtesy; Hydra reports malformed overrides itself
+        return None
+
+
+def _check_composes(config, jobs: list[list[str]]) -> None:
+    """Compose, before anything is written, the jobs that ffexp.launch.sweeper.plan picks (a
+    misspelled option or a wrong type fails here). ffexp's sweeper then knows the sweep is
+    checked and composes nothing more before launching; Hydra's own basic sweeper (chosen
+    with ``hydra.sweeper._target_``) composes every job again."""
+    from ffexp.launch.sweeper import check
+    check(config, jobs)
