@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 
 from . import document, figures, provenance, style
-from .aggregate import (Table, heatmap_factors, inert, main_metric, metric_names,
-                        nested_parents, outcomes_of, paired, resolve_metric, run_values,
-                        summarize)
+from .aggregate import (Table, default_margin, heatmap_factors, inert, main_metric,
+                        metric_names, nested_parents, outcomes_of, paired, resolve_metric,
+                        run_values, summarize, to_csv_frame)
 from .design import (SEED, check_group_keys, detect_group_keys, params_of, run_order,
                      swept_keys, uncontrolled)
 from .render import code, to_html, to_markdown
-from .stats import MIN_N
+from .stats import MIN_N, OVERFLOW
 from .select import ReportError, connect, fetch_histories, resolve_uri, select_runs, sweep_command
 
 _GRAD = re.compile(r"grad_norm/[WZ]\d+$")
@@ -38,6 +38,8 @@ class Options:
     output: str | None = None
     log_artifact: bool = True
     workers: int | None = None  # None: 8 threads for a tracking server, 1 for a local store
+    margin: float | None = None  # None: aggregate.default_margin of the metric
+    probe_chaos: bool = False
 
 
 def parse_at(text: str) -> str:
@@ -87,6 +89,11 @@ def _per_run(sel, params, keys, metric, at, history) -> pd.DataFrame:
     df["value"] = run_values(runs, metric, at, history).to_numpy()
     if at.startswith("epoch") and df["value"].isna().all():
         raise ReportError(f"no run has {metric} at {at}")
+    if df["value"].isna().all():
+        counts = ", ".join(f"{o} {n}" for o, n in sorted(df["outcome"].value_counts().items()))
+        raise ReportError(f"no run has a value of {metric} to rank ({len(df)} runs: {counts}; "
+                          f"a non-finite value or one beyond ±{OVERFLOW:g} is none): nothing to "
+                          "report")
     return df
 
 
@@ -188,7 +195,9 @@ def build(opts: Options) -> tuple[Path, dict]:
                                             workers=workers), sel.runs["run_id"])
     per_run = _per_run(sel, params, keys, metric, at, history)
     table = summarize(per_run, keys, metric, at)
-    pairs = paired(table)
+    parents = nested_parents(params, keys)
+    margin = opts.margin if opts.margin is not None else default_margin(metric)
+    pairs = paired(table, parents, margin)
     notes = uncontrolled(sel.runs, params, keys)
 
     name = (provenance.experiment_names(sel) if len(set(sel.experiments.values())) == 1
@@ -196,12 +205,13 @@ def build(opts: Options) -> tuple[Path, dict]:
     folder = sel.parent["run_name"] if sel.parent else name
     out = output_dir(opts.output, folder)
     out.mkdir(parents=True, exist_ok=True)
+    env_note = provenance.changed_env(provenance.recorded_env(out / "provenance.md"), sel.runs)
     for old in OUTPUTS:  # a previous report's figure must not outlive it (nor be logged)
         (out / old).unlink(missing_ok=True)
-    parents = nested_parents(params, keys)
     figs = _draw(out, history, params, table, pairs, parents, curves)
     finals = [m for m in names if _FINAL.match(m)]
-    blocks = document.blocks(name, sel, table, pairs, notes, figs, finals, parents, fallback)
+    blocks = document.blocks(name, sel, table, pairs, notes, figs, finals, parents, fallback,
+                             margin, opts.margin is None)
     regen = provenance.regenerate_command(sel, uri, metric, at,
                                           keys if opts.group_by else [], opts.output)
     (out / "report.md").write_text(to_markdown([*blocks, ("p", provenance.LINK_MD)]),
@@ -217,7 +227,7 @@ def build(opts: Options) -> tuple[Path, dict]:
     table.runs.drop(columns="run_id").to_csv(out / "runs.csv", index=False,
                                              float_format="%.10g")
     if len(pairs):
-        pairs.to_csv(out / "paired.csv", index=False, float_format="%.10g")
+        to_csv_frame(pairs, keys).to_csv(out / "paired.csv", index=False, float_format="%.10g")
 
     logged = None
     if sel.parent and opts.log_artifact:
@@ -227,4 +237,4 @@ def build(opts: Options) -> tuple[Path, dict]:
         except Exception as exc:  # noqa: BLE001 - the files are written; logging is a bonus
             logged = f"not logged ({str(exc).splitlines()[0][:120] if str(exc) else exc!r})"
     return out, {"runs": len(per_run), "groups": len(table.groups), "logged": logged,
-                 "warnings": len(notes)}
+                 "warnings": len(notes), "env_note": env_note}

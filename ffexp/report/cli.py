@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    if info.get("env_note"):
+        print(f"{PROG}: note: {info['env_note']}", file=sys.stderr)
     logged = info["logged"]
     note = (f"; logged to run {logged}" if logged and " " not in logged
             else f"; {logged}" if logged else "")
