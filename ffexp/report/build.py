@@ -124,7 +124,9 @@ def _noise(pairs: pd.DataFrame) -> float:
 def _layout(table: Table, parents: dict[str, str]) -> tuple[style.Layout, pd.Series]:
     """The figures' layout and each run's group label (indexed by run id)."""
     keys = table.keys
-    labels = document.group_labels(table, parents)
+    chaos = document.chaotic_rows(table)
+    labels = [f"{label} {document.CHAOS_MARK}" if i in chaos else label
+              for i, label in enumerate(document.group_labels(table, parents))]
     if keys:
         hide = inert(table.groups, parents).reindex(columns=keys, fill_value=False)
         values = table.groups[keys].astype(str).mask(hide, "")
@@ -150,21 +152,29 @@ def _heatmap(out: Path, params, table: Table, pairs) -> list:
              "takes at most a quarter of it" if noise > 0 else
              "no paired interval estimates the noise, so the colour scale spans the metric's "
              "whole range where it is bounded")
+    chaos = document.chaotic_rows(table)
+    marked = {tuple(str(table.groups.at[i, k]) for k in keys) for i in chaos}
+    per_run = per_run.assign(chaotic=[tuple(str(r[k]) for k in keys) in marked
+                                      for _, r in per_run.iterrows()])
     path = figures.heatmap(per_run, rows, cols, metric, noise, out / "heatmap.png")
     return [(f"Heatmap of {metric} over {rows} × {cols}", path,
              f"The two factors that explain the most variance of {code(metric)} over the "
              f"runs: {code(rows)} (η² = {eta_r:.2f}) and {code(cols)} (η² = {eta_c:.2f}){left}. "
-             f"Each cell: the mean and n (runs with a value); {scale}.")]
+             f"Each cell: the mean and n (runs with a value); {scale}."
+             + (f" {document.CHAOS_MARK}: the cell holds a chaotic group." if chaos else ""))]
 
 
 def _draw(out: Path, history, params, table: Table, pairs, parents, curves) -> list:
     """The figures that have data: [(title, path, caption or None)]."""
     lay, by_run = _layout(table, parents)
+    chaos = (f"{document.CHAOS_MARK} after a group's name and at the end of its curve: a "
+             "chaotic group (see the ranking's footnote); its curves from single seeds are not "
+             "findings." if document.chaotic_rows(table) else None)
     figs = [("Learning curves", figures.learning_curves(history, by_run, lay, curves,
-                                                        out / "learning_curves.png"), None)]
+                                                        out / "learning_curves.png"), chaos)]
     grad = figures.grad_profiles(history, by_run, lay, out / "grad_norms.png")
     if grad:
-        figs.append(("Gradient-norm profiles across layers", grad, None))
+        figs.append(("Gradient-norm profiles across layers", grad, chaos))
     return figs + _heatmap(out, params, table, pairs)
 
 
@@ -195,6 +205,12 @@ def build(opts: Options) -> tuple[Path, dict]:
                                             workers=workers), sel.runs["run_id"])
     per_run = _per_run(sel, params, keys, metric, at, history)
     table = summarize(per_run, keys, metric, at)
+    if opts.probe_chaos:
+        from . import probe
+        found = probe.probe(table, params)
+        table.groups = pd.concat([table.groups, found], axis=1)
+    else:
+        table.groups["chaotic"] = None   # not probed: the column is empty
     parents = nested_parents(params, keys)
     margin = opts.margin if opts.margin is not None else default_margin(metric)
     pairs = paired(table, parents, margin)
@@ -213,7 +229,10 @@ def build(opts: Options) -> tuple[Path, dict]:
     blocks = document.blocks(name, sel, table, pairs, notes, figs, finals, parents, fallback,
                              margin, opts.margin is None)
     regen = provenance.regenerate_command(sel, uri, metric, at,
-                                          keys if opts.group_by else [], opts.output)
+                                          keys if opts.group_by else [], opts.output,
+                                          [*(["--margin", f"{opts.margin:g}"]
+                                             if opts.margin is not None else []),
+                                           *(["--probe-chaos"] if opts.probe_chaos else [])])
     (out / "report.md").write_text(to_markdown([*blocks, ("p", provenance.LINK_MD)]),
                                    encoding="utf-8")
     (out / "provenance.md").write_text(to_markdown(provenance.blocks(

@@ -12,7 +12,7 @@ from . import provenance
 from .aggregate import OUTCOMES, Table, best_sets, inert, lower_is_better
 from .design import SEED
 from .render import code, esc, fmt
-from .stats import ALPHA, MIN_N, OVERFLOW, fmt_p, metric_range
+from .stats import ALPHA, CHAOS_MARK, MIN_N, OVERFLOW, fmt_p, metric_range
 
 _RESULT = ("finished", "converged", "diverged")
 
@@ -55,10 +55,47 @@ def _ci(g) -> str:
     return f"[{fmt(g['ci_low'])}, {fmt(g['ci_high'])}]"
 
 
+
+
+def chaotic_rows(table: Table) -> set[int]:
+    """Rows of table.groups the chaos probe marked chaotic (none when it did not run)."""
+    if "chaotic" not in table.groups:
+        return set()
+    return {i for i, v in table.groups["chaotic"].items() if v is True}
+
+
+def _mark(text: str, on: bool) -> str:
+    return f"{text} {CHAOS_MARK}" if on else text
+
+
+def chaos_note(table: Table) -> str | None:
+    """The footnote under the ranking: what the probe found, or None when it did not run."""
+    from .probe import CHAOS_FRACTION, PERTURBATION
+
+    if "probe_change" not in table.groups:
+        return None
+    how = (f"Chaos probe (`--probe-chaos`): one seed per group rerun from its initial weights "
+           f"and from W[l]·(1 + {PERTURBATION:g}); a group is chaotic when the metric moves "
+           f"by more than {CHAOS_FRACTION:g} × its seeds' std (and more than rounding).")
+    rows = sorted(chaotic_rows(table))
+    if not rows:
+        probed = int(table.groups["chaotic"].notna().sum())
+        return f"{how} No group is chaotic ({probed} probed)."
+    g = table.groups
+    said = "; ".join(
+        f"{esc(', '.join(f'{k}={g.at[i, k]}' for k in table.keys))} (seed {esc(g.at[i, 'probe_seed'])}: "
+        f"{fmt(g.at[i, 'probe_value'])} → {fmt(g.at[i, 'probe_perturbed'])})" for i in rows)
+    return (f"{CHAOS_MARK} **chaotic**: {how} {len(rows)} of {len(g)} groups are: {said}. "
+            "Their single-seed values (the runs table, the curves) are not findings: a last-bit "
+            "difference, such as another BLAS kernel, gives others; only their means over "
+            "seeds are compared.")
+
+
 def _rank_table(table: Table, hide: pd.DataFrame):
     k = table.keys
     shown = [o for o in OUTCOMES if o in _RESULT or table.groups[o].any()]
-    rows = [[f"{g['rank']}=" if g["tie"] else str(g["rank"]),
+    chaos = chaotic_rows(table)
+    rows = [[_mark(f"{g['rank']}=" if g["tie"] else str(g["rank"]), i in chaos),
              *_key_cells(g, k, hide.loc[i].to_dict() if len(hide.columns) else {}),
              str(g["n"]), str(g["runs"]), fmt(g["mean"]), fmt(g["std"]), _ci(g),
              *(str(g[o]) for o in shown)] for i, g in table.groups.iterrows()]
@@ -98,7 +135,10 @@ def _best_set_items(table: Table, pairs: pd.DataFrame, labels: list[str], parent
         levels = lambda rows: "; ".join(  # noqa: E731
             _level(table.groups.loc[r], block.factor,
                    hide.loc[r].to_dict() if len(hide.columns) else {}) for r in rows)
-        body = (f"{levels(same)} ({len(same)} of {len(block.rows)})" if same
+        chaos = chaotic_rows(table)
+        marked = lambda rows: "; ".join(  # noqa: E731
+            _mark(levels([r]), r in chaos) for r in rows)
+        body = (f"{marked(same)} ({len(same)} of {len(block.rows)})" if same
                 else f"none (no group with {MIN_N} values)")
         out.append(f"{head}: {body}"
                    + (f"; not comparable with the reference: {levels(apart)}"
@@ -123,9 +163,11 @@ def _final_table(table: Table, runs: pd.DataFrame, labels: list[str], finals: li
 
 def _run_table(table: Table):
     k = table.keys
+    chaos = {tuple(str(table.groups.at[i, c]) for c in k) for i in chaotic_rows(table)}
     return (["run", *map(esc, k), "seed", "outcome", f"{esc(table.metric)} ({table.at})"],
             [[esc(r["run_name"]), *(esc(r[c]) for c in k), esc(r[SEED]), r["outcome"],
-              fmt(r["value"])] for _, r in table.runs.iterrows()])
+              _mark(fmt(r["value"]), tuple(str(r[c]) for c in k) in chaos)]
+             for _, r in table.runs.iterrows()])
 
 
 def _sign_note(pairs: pd.DataFrame) -> str:
@@ -223,6 +265,8 @@ def blocks(name, sel, table: Table, pairs, notes, figs, finals, parents, fallbac
                   f"95% CI: Student's t over seeds inside the metric's range (none for n < "
                   f"{MIN_N}); `=` marks a tie. A blank factor is one that means nothing "
                   "for that group (nested in another factor and never varied there).")]
+    note = chaos_note(table)
+    out += [("p", note)] if note else []
     if len(pairs):
         out += [("h", 2, "Paired comparisons within blocks"),
                 ("p", "Each factor is compared within blocks: the same dataset and task and the "

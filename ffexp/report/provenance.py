@@ -57,9 +57,11 @@ def stable_items(sel: Selection) -> list[str]:
 
 
 def regenerate_command(sel: Selection, uri: str, metric: str, at: str,
-                       group_by: list[str], output: str | None) -> str:
-    """The exact ffexp-report command that selects these runs again (``--sweep <id>``)."""
-    cmd = ["ffexp-report", "--tracking-uri", uri, *sel.args, "--metric", metric, "--at", at]
+                       group_by: list[str], output: str | None, extra: list[str] = ()) -> str:
+    """The exact ffexp-report command that selects these runs again (``--sweep <id>``), with
+    the options ``extra`` (--margin, --probe-chaos)."""
+    cmd = ["ffexp-report", "--tracking-uri", uri, *sel.args, "--metric", metric, "--at", at,
+           *extra]
     if group_by:
         cmd += ["--group-by", ",".join(group_by)]
     if output:

@@ -39,6 +39,8 @@ import numpy as np
 
 #: fewest values for an interval or a comparison
 MIN_N = 3
+#: the mark of a group the chaos probe (probe.py) found chaotic, in tables and figures
+CHAOS_MARK = "†"
 #: the largest magnitude a value may have and still count as a result
 OVERFLOW = 1e12
 ALPHA = 0.05
