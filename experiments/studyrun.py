@@ -8,6 +8,14 @@ returns the seconds they took. The README is the single source of the command: w
 reruns is what a reader runs.
 
     python experiments/studyrun.py vanishing_gradients losses   # from the repository root
+
+Every step runs under one pinned OpenBLAS kernel, ``OPENBLAS_CORETYPE=Haswell`` (KERNEL): the
+kernel every x86-64 CPU with AVX2 can run. OpenBLAS reads the variable when it loads, so it is
+set in the environment of each step's process, before numpy is imported there; ``kernel``
+asks threadpoolctl in such a process which kernel numpy's BLAS really runs, and ``main``
+refuses to run a study when it is not KERNEL (a CPU without AVX2, another BLAS). Under another
+kernel, training in chaotic cells gives other numbers (docs/reports.md, the chaos probe); the
+kernel each run used is in its report's provenance.md.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: the OpenBLAS kernel every study runs under (OPENBLAS_CORETYPE)
+KERNEL = "Haswell"
 #: every study folder: one holding <name>/<name>.yaml
 STUDIES = sorted(p.parent.name for p in HERE.glob("*/*.yaml") if p.stem == p.parent.name)
 
@@ -46,8 +56,25 @@ def steps(name: str, bin_dir: Path | None = None) -> list[list[str]]:
     return out
 
 
+def pinned(env: dict | None = None) -> dict:
+    """``env`` (default: this process's environment) with OPENBLAS_CORETYPE = KERNEL."""
+    return {**(os.environ if env is None else env), "OPENBLAS_CORETYPE": KERNEL}
+
+
+def kernel(env: dict) -> str:
+    """The kernel (threadpoolctl's ``architecture``) numpy's BLAS runs in a fresh interpreter
+    started with ``env``, as ffexp records it (ffexp.tracking.numeric_env)."""
+    code = ("from ffexp.tracking.numeric_env import environment; "
+            "print(environment()['blas_kernel'])")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True)
+    return done.stdout.strip()
+
+
 def run(name: str, cwd: Path, env: dict | None = None) -> float:
-    """Run the study's command in ``cwd``; seconds taken. Raises CalledProcessError on failure."""
+    """Run the study's command in ``cwd`` under KERNEL (``pinned(env)``); seconds taken.
+    Raises CalledProcessError on failure."""
+    env = pinned(env)
     start = time.perf_counter()
     for args in steps(name):
         subprocess.run(args, cwd=cwd, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -59,6 +86,12 @@ def main() -> None:
     p.add_argument("studies", nargs="*", default=STUDIES, help="default: every study")
     args = p.parse_args()
     root = HERE.parent
+    used = kernel(pinned())
+    if used != KERNEL:
+        raise SystemExit(f"studyrun: error: OPENBLAS_CORETYPE={KERNEL} gives the BLAS kernel "
+                         f"{used!r}, not {KERNEL!r}: the committed reports were made under "
+                         f"{KERNEL} (an x86-64 CPU with AVX2 and numpy's OpenBLAS)")
+    print(f"studyrun: OpenBLAS kernel {used} (OPENBLAS_CORETYPE={KERNEL})", flush=True)
     for name in args.studies:
         if name not in STUDIES:
             raise SystemExit(f"studyrun: error: study={name!r} is not one of {', '.join(STUDIES)}")

@@ -24,7 +24,8 @@ LAYERS: dict[str, set[str]] = {
     "ffexp.sklearn": {"ffexp.nn", "ffexp.job", "ffexp._compat"},
     "ffexp.plots": {"ffexp.nn", "ffexp.job", "ffexp._compat"},
     "ffexp.tracking": {"ffexp.nn", "ffexp.job", "ffexp.plots", "ffexp._compat"},
-    "ffexp.report": {"ffexp.nn", "ffexp.job", "ffexp.plots", "ffexp.tracking", "ffexp._compat"},
+    "ffexp.report": {"ffexp.nn", "ffexp.job", "ffexp.plots", "ffexp.tracking", "ffexp._compat",
+                     "ffexp.launch"},   # the chaos probe rebuilds a job from its params
     "ffexp.launch": {"ffexp.nn", "ffexp.job", "ffexp.plots", "ffexp.tracking", "ffexp._compat"},
     "hydra_plugins.ffexp_sweeper": {"ffexp.launch"},
 }

@@ -2,11 +2,20 @@
 
 One value per run (final, best or at epoch N); per group the mean, the std over seeds and a 95%
 interval inside the metric's range (stats.py has the formulas). Groups are ranked by their
-mean; groups whose means are equal tie and share a rank. The best group is compared with each
-other group on their shared seeds (paired t test, Holm-adjusted over the report's comparisons),
-and the best set is the best group with every group it is not shown to beat.
+mean; groups whose means are equal tie and share a rank.
+
+Comparisons are made within blocks, one factor at a time: the dataset and the task are blocks,
+never treatments, and when a factor is compared every other factor is held fixed (a key nested
+in the factor, ``init.scale`` in ``init``, varies with it). In each block the best-ranked group
+(with n >= MIN_N) is the reference, compared with each other group of the block on their shared
+seeds (paired t test, Holm-adjusted over all the report's comparisons; TOST for equivalence
+within a stated margin). A block's best set is its reference with every group not shown to be
+worse.
+
 Runs that failed, were killed or are still running keep their row and their place in the outcome
-counts, but have no value: their last logged number is not a result.
+counts, but have no value: their last logged number is not a result. Nor is a value that is
+non-finite or beyond ±OVERFLOW (an R² of −1e262): such a run counts as failed for ranking, and
+its group's ``overflowed`` column counts it.
 """
 
 from __future__ import annotations
@@ -21,8 +30,8 @@ from ffexp.job.metrics import lower_is_better
 
 from .design import GROUP_OF, SEED
 from .select import ReportError
-from .stats import (ALPHA, MIN_N, difference_range, holm, interval, metric_range, paired_test,
-                    snap)
+from .stats import (ALPHA, MIN_N, OVERFLOW, difference_range, equivalence_test, holm, interval,
+                    metric_range, paired_test, snap)
 
 
 
@@ -32,8 +41,9 @@ def _main_metrics() -> dict[str, str]:
 
     return MAIN_METRIC
 
-#: outcome columns, in the order the tables show them
-OUTCOMES = ("finished", "converged", "diverged", "failed", "killed", "running")
+#: outcome columns, in the order the tables show them; ``overflowed`` counts the runs of a
+#: result outcome whose value is non-finite or beyond ±OVERFLOW (no value, failed for ranking)
+OUTCOMES = ("finished", "converged", "diverged", "failed", "killed", "running", "overflowed")
 _STATUS = {"FAILED": "failed", "KILLED": "killed", "RUNNING": "running", "SCHEDULED": "running"}
 #: outcomes whose final numbers are results
 _RESULT = {"finished", "converged", "diverged"}
@@ -124,7 +134,8 @@ def run_values(runs: pd.DataFrame, metric: str, at: str, history: pd.DataFrame |
             step = int(at.split()[-1])
             per = h[h["step"] == step].set_index("run_id")["value"]
         values = runs["run_id"].map(per).astype(float)
-    return values.where(outcomes_of(runs).isin(_RESULT))
+    return values.where(outcomes_of(runs).isin(_RESULT) & (values.abs() <= OVERFLOW))
+
 
 
 @dataclass
@@ -149,6 +160,7 @@ def summarize(per_run: pd.DataFrame, keys: list[str], metric: str, at: str) -> T
         vals = g["value"].dropna().to_numpy()
         mean, std, lo, hi = interval(vals, bounds)
         counts = g["outcome"].value_counts()
+        counts["overflowed"] = int((g["outcome"].isin(_RESULT) & g["value"].isna()).sum())
         rows.append({**dict(zip(keys, label)), "n": len(vals), "runs": len(g), "mean": mean,
                      "std": std, "ci_low": lo, "ci_high": hi,
                      **{o: int(counts.get(o, 0)) for o in OUTCOMES}})
@@ -166,67 +178,174 @@ def summarize(per_run: pd.DataFrame, keys: list[str], metric: str, at: str) -> T
     return Table(per_run, groups, keys, metric, at)
 
 
-def _verdict(n: int, test: str, diff: float, p_holm: float) -> str:
+def _verdict(n: int, test: str, diff: float, p_holm: float, p_equiv_holm: float,
+             margin: float | None) -> str:
     if n < MIN_N:
         return f"not comparable (n < {MIN_N})"
     if test == "tie":
         return "tie"
     if p_holm < ALPHA:
         return "best is better" if diff > 0 else "other is better"
-    return "indistinguishable"
+    if margin is not None and p_equiv_holm < ALPHA:
+        return f"equivalent (±{margin:g})"
+    return "not shown to differ"
+
+
+#: keys that are blocks, never treatments: runs are compared only within one dataset and task
+BLOCKS = ("dataset", "task", "dataset.name", "dataset.task")
+
+
+def _root(key: str, parents: dict[str, str]) -> str:
+    while key in parents:
+        key = parents[key]
+    return key
+
+
+def compared_factors(keys: list[str], parents: dict[str, str] | None = None
+                     ) -> list[tuple[str, ...]]:
+    """The factors a comparison varies, one at a time: each key that is neither a block
+    (BLOCKS) nor nested in another key, together with the keys nested in it (``init`` with
+    ``init.scale``: its levels are the combinations that ran)."""
+    parents = parents or {}
+    return [(k, *(n for n in keys if n in parents and _root(n, parents) == k))
+            for k in keys if k not in BLOCKS and k not in parents]
+
+
+@dataclass
+class Block:
+    """One family of comparisons: the levels of ``factor`` within one block (every other key
+    fixed at ``level``); ``rows`` of table.groups best first, ``ref`` the reference row (None
+    when no group of the block has a value)."""
+
+    factor: tuple[str, ...]
+    level: dict
+    rows: list[int]
+    ref: int | None
+
+
+def blocks_of(table: Table, parents: dict[str, str] | None = None) -> list[Block]:
+    """Every (factor, block) whose block holds at least two groups, in the order of
+    ``compared_factors`` and then of the block's levels. The reference is the block's
+    best-ranked group with n >= MIN_N, else its best-ranked group with a value."""
+    out = []
+    groups = table.groups
+    for factor in compared_factors(table.keys, parents):
+        fixed = [k for k in table.keys if k not in factor]
+        block_of = groups[fixed].astype(str).agg(tuple, axis=1) if fixed else \
+            pd.Series([()] * len(groups), index=groups.index)
+        for _, rows in sorted(block_of.groupby(block_of, sort=False).groups.items()):
+            rows = sorted(rows)
+            if len(rows) < 2:
+                continue
+            n = groups.loc[rows, "n"].to_numpy()
+            ok = [r for r, k in zip(rows, n) if k >= MIN_N] or [r for r, k in zip(rows, n) if k]
+            level = {k: groups.at[rows[0], k] for k in fixed}
+            out.append(Block(factor, level, rows, ok[0] if ok else None))
+    return out
 
 
 def reference(table: Table) -> int:
-    """Row of the group the others are compared with: the best-ranked with n >= MIN_N (the
-    best group itself unless it has too few values), else the best."""
+    """Row of the best-ranked group with n >= MIN_N (the best group itself unless it has too
+    few values), else the best."""
     ok = np.flatnonzero(table.groups["n"].to_numpy() >= MIN_N)
     return int(ok[0]) if len(ok) else 0
 
 
-def paired(table: Table) -> pd.DataFrame:
-    """The reference group (see ``reference``) vs each other group on shared seeds: n, mean
-    difference, 95% CI, test, p, Holm-adjusted p, verdict; indexed by the group's row."""
+def default_margin(metric: str) -> float | None:
+    """The equivalence margin when none is given: 0.01 for a metric in [0, 1] (one point of
+    accuracy), none otherwise (no equivalence is claimed for a cost without a stated margin)."""
+    return 0.01 if metric_range(metric) == (0.0, 1.0) else None
+
+
+def paired(table: Table, parents: dict[str, str] | None = None,
+           margin: float | None = None) -> pd.DataFrame:
+    """Within each block (blocks_of), its reference group vs each other group on shared seeds.
+
+    One row per comparison: ``compared`` (the factor, its nested keys after a comma), the
+    group's keys, ``ref_<key>`` (the reference group's keys), n of shared seeds, mean
+    difference, 95% CI, test, p, Holm-adjusted p (over every row), the TOST p of equivalence
+    within ±``margin`` (default_margin when None) and its Holm adjustment, the verdict;
+    ``_row`` and ``_ref`` are the rows of table.groups compared (not written to paired.csv)."""
     if len(table.groups) < 2 or not table.keys:
         return pd.DataFrame()
+    margin = default_margin(table.metric) if margin is None else margin
     sign = -1.0 if lower_is_better(table.metric) else 1.0
     runs = table.runs.dropna(subset=["value"])
     runs = runs.drop_duplicates([*table.keys, SEED], keep="first")
-    label = runs[table.keys].astype(str).agg(" | ".join, axis=1)
-    by_label = {k: g.set_index(SEED)["value"] for k, g in runs.groupby(label, sort=True)}
-    ref = reference(table)
-    best = " | ".join(str(v) for v in table.groups.loc[ref, table.keys])
+    label = runs[table.keys].astype(str).agg(" | ".join, axis=1) if len(runs) else None
+    by_label = ({k: g.set_index(SEED)["value"] for k, g in runs.groupby(label, sort=True)}
+                if len(runs) else {})
     bounds = difference_range(table.metric)
-    rows = {}
-    for i, row in table.groups.iterrows():
-        if i == ref:
+    rows = []
+    for block in blocks_of(table, parents):
+        if block.ref is None:
             continue
-        other = " | ".join(str(v) for v in row[table.keys])
-        a, b = by_label.get(best, pd.Series()), by_label.get(other, pd.Series())
-        shared = sorted(set(a.index) & set(b.index))
-        x, y = a.loc[shared].to_numpy(), b.loc[shared].to_numpy()
-        scale = float(np.max(np.abs(np.concatenate([x, y])))) if shared else 1.0
-        d = np.array([snap(v, scale) for v in sign * (x - y)])
-        mean, _, lo, hi = interval(d, bounds)
-        test, p = paired_test(d) if len(shared) >= MIN_N else ("—", np.nan)
-        rows[i] = {**{k: row[k] for k in table.keys}, "shared_seeds": len(shared),
-                   "diff": snap(mean, scale) if shared else np.nan, "ci_low": lo,
-                   "ci_high": hi, "test": test, "p": p}
-    pairs = pd.DataFrame.from_dict(rows, orient="index")
+        ref = table.groups.loc[block.ref, table.keys]
+        a = by_label.get(" | ".join(str(v) for v in ref), pd.Series())
+        for i in block.rows:
+            if i == block.ref:
+                continue
+            row = table.groups.loc[i]
+            b = by_label.get(" | ".join(str(v) for v in row[table.keys]), pd.Series())
+            shared = sorted(set(a.index) & set(b.index))
+            x, y = a.loc[shared].to_numpy(), b.loc[shared].to_numpy()
+            scale = float(np.max(np.abs(np.concatenate([x, y])))) if shared else 1.0
+            d = np.array([snap(v, scale) for v in sign * (x - y)])
+            mean, _, lo, hi = interval(d, bounds)
+            enough = len(shared) >= MIN_N
+            test, p = paired_test(d) if enough else ("—", np.nan)
+            p_eq = equivalence_test(d, margin) if enough and margin is not None else np.nan
+            rows.append({"_row": i, "_ref": block.ref, "compared": ", ".join(block.factor),
+                         **{k: row[k] for k in table.keys},
+                         **{f"ref_{k}": ref[k] for k in table.keys},
+                         "shared_seeds": len(shared),
+                         "diff": snap(mean, scale) if shared else np.nan, "ci_low": lo,
+                         "ci_high": hi, "test": test, "p": p, "p_equiv": p_eq})
+    if not rows:
+        return pd.DataFrame()
+    pairs = pd.DataFrame(rows)
     pairs["p_holm"] = holm(pairs["p"].to_numpy())
-    pairs["verdict"] = [_verdict(r.shared_seeds, r.test, r.diff, r.p_holm)
-                        for r in pairs.itertuples()]
+    pairs["p_equiv_holm"] = holm(pairs["p_equiv"].to_numpy())
+    pairs["margin"] = np.nan if margin is None else margin
+    pairs["verdict"] = [_verdict(r.shared_seeds, r.test, r.diff, r.p_holm, r.p_equiv_holm,
+                                 margin) for r in pairs.itertuples()]
     return pairs
 
 
-def best_set(table: Table, pairs: pd.DataFrame) -> tuple[list[int], list[int]]:
-    """(rows of table.groups in the best set: the reference group and every group that ties
-    with it or is indistinguishable from it; rows that cannot be compared with it)."""
-    ref = reference(table)
-    if not len(pairs):
-        return [ref], []
-    v = pairs["verdict"]
-    same = sorted([ref, *pairs.index[v.isin(["tie", "indistinguishable"])]])
-    return same, list(pairs.index[v.str.startswith("not comparable")])
+#: paired.csv's columns after the group's keys and before the ``ref_`` keys / the numbers
+NUMBERS = ("shared_seeds", "diff", "ci_low", "ci_high", "test", "p", "p_holm", "p_equiv",
+           "p_equiv_holm", "margin", "verdict")
+
+
+def to_csv_frame(pairs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """paired.csv: the group's keys, ``compared``, the reference's ``ref_<key>``, the numbers."""
+    return pairs[[*keys, "compared", *(f"ref_{k}" for k in keys), *NUMBERS]]
+
+
+#: verdicts that keep a group in its block's best set: not shown to be worse than the best
+SAME = ("tie", "not shown to differ")
+
+
+def best_sets(table: Table, pairs: pd.DataFrame, parents: dict[str, str] | None = None
+              ) -> list[tuple[Block, list[int], list[int]]]:
+    """Per block (blocks_of): (the block, rows of table.groups in its best set — the reference
+    and every group of the block that ties with it, is not shown to differ from it or is
+    equivalent to it —, rows that cannot be compared with it). A group without MIN_N values
+    is never in a best set, nor one whose values are all non-finite or overflowed (they have
+    none); a block where no group has MIN_N values has an empty best set."""
+    out = []
+    for block in blocks_of(table, parents):
+        if block.ref is None or table.groups.at[block.ref, "n"] < MIN_N:
+            out.append((block, [], [r for r in block.rows]))
+            continue
+        mine = (pairs[(pairs["_ref"] == block.ref) & pairs["_row"].isin(block.rows)
+                      & (pairs["compared"] == ", ".join(block.factor))]
+                if len(pairs) else pairs)
+        v = mine["verdict"] if len(mine) else pd.Series(dtype=str)
+        same = [block.ref, *mine["_row"][v.isin(SAME) | v.str.startswith("equivalent")]]
+        apart = list(mine["_row"][v.str.startswith("not comparable")])
+        out.append((block, sorted(same), sorted(apart)))
+    return out
 
 
 def variance_explained(per_run: pd.DataFrame, key: str) -> float:

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 
 from . import document, figures, provenance, style
-from .aggregate import (Table, heatmap_factors, inert, main_metric, metric_names,
-                        nested_parents, outcomes_of, paired, resolve_metric, run_values,
-                        summarize)
+from .aggregate import (Table, default_margin, heatmap_factors, inert, main_metric,
+                        metric_names, nested_parents, outcomes_of, paired, resolve_metric,
+                        run_values, summarize, to_csv_frame)
 from .design import (SEED, check_group_keys, detect_group_keys, params_of, run_order,
                      swept_keys, uncontrolled)
 from .render import code, to_html, to_markdown
-from .stats import MIN_N
+from .stats import MIN_N, OVERFLOW
 from .select import ReportError, connect, fetch_histories, resolve_uri, select_runs, sweep_command
 
 _GRAD = re.compile(r"grad_norm/[WZ]\d+$")
@@ -38,6 +38,8 @@ class Options:
     output: str | None = None
     log_artifact: bool = True
     workers: int | None = None  # None: 8 threads for a tracking server, 1 for a local store
+    margin: float | None = None  # None: aggregate.default_margin of the metric
+    probe_chaos: bool = False
 
 
 def parse_at(text: str) -> str:
@@ -87,6 +89,11 @@ def _per_run(sel, params, keys, metric, at, history) -> pd.DataFrame:
     df["value"] = run_values(runs, metric, at, history).to_numpy()
     if at.startswith("epoch") and df["value"].isna().all():
         raise ReportError(f"no run has {metric} at {at}")
+    if df["value"].isna().all():
+        counts = ", ".join(f"{o} {n}" for o, n in sorted(df["outcome"].value_counts().items()))
+        raise ReportError(f"no run has a value of {metric} to rank ({len(df)} runs: {counts}; "
+                          f"a non-finite value or one beyond ±{OVERFLOW:g} is none): nothing to "
+                          "report")
     return df
 
 
@@ -117,7 +124,9 @@ def _noise(pairs: pd.DataFrame) -> float:
 def _layout(table: Table, parents: dict[str, str]) -> tuple[style.Layout, pd.Series]:
     """The figures' layout and each run's group label (indexed by run id)."""
     keys = table.keys
-    labels = document.group_labels(table, parents)
+    chaos = document.chaotic_rows(table)
+    labels = [f"{label} {document.CHAOS_MARK}" if i in chaos else label
+              for i, label in enumerate(document.group_labels(table, parents))]
     if keys:
         hide = inert(table.groups, parents).reindex(columns=keys, fill_value=False)
         values = table.groups[keys].astype(str).mask(hide, "")
@@ -143,21 +152,29 @@ def _heatmap(out: Path, params, table: Table, pairs) -> list:
              "takes at most a quarter of it" if noise > 0 else
              "no paired interval estimates the noise, so the colour scale spans the metric's "
              "whole range where it is bounded")
+    chaos = document.chaotic_rows(table)
+    marked = {tuple(str(table.groups.at[i, k]) for k in keys) for i in chaos}
+    per_run = per_run.assign(chaotic=[tuple(str(r[k]) for k in keys) in marked
+                                      for _, r in per_run.iterrows()])
     path = figures.heatmap(per_run, rows, cols, metric, noise, out / "heatmap.png")
     return [(f"Heatmap of {metric} over {rows} × {cols}", path,
              f"The two factors that explain the most variance of {code(metric)} over the "
              f"runs: {code(rows)} (η² = {eta_r:.2f}) and {code(cols)} (η² = {eta_c:.2f}){left}. "
-             f"Each cell: the mean and n (runs with a value); {scale}.")]
+             f"Each cell: the mean and n (runs with a value); {scale}."
+             + (f" {document.CHAOS_MARK}: the cell holds a chaotic group." if chaos else ""))]
 
 
 def _draw(out: Path, history, params, table: Table, pairs, parents, curves) -> list:
     """The figures that have data: [(title, path, caption or None)]."""
     lay, by_run = _layout(table, parents)
+    chaos = (f"{document.CHAOS_MARK} after a group's name and at the end of its curve: a "
+             "chaotic group (see the ranking's footnote); its curves from single seeds are not "
+             "findings." if document.chaotic_rows(table) else None)
     figs = [("Learning curves", figures.learning_curves(history, by_run, lay, curves,
-                                                        out / "learning_curves.png"), None)]
+                                                        out / "learning_curves.png"), chaos)]
     grad = figures.grad_profiles(history, by_run, lay, out / "grad_norms.png")
     if grad:
-        figs.append(("Gradient-norm profiles across layers", grad, None))
+        figs.append(("Gradient-norm profiles across layers", grad, chaos))
     return figs + _heatmap(out, params, table, pairs)
 
 
@@ -188,7 +205,15 @@ def build(opts: Options) -> tuple[Path, dict]:
                                             workers=workers), sel.runs["run_id"])
     per_run = _per_run(sel, params, keys, metric, at, history)
     table = summarize(per_run, keys, metric, at)
-    pairs = paired(table)
+    if opts.probe_chaos:
+        from . import probe
+        found = probe.probe(table, params)
+        table.groups = pd.concat([table.groups, found], axis=1)
+    else:
+        table.groups["chaotic"] = None   # not probed: the column is empty
+    parents = nested_parents(params, keys)
+    margin = opts.margin if opts.margin is not None else default_margin(metric)
+    pairs = paired(table, parents, margin)
     notes = uncontrolled(sel.runs, params, keys)
 
     name = (provenance.experiment_names(sel) if len(set(sel.experiments.values())) == 1
@@ -196,14 +221,18 @@ def build(opts: Options) -> tuple[Path, dict]:
     folder = sel.parent["run_name"] if sel.parent else name
     out = output_dir(opts.output, folder)
     out.mkdir(parents=True, exist_ok=True)
+    env_note = provenance.changed_env(provenance.recorded_env(out / "provenance.md"), sel.runs)
     for old in OUTPUTS:  # a previous report's figure must not outlive it (nor be logged)
         (out / old).unlink(missing_ok=True)
-    parents = nested_parents(params, keys)
     figs = _draw(out, history, params, table, pairs, parents, curves)
     finals = [m for m in names if _FINAL.match(m)]
-    blocks = document.blocks(name, sel, table, pairs, notes, figs, finals, parents, fallback)
+    blocks = document.blocks(name, sel, table, pairs, notes, figs, finals, parents, fallback,
+                             margin, opts.margin is None)
     regen = provenance.regenerate_command(sel, uri, metric, at,
-                                          keys if opts.group_by else [], opts.output)
+                                          keys if opts.group_by else [], opts.output,
+                                          [*(["--margin", f"{opts.margin:g}"]
+                                             if opts.margin is not None else []),
+                                           *(["--probe-chaos"] if opts.probe_chaos else [])])
     (out / "report.md").write_text(to_markdown([*blocks, ("p", provenance.LINK_MD)]),
                                    encoding="utf-8")
     (out / "provenance.md").write_text(to_markdown(provenance.blocks(
@@ -217,7 +246,7 @@ def build(opts: Options) -> tuple[Path, dict]:
     table.runs.drop(columns="run_id").to_csv(out / "runs.csv", index=False,
                                              float_format="%.10g")
     if len(pairs):
-        pairs.to_csv(out / "paired.csv", index=False, float_format="%.10g")
+        to_csv_frame(pairs, keys).to_csv(out / "paired.csv", index=False, float_format="%.10g")
 
     logged = None
     if sel.parent and opts.log_artifact:
@@ -227,4 +256,4 @@ def build(opts: Options) -> tuple[Path, dict]:
         except Exception as exc:  # noqa: BLE001 - the files are written; logging is a bonus
             logged = f"not logged ({str(exc).splitlines()[0][:120] if str(exc) else exc!r})"
     return out, {"runs": len(per_run), "groups": len(table.groups), "logged": logged,
-                 "warnings": len(notes)}
+                 "warnings": len(notes), "env_note": env_note}

@@ -45,6 +45,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--group-by", metavar="P1,P2",
                    help="comma-separated params to group by (default: the params that vary "
                         "among the runs, the seed excluded)")
+    p.add_argument("--margin", type=float, default=None, metavar="DELTA",
+                   help="equivalence margin of the TOST test: a group is 'equivalent' to its "
+                        "block's best when the mean paired difference is shown inside "
+                        "±DELTA (default: 0.01 for a metric in [0, 1], none otherwise)")
+    p.add_argument("--probe-chaos", action="store_true",
+                   help="rerun one seed per group twice, from its initial weights and from "
+                        "them times 1 + 1e-12, and mark a group chaotic when its metric moves "
+                        "by more than 0.1 × its seeds' std (costs about 2 × groups × one "
+                        "job's training; docs/reports.md)")
     p.add_argument("--output", "-o", metavar="DIR",
                    help="output folder (default: reports/<sweep or experiment name>/)")
     p.add_argument("--no-log-artifact", action="store_true",
@@ -75,6 +84,10 @@ def _unwritable(output: str | None) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.margin is not None and not args.margin > 0:
+        print(f"{PROG}: error: --margin {args.margin:g}: the equivalence margin must be a "
+              "number > 0", file=sys.stderr)
+        return 2
     problem = _unwritable(args.output)
     if problem:
         print(f"{PROG}: error: --output {args.output or 'reports/'}: cannot be created: "
@@ -87,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                    filter=args.filter, metric=args.metric, at=args.at,
                    group_by=[k.strip() for k in (args.group_by or "").split(",") if k.strip()],
                    output=args.output, log_artifact=not args.no_log_artifact,
-                   workers=max(1, args.workers) if args.workers else None)
+                   workers=max(1, args.workers) if args.workers else None,
+                   margin=args.margin, probe_chaos=args.probe_chaos)
     try:
         out, info = build(opts)
     except ReportError as exc:
@@ -96,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    if info.get("env_note"):
+        print(f"{PROG}: note: {info['env_note']}", file=sys.stderr)
     logged = info["logged"]
     note = (f"; logged to run {logged}" if logged and " " not in logged
             else f"; {logged}" if logged else "")

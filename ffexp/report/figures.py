@@ -4,7 +4,7 @@ Every group is identifiable in every panel: one legend for the whole figure list
 (style.py gives each a colour × line style × marker), and past ``style.MAX_PER_PANEL`` groups
 the figure is split into small multiples, one column per level of a factor, with shared y axes.
 
-- learning curves: per group, the mean over seeds per epoch with a band of ±1 std — on a log
+- learning curves (a chaotic group, probe.py, ends its curve with †): per group, the mean over seeds per epoch with a band of ±1 std — on a log
   axis the geometric mean exp(mean log v) with the band exp(mean log v ± std log v); on a
   linear axis the band is cut to the metric's range (an accuracy band never passes 1, a cost
   band never passes 0);
@@ -12,7 +12,8 @@ the figure is split into small multiples, one column per level of a factor, with
   geometric mean over seeds, at the first and at the last epoch — vanishing gradients fall
   towards l = 1, exploding ones rise;
 - heatmap of the ranking value over the two most important factors, each cell annotated with
-  its mean and n, the colour scale at least 4× the typical paired-interval half-width wide, so
+  its mean and n (and † when it holds a group the chaos probe marked chaotic), the colour
+  scale at least 4× the typical paired-interval half-width wide, so
   a difference inside the noise takes at most a quarter of the colours.
 """
 
@@ -30,7 +31,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from .stats import metric_range  # noqa: E402
+from .stats import CHAOS_MARK, metric_range  # noqa: E402
 from .style import Layout  # noqa: E402
 
 _PNG_META = {"Software": None}
@@ -101,6 +102,10 @@ def draw_learning_curves(history: pd.DataFrame, labels: pd.Series, layout: Layou
                         label=layout.labels[i])
                 ax.fill_between(centre.index, lo.to_numpy(), hi.to_numpy(), color=st.color,
                                 alpha=0.15, lw=0)
+                if layout.labels[i].endswith(CHAOS_MARK):  # a chaotic group (probe.py)
+                    ax.annotate(CHAOS_MARK, (centre.index[-1], centre.iat[-1]), color=st.color,
+                                fontsize=11, xytext=(3, 0), textcoords="offset points",
+                                va="center")
             if log:
                 ax.set_yscale("log")
             ax.set_title(f"{metric}" + (f"\n{title}" if title else ""), fontsize=9)
@@ -184,6 +189,8 @@ def draw_heatmap(per_run: pd.DataFrame, rows: str, cols: str, metric: str, noise
     v = per_run.dropna(subset=["value"]).groupby([rows, cols])["value"]
     grid = v.mean().unstack(cols).sort_index(axis=0).sort_index(axis=1)
     count = v.count().unstack(cols).reindex_like(grid)
+    chaos = (per_run.groupby([rows, cols])["chaotic"].any().unstack(cols).reindex_like(grid)
+             .fillna(False) if "chaotic" in per_run else None)
     values = grid.to_numpy(dtype=float)
     vmin, vmax = colour_limits(values, noise, metric)
     fig, ax = plt.subplots(figsize=(1.6 * grid.shape[1] + 3, 0.8 * grid.shape[0] + 2))
@@ -197,8 +204,9 @@ def draw_heatmap(per_run: pd.DataFrame, rows: str, cols: str, metric: str, noise
     for (i, j), x in np.ndenumerate(values):
         if np.isfinite(x):  # dark text on the bright end of viridis
             color = "k" if im.norm(x) > 0.6 else "w"
-            ax.text(j, i, f"{x:.4f}\nn={int(count.iat[i, j])}", ha="center", va="center",
-                    color=color, fontsize=9)
+            mark = f" {CHAOS_MARK}" if chaos is not None and bool(chaos.iat[i, j]) else ""
+            ax.text(j, i, f"{x:.4f}{mark}\nn={int(count.iat[i, j])}", ha="center",
+                    va="center", color=color, fontsize=9)
     fig.colorbar(im, ax=ax, label=metric)
     ax.set_title(f"{metric}: mean over seeds and other factors")
     fig.tight_layout()

@@ -9,19 +9,26 @@ store and the exact command that regenerates the report (``--sweep <id>``).
 
 from __future__ import annotations
 
+import re
 import shlex
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pandas as pd
 
 from .design import SEED
+from ffexp.tracking.numeric_env import FIELDS, PREFIX
+
 from .render import code, esc, fmt
 from .select import Selection, sweep_command
 
 #: what report.md says of provenance.md, in one line
 HOLDS = ("what changes when the sweep is rerun: the run ids, the sweep's parent run, id and "
-         "date-time, the git commit(s) and dirty flag, the run times, the tracking store and the "
+         "date-time, the git commit(s) and dirty flag, the numeric environment (numpy, BLAS "
+         "library, version and kernel, CPU, dtype), the run times, the tracking store and the "
          "exact command that regenerates this report")
+#: the numeric-environment lines a regenerated report is checked against (``changed_env``)
+CHECKED = ("blas", "blas_version", "blas_kernel")
 LINK_MD = f"Provenance: [provenance.md](provenance.md) holds {HOLDS}."
 LINK_HTML = f"Provenance: the section at the end of this page holds {HOLDS}."
 
@@ -50,9 +57,11 @@ def stable_items(sel: Selection) -> list[str]:
 
 
 def regenerate_command(sel: Selection, uri: str, metric: str, at: str,
-                       group_by: list[str], output: str | None) -> str:
-    """The exact ffexp-report command that selects these runs again (``--sweep <id>``)."""
-    cmd = ["ffexp-report", "--tracking-uri", uri, *sel.args, "--metric", metric, "--at", at]
+                       group_by: list[str], output: str | None, extra: list[str] = ()) -> str:
+    """The exact ffexp-report command that selects these runs again (``--sweep <id>``), with
+    the options ``extra`` (--margin, --probe-chaos)."""
+    cmd = ["ffexp-report", "--tracking-uri", uri, *sel.args, "--metric", metric, "--at", at,
+           *extra]
     if group_by:
         cmd += ["--group-by", ",".join(group_by)]
     if output:
@@ -89,7 +98,49 @@ def _items(sel: Selection, uri: str) -> list[str]:
     total = _seconds(runs).sum(min_count=1)
     return items + [f"Git commit(s): {counted(runs, 'tags.mlflow.source.git.commit')}",
                     f"Uncommitted changes (git_dirty): {counted(runs, 'tags.ffexp.git_dirty')}",
+                    *env_items(runs),
                     f"Runs: {len(runs)}, {fmt(total)} s of run time in all"]
+
+
+def env_items(runs: pd.DataFrame) -> list[str]:
+    """One line per numeric-environment tag (ffexp.tracking.numeric_env): ``<what>: `v` (n
+    runs)``; OPENBLAS_CORETYPE ``(not set)`` where no run had it."""
+    out = []
+    for name, what in FIELDS.items():
+        col = f"tags.{PREFIX}{name}"
+        if name == "openblas_coretype" and (col not in runs or runs[col].isna().all()):
+            out.append(f"{what}: (not set)")
+        else:
+            out.append(f"{what}: {counted(runs, col)}")
+    return out
+
+
+def recorded_env(provenance_md: Path) -> dict[str, str] | None:
+    """The numeric-environment lines (``CHECKED``) a provenance.md names, as their text after
+    the colon; None when the file does not exist. A line it lacks maps to "(not recorded)"."""
+    try:
+        text = provenance_md.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    out = {}
+    for name in CHECKED:
+        found = re.search(rf"^- {re.escape(FIELDS[name])}: (.*)$", text, re.M)
+        out[name] = found.group(1).strip() if found else "(not recorded)"
+    return out
+
+
+def changed_env(old: dict[str, str] | None, runs: pd.DataFrame) -> str | None:
+    """One line when a previous provenance.md names another BLAS library, version or kernel
+    than these runs; None when it names the same, or there was none."""
+    if old is None:
+        return None
+    new = {name: counted(runs, f"tags.{PREFIX}{name}") for name in CHECKED}
+    if new == old:
+        return None
+    differ = [n for n in CHECKED if new[n] != old[n]]
+    said = "; ".join(f"{FIELDS[n]} {old[n]} -> {new[n]}" for n in differ)
+    return (f"the previous provenance.md in this folder names another numeric environment "
+            f"({said.replace('`', '')}): values that depend on the last bits may differ")
 
 
 def _run_table(sel: Selection, params: pd.DataFrame, keys: list[str]):

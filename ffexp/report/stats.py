@@ -17,6 +17,18 @@ The paired comparison of the best group B with a group G uses the seeds both sha
     is not evidence; when every d_s is 0 the groups tie (p = 1).
 The k p-values of one report are adjusted together by Holm's step-down method:
     p_(i) sorted ascending,  p̃_(i) = max_{j <= i} min(1, (k − j + 1) · p_(j)).
+
+"Not shown to differ" is not "equal". Equivalence within a margin δ > 0 is tested by two
+one-sided tests (TOST) on the same differences:
+    H0⁻: mean(d) <= −δ  vs  mean(d) > −δ      (scipy.stats.ttest_1samp(d, −δ, 'greater'))
+    H0⁺: mean(d) >= +δ  vs  mean(d) < +δ      (scipy.stats.ttest_1samp(d, +δ, 'less'))
+    p_equiv = max(p⁻, p⁺); equivalent at p_equiv < α (the interval [mean ± t_{0.95}·s/√n] lies
+    inside (−δ, δ)). With no spread in d the t statistics are undefined and each one-sided test
+    is the exact sign test: p = 2^−n if every d_s is inside (−δ, δ), else 1.
+The equivalence p-values are Holm-adjusted together, like the difference p-values.
+
+A value that is non-finite or beyond ±OVERFLOW is no result (an R² of −1e262 after the weights
+overflowed): its run counts as failed for ranking and its group has one value fewer.
 """
 
 from __future__ import annotations
@@ -27,6 +39,10 @@ import numpy as np
 
 #: fewest values for an interval or a comparison
 MIN_N = 3
+#: the mark of a group the chaos probe (probe.py) found chaotic, in tables and figures
+CHAOS_MARK = "†"
+#: the largest magnitude a value may have and still count as a result
+OVERFLOW = 1e12
 ALPHA = 0.05
 _UNIT = ("accuracy", "f1", "f1_micro", "f1_macro", "roc_auc", "hamming_loss", "precision",
          "recall")
@@ -92,6 +108,21 @@ def paired_test(d) -> tuple[str, float]:
     from scipy.stats import ttest_1samp
 
     return "paired t", float(ttest_1samp(d, 0.0).pvalue)
+
+
+def equivalence_test(d, margin: float) -> float:
+    """The TOST p that the mean of the paired differences d lies within ±margin (see the
+    module doc); d has n >= MIN_N values, margin > 0."""
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    scale = float(np.max(np.abs(d))) if n else 0.0
+    if scale == 0.0 or snap(float(np.std(d, ddof=1)), scale) == 0.0:
+        return 2.0 ** -n if bool(np.all(np.abs(d) < margin)) else 1.0
+    from scipy.stats import ttest_1samp
+
+    lower = float(ttest_1samp(d, -margin, alternative="greater").pvalue)
+    upper = float(ttest_1samp(d, margin, alternative="less").pvalue)
+    return max(lower, upper)
 
 
 def holm(p) -> np.ndarray:

@@ -134,7 +134,8 @@ def experiment_tags(task: str | None = None) -> dict[str, str]:
 
 
 def run_tags(config: Mapping[str, Any], overrides, sweep_id: str | None) -> dict[str, str]:
-    """Tags set when the run is created (the outcome and diagnoses come at the end)."""
+    """Tags set when the run is created (the outcome and diagnoses come at the end), with the
+    numeric environment (``ffexp.env.*``, numeric_env.py)."""
     from importlib.metadata import version
     __version__ = version("ffexp")
     commit, dirty = git_state()
@@ -148,4 +149,7 @@ def run_tags(config: Mapping[str, Any], overrides, sweep_id: str | None) -> dict
         tags["mlflow.source.git.commit"] = commit
     if sweep_id:
         tags["ffexp.sweep_id"] = sweep_id
+    from .numeric_env import tags as env_tags
+    model = config.get("model") or {}
+    tags.update(env_tags(model.get("dtype", "float64")))
     return tags

@@ -2,10 +2,13 @@
 
 - (default) every committed report was generated from a clean tree: its provenance.md says
   ``git_dirty`` is ``false`` for every run, and names a commit;
+- (default) every committed report names the BLAS kernel its runs used (provenance.md), and it
+  is studyrun's pinned kernel; studyrun's environment really gives that kernel (threadpoolctl);
 - (default) the experiments index lists every study folder, with a verdict and a run time;
 - (slow) every study rerun at the current commit, with the command of its README, in a scratch
   directory, regenerates the committed ``report.md``, tables (``*.csv``) and ``analysis.md`` byte
-  for byte (signal_propagation also its ``measure.md``). What legitimately changes from one sweep
+  for byte (signal_propagation also its ``measure.md``), under studyrun's pinned OpenBLAS kernel
+  (``OPENBLAS_CORETYPE=Haswell``). What legitimately changes from one sweep
   to the next lives in ``provenance.md``, which is not compared. Study 4 (gradient_descent)
   measures seconds: its wall-clock numbers are written to ``report/timing.md``, which is not
   compared (nor are figures: PNGs are not compared at all); everything else of it is.
@@ -58,6 +61,27 @@ def test_committed_report_comes_from_a_clean_commit(name):
         f"commit, then rerun: python experiments/studyrun.py {name}")
 
 
+def test_studyrun_pins_the_kernel_it_names():
+    """The environment studyrun gives its steps makes numpy's OpenBLAS run KERNEL, whatever
+    this process runs; the README names it."""
+    env = studyrun.pinned({k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"})
+    assert env["OPENBLAS_CORETYPE"] == studyrun.KERNEL == "Haswell"
+    assert studyrun.kernel(env) == studyrun.KERNEL
+    assert f"OPENBLAS_CORETYPE={studyrun.KERNEL}" in (ROOT / "experiments" / "README.md").read_text()
+
+
+@pytest.mark.xfail(strict=False, reason="the committed reports predate the kernel in provenance "
+                   "(issue 25): they pass once every study is regenerated with "
+                   "python experiments/studyrun.py from a clean commit")
+@pytest.mark.parametrize("name", studyrun.STUDIES)
+def test_committed_report_names_its_kernel(name):
+    prov = (ROOT / "experiments" / name / "report" / "provenance.md").read_text()
+    kernel = re.search(r"^- BLAS kernel \(threadpoolctl architecture\): (.*)$", prov, re.M)
+    assert kernel, f"experiments/{name}/report/provenance.md names no BLAS kernel"
+    assert kernel.group(1).startswith(f"`{studyrun.KERNEL}` (") and "), `" not in kernel.group(1), (
+        f"experiments/{name}: runs under {kernel.group(1)}, not only {studyrun.KERNEL}")
+
+
 def test_index_lists_every_study_with_a_verdict_and_a_time():
     index = (ROOT / "experiments" / "README.md").read_text()
     for name in studyrun.STUDIES:
@@ -87,7 +111,7 @@ def test_rerun_regenerates_the_committed_report(tmp_path, name):
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI",
                                                             "FFEXP_COMMAND_LINE")}
     env["MPLBACKEND"] = "Agg"
-    studyrun.run(name, tmp_path, env)
+    studyrun.run(name, tmp_path, env)  # under studyrun.KERNEL, as the committed reports
     differ = [str(f) for f in compared(name, ROOT / "experiments")
               if not (tmp_path / "experiments" / f).is_file()
               or (tmp_path / "experiments" / f).read_bytes() != (ROOT / "experiments" / f).read_bytes()]

@@ -61,13 +61,16 @@ def test_paired_comparison_uses_only_shared_seeds(mixed_report):
     for r in _rows(mixed_report["out"] / "runs.csv"):
         if r["value"]:
             seeds.setdefault((r["activation"], r["init"]), set()).add(r["seed"])
-    ref = next(g for g in groups if int(g["n"]) >= 3)  # the best group with 3 values or more
-    best = seeds[(ref["activation"], ref["init"])]
     pairs = _rows(mixed_report["out"] / "paired.csv")
-    assert [(p["activation"], p["init"]) for p in pairs] == [
-        (g["activation"], g["init"]) for g in groups if g is not ref]
+    means = {(g["activation"], g["init"]): (float(g["mean"]), int(g["n"])) for g in groups}
     for p in pairs:
-        shared = len(best & seeds[(p["activation"], p["init"])])
+        ref = (p["ref_activation"], p["ref_init"])
+        # the reference is its block's best group with 3 values or more (else with a value)
+        fixed = "init" if p["compared"] == "activation" else "activation"
+        block = [k for k in means if k[fixed == "init"] == p[fixed]]
+        enough = [k for k in block if means[k][1] >= 3] or [k for k in block if means[k][1]]
+        assert ref == max(enough, key=lambda k: means[k][0])
+        shared = len(seeds[ref] & seeds[(p["activation"], p["init"])])
         assert p["shared_seeds"] == str(shared)
         assert (p["verdict"] == "not comparable (n < 3)") == (shared < 3)
         assert (p["p"] == "") == (shared < 3)

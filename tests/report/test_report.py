@@ -73,9 +73,18 @@ def test_figures_are_valid_pngs(report):
 
 def test_tables_paired_comparison_and_provenance(report):
     md = (report["out"] / "report.md").read_text()
-    assert "## Paired comparison with the best group" in md
-    assert md.count("| 2            |") == 3  # three comparisons on 2 shared seeds each
-    assert md.count("not comparable (n < 3)") == 3
+    assert "## Paired comparisons within blocks" in md
+    # one factor at a time: activation within init = he, xavier; init within activation =
+    # relu, tanh — four comparisons on 2 shared seeds each
+    pairs = list(csv.DictReader(open(report["out"] / "paired.csv", newline="")))
+    fixed = {"activation": "init", "init": "activation"}
+    assert sorted((p["compared"], p[fixed[p["compared"]]]) for p in pairs) == [
+        ("activation", "he"), ("activation", "xavier"), ("init", "relu"), ("init", "tanh")]
+    for p in pairs:  # the reference differs from the group in the compared factor only
+        assert p[fixed[p["compared"]]] == p[f"ref_{fixed[p['compared']]}"]
+        assert p[p["compared"]] != p[f"ref_{p['compared']}"]
+    assert {p["shared_seeds"] for p in pairs} == {"2"}
+    assert md.count("not comparable (n < 3)") == 4
     methods = md.split("## Statistical methods\n\n")[1].split("\n\n")[0]
     assert "Student's t over seeds" in methods and "cut to the range of `val/accuracy`, [0, 1]" \
         in methods and "Holm's step-down correction" in methods and "sign test" in methods
@@ -95,6 +104,15 @@ def test_tables_paired_comparison_and_provenance(report):
     assert f"Tracking store: `{report['uri']}`" in prov  # in report.md only as the sweep's
     assert "Tracking store" not in md                    # own command line names it
     assert re.search(r"Git commit\(s\): `[0-9a-f]{7,40}` \(8 runs\)", prov)
+    # the numeric environment, as the runs recorded it (ffexp.env.* tags)
+    import numpy
+    from ffexp.tracking.numeric_env import environment
+    env = environment("float64")
+    assert f"- numpy version: `{numpy.__version__}` (8 runs)" in prov
+    assert f"- BLAS kernel (threadpoolctl architecture): `{env['blas_kernel']}` (8 runs)" in prov
+    assert f"- BLAS library: `{env['blas']}` (8 runs)" in prov and "- dtype: `float64` (8 runs)" in prov
+    assert f"- CPU model: `{env['cpu']}` (8 runs)" in prov
+    assert "BLAS kernel" not in md
     assert "Git commit" not in md and not re.search(r"\d{4}-\d\d-\d\d", md)
     regen = prov.split("```\n")[1].split("\n")[0]
     assert regen.startswith(f"ffexp-report --tracking-uri {report['uri']} --sweep {report['parent']}")
