@@ -27,13 +27,17 @@ composes every job before launching) and with ffexp's (the default, one job per 
 of activation and init: 20 of 100), each process stopped once it launches; interleaved, the
 order rotating, medians of ``--repeats``.
 
+``--log-batch`` adds the tracked variants (``tracked``, and ``no pictures`` with ``--floor``)
+with the metric values written by MLflow's ``log_batch`` instead of ffexp's Core path
+(``FFEXP_MLFLOW_CORE=0``, see ffexp._compat.mlflow_metrics): before and after, in one sitting.
+
 ``--floor`` adds a variant, ``no pictures``: tracked without the plots, the step images and the
 model (``tracking.log_plots=false tracking.snapshots=0 tracking.log_model=false``): what
 MLflow's store costs by itself for the runs, params, metrics, tags and the remaining artifacts,
 the floor under the tracked sweep's ratio.
 
     python benchmarks/sweep.py [--jobs 100] [--epochs 50] [--repeats 1] [--n-jobs 2] [--start]
-                               [--floor]
+                               [--floor] [--log-batch]
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ LAUNCH = re.compile(r"\[HYDRA\] (Launching \d+ jobs|Joblib\.Parallel\(.*\) is la
 HYDRAS_SWEEPER = "hydra.sweeper._target_=hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
-def _timed(args: list[str], cwd: str, stop_at_launch: bool = False
+def _timed(args: list[str], cwd: str, stop_at_launch: bool = False, env: dict | None = None
            ) -> tuple[float, float, float | None]:
     """(wall seconds, CPU seconds of the process and its waited-for descendants, seconds to
     Hydra's launch line or None). ``stop_at_launch``: end the process (its whole group, the
@@ -77,7 +81,8 @@ def _timed(args: list[str], cwd: str, stop_at_launch: bool = False
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=stop_at_launch)
+                            text=True, start_new_session=stop_at_launch,
+                            env={**os.environ, **(env or {})})
     launch, lines = None, []
     for line in proc.stdout:
         lines.append(line)
@@ -104,7 +109,8 @@ NO_PICTURES = ("tracking.log_plots=false", "tracking.snapshots=0", "tracking.log
 
 def command(tracked: bool, acts, inits, seeds, epochs: int, n_jobs: int,
             hydras_sweeper: bool = False, stop_at_launch: bool = False,
-            extra: tuple[str, ...] = ()) -> tuple[float, float, float | None]:
+            extra: tuple[str, ...] = (), env: dict | None = None
+            ) -> tuple[float, float, float | None]:
     ffexp = str(Path(sys.executable).with_name("ffexp"))
     args = [ffexp, "-m", f"activation={','.join(acts)}", f"init={','.join(inits)}",
             f"seed={','.join(map(str, seeds))}", "optimizer=minibatch", f"train.epochs={epochs}",
@@ -115,7 +121,7 @@ def command(tracked: bool, acts, inits, seeds, epochs: int, n_jobs: int,
         args.append(HYDRAS_SWEEPER)
     args.extend(extra)
     with tempfile.TemporaryDirectory(prefix="ffexp-bench-sweep-") as cwd:
-        return _timed(args, cwd, stop_at_launch)
+        return _timed(args, cwd, stop_at_launch, env)
 
 
 def bare(acts, inits, seeds, epochs: int) -> tuple[float, float]:
@@ -184,6 +190,9 @@ def main() -> None:
                         help="only the time to the launch, Hydra's sweeper against ffexp's")
     parser.add_argument("--floor", action="store_true",
                         help="also the tracked sweep without pictures and model")
+    parser.add_argument("--log-batch", action="store_true",
+                        help="also the tracked variants with metrics written by MLflow's "
+                             "log_batch (FFEXP_MLFLOW_CORE=0)")
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grid", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -199,13 +208,17 @@ def main() -> None:
         start_main(args, acts, inits, seeds, n)
         return
     runs = {
-        "tracked": lambda: command(True, acts, inits, seeds, args.epochs, args.n_jobs),
+        "tracked": lambda env=None: command(True, acts, inits, seeds, args.epochs, args.n_jobs,
+                                            env=env),
         "untracked": lambda: command(False, acts, inits, seeds, args.epochs, args.n_jobs),
         "bare": lambda: bare(acts, inits, seeds, args.epochs),
     }
     if args.floor:
-        runs["no pictures"] = lambda: command(True, acts, inits, seeds, args.epochs,
-                                              args.n_jobs, extra=NO_PICTURES)
+        runs["no pictures"] = lambda env=None: command(True, acts, inits, seeds, args.epochs,
+                                                       args.n_jobs, extra=NO_PICTURES, env=env)
+    if args.log_batch:
+        for name in [k for k in runs if k in ("tracked", "no pictures")]:
+            runs[f"{name} lb"] = lambda f=runs[name]: f(env={"FFEXP_MLFLOW_CORE": "0"})
     load0 = _load()
     times: dict[str, list[tuple[float, float, float | None]]] = {k: [] for k in runs}
     for name in _rotated(list(runs), args.repeats):
@@ -219,10 +232,10 @@ def main() -> None:
           f"moons, mini-batch, {args.epochs} epochs, joblib n_jobs={args.n_jobs}; "
           f"median of {args.repeats}; {os.cpu_count()} cpus, load average {load0} (start), "
           f"{_load()} (end)")
-    print(f"{'':>11} {'wall s':>8} {'cpu s':>8} {'jobs/min':>9} {'start s':>8}")
+    print(f"{'':>14} {'wall s':>8} {'cpu s':>8} {'jobs/min':>9} {'start s':>8}")
     for name in runs:
         first = f"{start[name]:>8.2f}" if start[name] is not None else f"{'':>8}"
-        print(f"{name:>11} {wall[name]:>8.1f} {cpu[name]:>8.1f} {60 * n / wall[name]:>9.1f} "
+        print(f"{name:>14} {wall[name]:>8.1f} {cpu[name]:>8.1f} {60 * n / wall[name]:>9.1f} "
               f"{first}")
     for num, den, target in (("untracked", "bare", 3.0), ("tracked", "untracked", 1.5)):
         ratio = wall[num] / wall[den]
@@ -232,6 +245,12 @@ def main() -> None:
         print(f"no pictures / untracked: {wall['no pictures'] / wall['untracked']:.2f} wall, "
               f"{cpu['no pictures'] / cpu['untracked']:.2f} cpu (the store's floor); pictures and "
               f"model: {(wall['tracked'] - wall['no pictures']) / n:.3f} s wall a job")
+    for name in [k for k in runs if k.endswith(" lb")]:
+        after = name[:-3]
+        print(f"{after}: log_batch -> Core: {cpu[name]:.1f} -> {cpu[after]:.1f} cpu s "
+              f"({cpu[name] / cpu[after]:.2f}x), {cpu[name] / cpu['untracked']:.2f} -> "
+              f"{cpu[after] / cpu['untracked']:.2f} cpu / untracked; "
+              f"{(cpu[name] - cpu[after]) / n:.3f} cpu s a job")
 
 
 if __name__ == "__main__":

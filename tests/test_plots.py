@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.text import Text
 
-from ffexp.plots.figures import figures as plots
+from ffexp.plots import figures as plots
 from ffexp._compat import mpl_text as text_tiles
 from ffexp.job.data import load_dataset
 from ffexp.nn import Network, train

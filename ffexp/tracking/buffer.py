@@ -1,5 +1,5 @@
-"""The per-epoch metrics, buffered and sent to MLflow in few ``log_batch`` calls, off the
-training thread and, for a long run, through ffexp.tracking.sender, off the training process.
+"""The per-epoch metrics, buffered and sent to MLflow in few writes, off the training thread
+and, for a long run, through ffexp.tracking.sender, off the training process.
 
 One ``log_metric`` call per value costs ~2.5 ms on SQLite; a ``log_batch`` of 1,000 values
 60-200 ms, most of it MLflow's ORM, which holds the GIL. So the callback keeps the values of
@@ -17,6 +17,11 @@ itself; what a dead helper may have lost is counted in the job's log.
 
 The same flush path advances the run's heartbeat tag (ffexp.tracking.stale), at most every
 HEARTBEAT_SECONDS: one set_tag off the training thread, nothing per epoch.
+
+Every write of values goes through ``store_rows``: on a SQLite or PostgreSQL store of a tested
+MLflow release and schema, ffexp._compat.mlflow_metrics writes them into MLflow's ``metrics``
+and ``latest_metrics`` tables with SQLAlchemy Core, by log_batch's rules, several times cheaper
+than its ORM; elsewhere (a tracking server, ...) ``log_batch``. The job's log says which, once.
 """
 
 from __future__ import annotations
@@ -30,13 +35,18 @@ from typing import Mapping
 
 from ffexp.nn import Callback
 
+from ffexp._compat import mlflow_metrics
+
 from . import sender
+from .retry import call_with_retries
 from .stale import HEARTBEAT_SECONDS, HEARTBEAT_TAG
 
 #: MLflow's limit of metrics per log_batch request
 BATCH_LIMIT = sender.BATCH_LIMIT
 #: a run expected to log more values than this streams them to the helper process
 IN_PROCESS_ROWS = 10 * BATCH_LIMIT
+#: rows written in one transaction by the Core path (a bound on how long it holds SQLite's lock)
+CORE_ROWS = 10 * BATCH_LIMIT
 #: batches handed over and not yet stored, beyond which an epoch's end waits for the oldest:
 #: a training that logs faster than the store takes values (~7,000/s on SQLite) runs at the
 #: store's pace instead of queueing without bound, so that a run stopped early (a SLURM time
@@ -58,6 +68,27 @@ def send_metrics(client, run_id: str, metrics: list) -> None:
     """log_batch in chunks of at most BATCH_LIMIT values, in this process."""
     for i in range(0, len(metrics), BATCH_LIMIT):
         client.log_batch(run_id, metrics=metrics[i:i + BATCH_LIMIT], synchronous=True)
+
+
+def store_rows(client, uri: str, run_id: str, rows: list) -> None:
+    """Store rows (key, value, timestamp ms, step) of the run: with SQLAlchemy Core where
+    ffexp._compat.mlflow_metrics.choose allows it (retried like the client's calls on SQLite's
+    lock errors), else log_batch; the same values, steps and latest metrics either way."""
+    writer = mlflow_metrics.choose(client, uri).writer
+    for i in range(0, len(rows), CORE_ROWS):
+        chunk = rows[i:i + CORE_ROWS]
+        if writer is None or not call_with_retries(writer.write, run_id, chunk):
+            from mlflow.entities import Metric
+            send_metrics(client, run_id, [Metric(*row) for row in chunk])
+
+
+def store_metrics(client, uri: str, run_id: str, metrics: list) -> None:
+    """Metric entities: those linked to a LoggedModel or a dataset by log_batch (which writes
+    the links), the others by ``store_rows``."""
+    linked = [m for m in metrics if m.model_id or m.dataset_name or m.dataset_digest]
+    send_metrics(client, run_id, linked)
+    store_rows(client, uri, run_id, [(m.key, m.value, m.timestamp, m.step) for m in metrics
+                                     if not (m.model_id or m.dataset_name or m.dataset_digest)])
 
 
 def finite_metrics(values: Mapping[str, float], step: int, timestamp: int | None = None) -> list:
@@ -88,6 +119,7 @@ class MetricsBuffer(Callback):
         self._since_sync = 0  # values handed to the helper since its last sync
         self._epochs = 0
         self._long = False  # more than IN_PROCESS_ROWS values expected
+        self._path_logged = False
 
     def on_train_begin(self, net, info) -> None:
         self._epochs = int(info.get("epochs") or 0)
@@ -115,7 +147,20 @@ class MetricsBuffer(Callback):
         except OSError:
             self.use_helper = False
 
+    def log_path(self) -> None:
+        """One line in the job's log: which path writes this run's metrics (Core or
+        log_batch, and why), the helper process's too (same MLflow, same store)."""
+        if not self._path_logged:
+            self._path_logged = True
+            log.info(mlflow_metrics.choose(self.client, self.uri).line)
+
+    def store_final(self, metrics: list) -> None:
+        """Store metric entities now, in this thread (the values measured once, at the end)."""
+        self.log_path()
+        store_metrics(self.client, self.uri, self.run_id, metrics)
+
     def _deliver(self, rows: list) -> None:
+        self.log_path()
         if self._helper is not None:
             try:
                 self._helper.send(self.uri, self.run_id, rows, self._log)
@@ -123,8 +168,7 @@ class MetricsBuffer(Callback):
                 return
             except (OSError, ValueError) as err:  # the helper died: carry on in this process
                 self._helper_lost(err)
-        from mlflow.entities import Metric
-        send_metrics(self.client, self.run_id, [Metric(*row) for row in rows])
+        store_rows(self.client, self.uri, self.run_id, rows)
 
     def _helper_lost(self, err: BaseException) -> None:
         log.warning("the metrics helper stopped (%s: %s); up to %d metric value(s) sent to it "

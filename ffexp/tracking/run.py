@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import faults, handoff, store
-from .buffer import MetricsBuffer, finite_metrics, send_metrics
+from .buffer import MetricsBuffer, finite_metrics
 from .diagnose import diagnose, diagnosis_tags
 from .params import headline, run_params
 from .signals import TimeLimit, deferred_sigterm, killed, sigterm_raises
@@ -92,7 +92,7 @@ class Recorder:
                                        r.net, r.dataset, step, self.identity,
                                        headline(s, self.job))
             # the final train/ and test/ values, linked to the LoggedModel they measure
-            send_metrics(self.client, self.run_id, _linked(finite_metrics(final, step), model_id))
+            self.buffer.store_final(_linked(finite_metrics(final, step), model_id))
             found = diagnose(train.history, r.net)
             tags = {"ffexp.outcome": train.outcome, "ffexp.message": clip(train.message),
                     **diagnosis_tags(train.history, r.net, found),

@@ -1,12 +1,14 @@
 """A helper process that writes metric batches to MLflow while a long training goes on.
 
-MLflow's SQL store spends 60-200 µs of Python (its ORM) per metric value; a run logs ~40 values
+MLflow's SQL store spends 60-200 µs of Python (its ORM) per metric value through ``log_batch``
+(ffexp's Core path, ffexp.tracking.buffer.store_rows, several times less); a run logs ~40 values
 an epoch, which in the training thread (or in a thread sharing its GIL) would slow a small
 network's training by half. One helper process per ffexp process (started by the first run
 that outlives ``tracking.flush_seconds``, see ffexp.tracking.buffer, and reused by every later
-job of a sweep or of a reused joblib worker) takes the batches over a pipe and calls
-``log_batch`` on the other core. It is a second interpreter that imports MLflow (~1-2 s of
-CPU): a short run, over before its first flush, writes its metrics itself at the end instead.
+job of a sweep or of a reused joblib worker) takes the batches over a pipe and stores them
+(``store_rows``: the path the job's log names) on the other core. It is a second interpreter
+that imports MLflow (~1-2 s of CPU): a short run, over before its first flush, writes its
+metrics itself at the end instead.
 
 Protocol on the helper's stdin/stdout, pickled tuples:
 ``("batch", uri, run_id, [(key, value, timestamp, step), ...], log)`` and
@@ -110,14 +112,11 @@ class _Helper:
         self.log: str | None = None
 
     def store(self, uri: str, run_id: str, rows: list) -> None:
-        from mlflow.entities import Metric
-
         from ffexp.tracking import store
+        from ffexp.tracking.buffer import store_rows
         try:
             client = self.clients.get(uri) or self.clients.setdefault(uri, store.client(uri))
-            metrics = [Metric(k, v, ts, step) for k, v, ts, step in rows]
-            for i in range(0, len(metrics), BATCH_LIMIT):
-                client.log_batch(run_id, metrics=metrics[i:i + BATCH_LIMIT], synchronous=True)
+            store_rows(client, uri, run_id, rows)
         except Exception as err:  # reported at the next sync
             self.errors.append(f"{type(err).__name__}: {err}")
             self.unstored[run_id] = self.unstored.get(run_id, 0) + len(rows)
