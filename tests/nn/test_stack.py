@@ -123,6 +123,7 @@ OUTPUTS = {
     "sigmoid/mse": ([3, 5, 1], ["tanh", "sigmoid"], "mse", 1.0),
     "sigmoid β=3/bce": ([3, 5, 2], ["relu", "sigmoid"], "bce", 3.0),
     "multi-label bce": ([3, 5, 3], ["leaky_relu", "sigmoid"], "bce", 1.0),
+    "no hidden layer": ([3, 1], ["sigmoid"], "bce", 1.0),
 }
 
 
@@ -267,6 +268,20 @@ def test_callbacks_per_network(stop_at):
     assert [r.outcome for _, r in stacked] == ["finished", "stopped", "finished", "finished",
                                                "stopped"]
     assert stacked[1][1].epochs == stop_at and stacked[1][1].updates == stop_at * 5
+
+
+def test_times_are_the_stacked_epochs():
+    """``seconds`` and ``elapsed`` are wall-clock times of the stacked epochs: one value for
+    every network still training, elapsed growing."""
+    X, Y = data()
+    nets = [Network([2, 4, 1], seed=k) for k in range(3)]
+    results = train_stacked(nets, X, Y, epochs=[2, 4, 4])
+    for e in range(3):
+        assert len({r.history[e].seconds for r in results}) == 1
+    for r in results:
+        elapsed = [s.elapsed for s in r.history]
+        assert all(s.seconds > 0 for s in r.history) and elapsed == sorted(elapsed)
+        assert r.seconds >= elapsed[-1]
 
 
 def test_networks_are_their_own_after_training():
