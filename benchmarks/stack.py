@@ -154,8 +154,8 @@ def main() -> None:
         print(f"{name:16} {K:>4} {s / K * 1e3:>16.2f} {t / K * 1e3:>15.2f} {s / t:>17.2f} "
               f"{dW:>9.1g}")
     prep, sep, st = jobs_row(job_settings(args.epochs), args.repeats)
-    print(f"{'jobs':16} {100:>4} {(prep + sep) / 100 * 1e3:>16.2f} {(prep + st) / 100 * 1e3:>15.2f} "
-          f"{(prep + sep) / (prep + st):>17.2f}   (prepare {prep / 100 * 1e3:.2f} ms/job in "
+    print(f"{'jobs':16} {100:>4} {(prep + sep) / 100 * 1e3:>16.2f} "
+          f"{(prep + st) / 100 * 1e3:>15.2f} {(prep + sep) / (prep + st):>17.2f}   (prepare {prep / 100 * 1e3:.2f} ms/job in "
           f"both; metrics equal)")
     bare, t = results["sweep grid", 100]
     for what, cost in (("training alone (train_stacked)", t),

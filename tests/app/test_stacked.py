@@ -100,7 +100,8 @@ def _runs(client, experiment: str) -> dict:
     exp = client.get_experiment_by_name(experiment)
     out = {}
     for run in client.search_runs([exp.experiment_id]):
-        history = {k: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, k))
+        history = {k: sorted((m.step, m.value)
+                             for m in client.get_metric_history(run.info.run_id, k))
                    for k in run.data.metrics if k not in TIMES}
         out[run.data.tags["ffexp.config_hash"]] = (run, history)
     return out
