@@ -279,10 +279,13 @@ class _Stack:
         # each (K, size) rows of a flat buffer
         params = [self.grad[:, a:a + int(np.prod(shape))]
                   for a, shape in zip(self.layout.starts, self.layout.shapes)]
-        self.tensors = {k: params + [ws.dZ_flat[:, a:a + n * k] for a, n in
-                                     zip(ws.dZ_starts, net.layer_sizes[1:])]
-                        for k, ws in self.spaces.items()}
         self.dots = np.empty((3 * self.L, K, 1, 1), dtype=dtype)
+        # per width, each tensor's (K, 1, n) and (K, n, 1) views and its row of ``dots``: one
+        # matmul per tensor gives its K dots, as ``matmul_dots``
+        self.tensors = {k: [(v[:, None, :], v[:, :, None], self.dots[j]) for j, v in enumerate(
+                                params + [ws.dZ_flat[:, a:a + n * k] for a, n in
+                                          zip(ws.dZ_starts, net.layer_sizes[1:])])]
+                        for k, ws in self.spaces.items()}
         self.reuse = bookkeeping and not plan.shuffle and s == m
         self.full = full_gradients or self.reuse
         self.cached = cached
@@ -328,6 +331,7 @@ class _Stack:
         """One pass of gradient descent for every network; (K, 3L) sums over its updates of
         the per-tensor gradient norms when they are tracked."""
         s, theta, grad, scratch = self.plan.batch_size, self.theta, self.grad, self.scratch
+        matmul = np.matmul
         norms = self.bookkeeping and not self.full
         m = self.X.shape[-1]
         if self.plan.shuffle:   # each network's own permutation of the examples
@@ -347,8 +351,8 @@ class _Stack:
                 Zs, As = self.forward_all(Xb, ws)
                 self.backward(Zs, As, Yb, ws, (self.dW, self.db))
                 if norms:
-                    for j, v in enumerate(self.tensors[Xb.shape[-1]]):
-                        matmul_dots(v, self.dots[j])
+                    for row, col, out in self.tensors[Xb.shape[-1]]:
+                        matmul(row, col, out=out)
                     acc += np.sqrt(self.dots[:, :, 0, 0], dtype=np.float64)
             np.multiply(grad, self.lr, out=scratch)
             theta -= scratch
