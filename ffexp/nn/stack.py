@@ -135,6 +135,11 @@ def train_stacked(nets: Sequence[Network], X, Y, loss: "str | Loss" = "bce", *,
     Network twice, a list of the wrong length, an activation or loss not ffexp's own, and
     every check ``train`` makes.
     """
+    for name, value in (("loss", loss), ("optimizer", optimizer), ("batch_size", batch_size),
+                        ("epoch_gradients", epoch_gradients), ("bookkeeping", bookkeeping)):
+        if isinstance(value, (list, tuple)):
+            raise ValueError(f"{name} is one value for all the stacked networks, got "
+                             f"{value!r}; networks with another {name} train in another stack")
     loss = make_loss(loss)
     nets = list(nets)
     _check_stack(nets, loss)

@@ -319,6 +319,7 @@ class CustomLoss(Quadratic):
     ("loss", "is not one of ffexp's"),
     ("train's checks", "lr must be a positive finite number, got -1.0"),
     ("optimizer", "unknown optimizer 'adam'"),
+    ("batch sizes", "batch_size is one value for all the stacked networks, got [8, 16, 8]"),
 ])
 def test_refusals_name_what(case, message):
     X, Y = data()
@@ -348,6 +349,8 @@ def test_refusals_name_what(case, message):
         kw["lr"] = [0.1, -1.0, 0.1]
     elif case == "optimizer":
         kw["optimizer"] = "adam"
+    elif case == "batch sizes":
+        kw["batch_size"] = [8, 16, 8]
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")
                        .replace(")", r"\)").replace("]", r"\]")):
         train_stacked(nets, X, Y, **kw)
