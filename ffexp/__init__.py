@@ -6,11 +6,12 @@ from .job import blas
 from .nn import (ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, TASKS, Callback, EpochStats,
                  Network, TrainResult)
 from .nn import train as _train
+from .nn import train_stacked as _train_stacked
 
 __version__ = metadata.version("ffexp")
 
 __all__ = ["ACTIVATIONS", "INITIALIZERS", "LOSSES", "OPTIMIZERS", "TASKS", "Callback",
-           "EpochStats", "Network", "TrainResult", "train", "__version__"]
+           "EpochStats", "Network", "TrainResult", "train", "train_stacked", "__version__"]
 
 
 def train(net: Network, X, Y, loss="bce", *, blas_threads: int | None = 1,
@@ -22,3 +23,12 @@ def train(net: Network, X, Y, loss="bce", *, blas_threads: int | None = 1,
     ``ffexp.nn.train`` itself (numpy only) sets no limit."""
     with blas.limit(blas_threads):
         return _train(net, X, Y, loss, **kwargs)
+
+
+def train_stacked(nets, X, Y, loss="bce", *, blas_threads: int | None = 1,
+                  **kwargs) -> list[TrainResult]:
+    """``ffexp.nn.train_stacked(nets, X, Y, loss, **kwargs)`` (K networks of one shape trained
+    as one computation, each exactly as ``ffexp.train`` trains it) with the BLAS libraries
+    limited to ``blas_threads`` threads while it runs, as ``ffexp.train``."""
+    with blas.limit(blas_threads):
+        return _train_stacked(nets, X, Y, loss, **kwargs)

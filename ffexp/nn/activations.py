@@ -2,6 +2,8 @@
 
 Each activation acts on a whole layer: ``forward(Z) -> A`` with Z, A of shape (n[l], m), and
 ``backward(dA, Z, A) -> dZ``, the vector-Jacobian product dZ = ∂J/∂Z[l] from dA = ∂J/∂A[l].
+A stack of K networks' layers, (K, n[l], m) (ffexp.nn.stack), goes through the same methods:
+units are always axis -2 and examples axis -1, and each slice comes out as its own call would.
 For the elementwise activations that is dZ = dA ⊙ g'(Z); softmax couples the units of a
 column, so it uses its Jacobian ∂a_i/∂z_j = β a_i (δ_ij − a_j) instead.
 
@@ -55,12 +57,17 @@ class Activation:
 
     def saturated(self, A: np.ndarray) -> float:
         """Fraction of activations in the flat tails of g (0 where g has none)."""
-        return 0.0
+        mask = self.saturated_mask(A)
+        return 0.0 if mask is None else float(np.mean(mask))
+
+    def saturated_mask(self, A: np.ndarray) -> np.ndarray | None:
+        """True where an activation lies in the flat tails of g; None where g has none."""
+        return None
 
     def inactive(self, Z: np.ndarray, A_sums: np.ndarray | None = None) -> np.ndarray:
         """Per unit (row of Z), True where z ≤ 0 for every column (example). ``A_sums``, the
         row sums of A = g(Z), may answer it without another pass over Z (ReLU)."""
-        return Z.max(axis=1) <= 0
+        return Z.max(axis=-1) <= 0
 
     def dead(self, Z: np.ndarray) -> float:
         """Fraction of dead units: z ≤ 0 for every example (0 where g cannot die)."""
@@ -147,8 +154,8 @@ class Sigmoid(Activation):
     def derivative(self, Z, A):
         return A * (1.0 - A) if self.beta == 1.0 else self.beta * A * (1.0 - A)
 
-    def saturated(self, A):
-        return float(np.mean((A < 0.01) | (A > 0.99)))
+    def saturated_mask(self, A):
+        return (A < 0.01) | (A > 0.99)
 
 
 class Tanh(Activation):
@@ -166,8 +173,8 @@ class Tanh(Activation):
     def derivative(self, Z, A):
         return 1.0 - A * A
 
-    def saturated(self, A):
-        return float(np.mean(np.abs(A) > 0.99))
+    def saturated_mask(self, A):
+        return np.abs(A) > 0.99
 
 
 class ReLU(Activation):
@@ -245,11 +252,11 @@ class Softmax(Activation):
         self.beta = float(beta)
 
     def forward(self, Z):
-        S = Z - Z.max(axis=0, keepdims=True)
+        S = Z - Z.max(axis=-2, keepdims=True)
         if self.beta != 1.0:
             S = self.beta * S
         E = np.exp(S)
-        return E / E.sum(axis=0, keepdims=True)
+        return E / E.sum(axis=-2, keepdims=True)
 
     def derivative(self, Z, A):
         raise TypeError("softmax has no elementwise derivative; use backward (its Jacobian)")
@@ -258,7 +265,7 @@ class Softmax(Activation):
         dZ[...] = self.backward(dZ.copy(), Z, A)
 
     def backward(self, dA, Z, A):
-        dZ = A * (dA - np.sum(dA * A, axis=0, keepdims=True))
+        dZ = A * (dA - np.sum(dA * A, axis=-2, keepdims=True))
         return dZ if self.beta == 1.0 else self.beta * dZ
 
     def jacobian(self, z: np.ndarray) -> np.ndarray:

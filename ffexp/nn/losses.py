@@ -9,6 +9,10 @@ machine epsilon) so that J is finite when ŷ is exactly 0 or 1.
   L = −Σ_k [y_k ln ŷ_k + (1 − y_k) ln(1 − ŷ_k)];  ∂J/∂Ŷ = (Ŷ − Y) / (Ŷ(1 − Ŷ)) / m.
 - ``cce``  categorical cross-entropy: L = −Σ_k y_k ln ŷ_k;  ∂J/∂Ŷ = −Y/Ŷ / m.
 
+``costs`` gives the cost of each network of a stack (ffexp.nn.stack): Ŷ (K, n[L], m), Y the
+same or (n[L], m) shared, each J equal bit for bit to ``cost`` of its slice (the same BLAS dot
+or the same pairwise sum over the slice's n[L]·m values).
+
 For the matched pairs linear(c=1)+mse, sigmoid+bce and softmax(β=1)+cce the output error is
 the shortcut dZ[L] = (Ŷ − Y)/m (β (Ŷ − Y)/m for a softmax of β ≠ 1; docs/math.md [194], [198], [203], [207-210]); every other allowed
 pair goes through the general chain rule dZ[L] = g'ᵀ dŶ.
@@ -23,6 +27,11 @@ def _eps(Yhat: np.ndarray) -> float:
     return float(np.finfo(Yhat.dtype if Yhat.dtype.kind == "f" else np.float64).eps)
 
 
+def _sums(T: np.ndarray) -> np.ndarray:
+    """Σ over each slice of T (K, n, m), in T's dtype as np.sum of the slice, then float64."""
+    return np.add.reduce(T.reshape(len(T), -1), axis=1).astype(np.float64)
+
+
 class Loss:
     name = ""
     #: True if the loss needs outputs and labels in [0, 1] (cross-entropies)
@@ -31,6 +40,11 @@ class Loss:
     shortcut_activation = ""
 
     def cost(self, Y: np.ndarray, Yhat: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def costs(self, Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
+        """J of each network of a stack, (K,) float64: Ŷ (K, n[L], m), Y (K or 1, n[L], m)
+        or (n[L], m)."""
         raise NotImplementedError
 
     def grad(self, Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
@@ -49,8 +63,13 @@ class Quadratic(Loss):
         D = Yhat - Y
         return 0.5 * float(np.vdot(D, D)) / Y.shape[1]
 
+    def costs(self, Y, Yhat):
+        D = (Yhat - Y).reshape(len(Yhat), 1, -1)          # (K, 1, n[L]·m)
+        dots = np.matmul(D, D.transpose(0, 2, 1))[:, 0, 0]  # a BLAS dot per network, as vdot
+        return 0.5 * dots.astype(np.float64) / Y.shape[-1]
+
     def grad(self, Y, Yhat):
-        return (Yhat - Y) / Y.shape[1]
+        return (Yhat - Y) / Y.shape[-1]
 
 
 class BinaryCrossEntropy(Loss):
@@ -63,10 +82,15 @@ class BinaryCrossEntropy(Loss):
         P = np.clip(Yhat, eps, 1.0 - eps)
         return -float(np.sum(Y * np.log(P) + (1.0 - Y) * np.log1p(-P))) / Y.shape[1]
 
+    def costs(self, Y, Yhat):
+        eps = _eps(Yhat)
+        P = np.clip(Yhat, eps, 1.0 - eps)
+        return -_sums(Y * np.log(P) + (1.0 - Y) * np.log1p(-P)) / Y.shape[-1]
+
     def grad(self, Y, Yhat):
         eps = _eps(Yhat)
         P = np.clip(Yhat, eps, 1.0 - eps)
-        return (P - Y) / (P * (1.0 - P)) / Y.shape[1]
+        return (P - Y) / (P * (1.0 - P)) / Y.shape[-1]
 
 
 class CategoricalCrossEntropy(Loss):
@@ -78,9 +102,13 @@ class CategoricalCrossEntropy(Loss):
         P = np.clip(Yhat, _eps(Yhat), 1.0)
         return -float(np.sum(Y * np.log(P))) / Y.shape[1]
 
+    def costs(self, Y, Yhat):
+        P = np.clip(Yhat, _eps(Yhat), 1.0)
+        return -_sums(Y * np.log(P)) / Y.shape[-1]
+
     def grad(self, Y, Yhat):
         P = np.clip(Yhat, _eps(Yhat), 1.0)
-        return -Y / P / Y.shape[1]
+        return -Y / P / Y.shape[-1]
 
 
 #: name -> class; the names are the user interface (config group `loss`)

@@ -138,10 +138,12 @@ class Network:
         """dZ[L] = ∂J/∂Z[L]: the shortcut β (Ŷ − Y)/m for matched pairs, else the chain rule.
 
         m is the number of examples J averages over: by default the k columns of Y; a chunk
-        of a larger set passes the set's m, so that the chunks' gradients add up to J's."""
+        of a larger set passes the set's m, so that the chunks' gradients add up to J's.
+        Y, Z_L, Ŷ may be stacks (K, n[L], k) of networks of this output layer (Y also (n[L], k)
+        shared): each slice comes out as its own call would."""
         if out is None:
             out = np.empty_like(Yhat)
-        g, k = self.activations[-1], Y.shape[1]
+        g, k = self.activations[-1], Y.shape[-1]
         if uses_shortcut(loss, g):
             np.subtract(Yhat, Y, out=out)
             out *= getattr(g, "beta", 1.0) / (m or k)
