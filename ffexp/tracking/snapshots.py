@@ -59,16 +59,13 @@ class Snapshots(Callback):
         if self.epochs and last is not None and (not self.taken or self.taken[-1][0] is not last):
             self._take(net, last)  # stopped early (converged, diverged): its last epoch
 
-    def log(self, client, run_id: str, net, dataset, title: str, gradients: str) -> int:
-        """Draw the frames and log them as step images in one upload (tracking.images);
-        returns the number of images logged. The boundary frames are numpy images
+    def frames(self, net, dataset, title: str, gradients: str) -> dict[str, list[tuple]]:
+        """{key: [(epoch, rgb image), ...]}: the boundary frames as numpy images
         (plots.boundary_pixels), the gradient-flow frames blitted over one drawn figure
         (plots.gradient_flow_frames)."""
         if not self.taken or net is None:
-            return 0
+            return {}
         from ffexp import plots
-
-        from .images import log_step_images
         steps = [stats.epoch for stats, _, _ in self.taken]
         frames = {}
         if plots.has_boundary(dataset):
@@ -80,4 +77,11 @@ class Snapshots(Callback):
             frames[KEYS[0]] = list(zip(steps, boundary))
         flow = plots.gradient_flow_frames([stats for stats, _, _ in self.taken], title, gradients)
         frames[KEYS[1]] = list(zip(steps, flow))
-        return log_step_images(client, run_id, frames)
+        return frames
+
+    def log(self, client, run_id: str, net, dataset, title: str, gradients: str) -> int:
+        """Draw the frames (``frames``) and log them as step images in one upload
+        (tracking.images); returns the number of images logged."""
+        from .images import log_step_images
+        frames = self.frames(net, dataset, title, gradients)
+        return log_step_images(client, run_id, frames) if frames else 0
