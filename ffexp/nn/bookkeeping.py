@@ -19,7 +19,8 @@ m = 1e6 for a 2-64-64-1 network), gives exactly what one pass over all m columns
 Chunked and unchunked agree to rounding (1e-12 relative, tested). Batch gradient descent
 takes one chunk of all m columns: its training workspace is that wide anyway.
 
-Without gradients (every record of ``epoch_gradients="mean"`` but step 0) the pass is the
+Without gradients (every record of ``epoch_gradients="mean"`` but step 0, except batch gradient
+descent) the pass is the
 forward products and what the record needs of their results, nothing else (issue 15: it is
 to cost at most 0.3 of a mini-batch epoch): the biases are folded into the products
 (``Folded``), a chunk's row sums are one matrix-vector product, and the output layer's
