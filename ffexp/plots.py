@@ -252,11 +252,12 @@ def gradient_flow(first, last, title: str = "", gradients: str = "", size=PANEL,
 
 
 #: step images (frames): MLflow shows a step image as its thumbnail, the image reduced by a
-#: whole factor to fit 256 px (tracking/images.py); their text is drawn at FRAME_FONT points,
-#: FRAME_DPI dots an inch, so that it is 9-10 px high even halved in the thumbnail
-FRAME_DPI, FRAME_FONT = 100, 13
-#: a gradient-flow frame: the two profiles stacked, 4.0 x 5.2 in = 400 x 520 px
-FLOW_FRAME = (4.0, 2.6)
+#: whole factor to fit 256 px (tracking/images.py): frames of 257-512 px are halved. Their text
+#: is drawn at FRAME_FONT points (FRAME_FONT - 2 the smaller texts), FRAME_DPI dots an inch:
+#: 8.3 to 9.7 px high in the halved thumbnail
+FRAME_DPI, FRAME_FONT = 100, 14
+#: a gradient-flow frame: the two profiles stacked, 4.0 x 5.12 in = 400 x 512 px
+FLOW_FRAME = (4.0, 2.56)
 #: a decision-boundary frame: 4.4 x 4.8 in = 440 x 480 px
 BOUNDARY_FRAME = (4.4, 4.8)
 
@@ -371,8 +372,10 @@ def one_side(field: np.ndarray, levels: list, what: str) -> str:
         return ""
     if what == "class":
         return f"no boundary: class {int(lo)} predicted everywhere"
-    side = "<" if hi <= 0.5 else ">"
-    return f"no boundary: {what} {side} 0.5 everywhere ({what} {lo:.2g}-{hi:.2g})"
+    side = "<" if hi < 0.5 else "≤" if hi == 0.5 and lo < 0.5 else "=" if lo == hi else \
+        ">" if lo > 0.5 else "≥"
+    spread = f"{lo:.3g}" if lo == hi else f"{lo:.3g} to {hi:.3g}"
+    return f"no boundary: {what} {side} 0.5 everywhere ({what} {spread})"
 
 
 def decision_boundary(net, dataset, title: str = "", size=PANEL, dpi: int = DPI,
