@@ -15,7 +15,9 @@ same warm process, interleaved and repeated, medians:
 * a job's pictures (``--per-job``, alone): what a default tracked run draws once training is
   over, without the store's writes: ``write_plots`` (the four PNGs) and the step images of
   ``tracking.snapshots=10`` (``Snapshots.frames``, each frame encoded as its PNG and its WebP
-  thumbnail as ``tracking/images.py`` writes them), median of the repeats.
+  thumbnail as ``tracking/images.py`` writes them), median of the repeats, in wall and CPU time
+  (steadier when other work shares the cores), BLAS on one thread as in a job. To compare with
+  another version of ffexp, run this script with that version's package first on PYTHONPATH.
 
 Ratios are against the first row of each table, measured in the same run. The load averages
 at the start and the end are printed: on the 2 shared cores another process moves every time.
@@ -106,7 +108,10 @@ def snapshots_of(seed: int = 0, count: int = 10):
 
 
 def per_job(repeats: int) -> None:
-    """A job's pictures: the four PNGs and the step images' frames, drawn and encoded."""
+    """A job's pictures: the four PNGs and the step images' frames, drawn and encoded, with
+    BLAS limited to one thread as a job draws them (``train.blas_threads=1``)."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1, user_api="blas")
     result, net, dataset, shots = snapshots_of()
     out = Path(tempfile.mkdtemp(prefix="ffexp-plots-bench-"))
 

@@ -438,6 +438,22 @@ def _disc(radius: int) -> tuple[np.ndarray, np.ndarray]:
     return dr[inside], dc[inside]
 
 
+#: the boundary frames evaluate the network at every FRAME_STEP-th pixel
+FRAME_STEP = 4
+
+
+def _interpolation(centres: np.ndarray, step: int = FRAME_STEP) -> tuple[np.ndarray, np.ndarray]:
+    """(every step-th of the evenly spaced ``centres``, and the last; the (n, g) matrix R of
+    linear interpolation from those to all n): R @ values-at-the-coarse-points."""
+    n = len(centres)
+    at = np.unique(np.r_[np.arange(0, n, step), n - 1])
+    j = np.clip(np.searchsorted(at, np.arange(n), side="right") - 1, 0, len(at) - 2)
+    t = (np.arange(n) - at[j]) / (at[j + 1] - at[j])
+    R = np.zeros((n, len(at)))
+    R[np.arange(n), j], R[np.arange(n), j + 1] = 1 - t, t
+    return centres[at], R
+
+
 def boundary_frames(net, dataset, params, epochs, title: str = "", size=BOUNDARY_FRAME,
                     dpi: int = FRAME_DPI) -> list[np.ndarray]:
     """The decision boundary at each of ``params`` ((weights, biases) per step, a copy of
@@ -445,8 +461,9 @@ def boundary_frames(net, dataset, params, epochs, title: str = "", size=BOUNDARY
     standardized features' ticks and labels, the step's epoch written at the top right
     (``step_label``), the filled regions and the training points as in ``decision_boundary``,
     and the boundary in black where the prediction changes side between neighbouring pixels
-    (ŷ = 0.5, or between classes): the network is evaluated at every pixel of the plot, so the
-    contour is smooth at the image's resolution; where it predicts one side everywhere the
+    (ŷ = 0.5, or between classes): the network's outputs at every ``FRAME_STEP``-th pixel,
+    linearly interpolated to every pixel, so the contour is smooth at the image's resolution
+    and follows the network's to within a few pixels; where it predicts one side everywhere the
     frame says so (``one_side``). The axes are drawn once; each frame is the background with the
     plot's pixels computed in numpy and its labels blitted over it."""
     import copy
@@ -478,7 +495,11 @@ def boundary_frames(net, dataset, params, epochs, title: str = "", size=BOUNDARY
     # pixel centres in data coordinates: columns along x0, rows down from the largest x1
     cx = lo[0] + (np.arange(w) + left + 0.5 - x0) / (x1 - x0) * (hi[0] - lo[0])
     cy = lo[1] + (H - (np.arange(h) + top + 0.5) - y0) / (y1 - y0) * (hi[1] - lo[1])
-    g0, g1 = np.meshgrid(cx, cy)
+    # the network on a grid of every FRAME_STEP-th pixel, linearly interpolated to every pixel
+    # (Ry @ F @ Rxᵀ): ŷ, and so its 0.5 level, varies smoothly at that scale, and the forward
+    # pass is FRAME_STEP² times smaller
+    (gx, Rx), (gy, Ry) = _interpolation(cx), _interpolation(cy)
+    g0, g1 = np.meshgrid(gx, gy)
     points = np.vstack([g0.ravel(), g1.ravel()]).astype(net.dtype)
     k = net.layer_sizes[-1]
     lut = _fill_lut(what, k)
@@ -499,8 +520,13 @@ def boundary_frames(net, dataset, params, epochs, title: str = "", size=BOUNDARY
     frames = []
     for (weights, biases), e in zip(params, epochs):
         frame_net.weights, frame_net.biases = weights, biases
-        field, levels, _ = boundary_field(frame_net, dataset, points)
-        F = field.reshape(h, w)
+        Yhat = frame_net.forward(points).reshape(k, len(gy), len(gx))
+        if what == "class":
+            F = np.argmax(Ry @ Yhat @ Rx.T, axis=0)                  # (k, h, w) -> (h, w)
+            levels = [c + 0.5 for c in range(k - 1)]
+        else:
+            F, levels = Ry @ Yhat[0] @ Rx.T, [0.5]
+        field = F
         side = F.astype(int) if what == "class" else (F > 0.5).astype(np.int8)
         index = side if what == "class" else \
             np.clip(np.nan_to_num(F, nan=0.5) * 255 + 0.5, 0, 255).astype(np.uint8)
