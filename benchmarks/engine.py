@@ -15,7 +15,12 @@ as the median over repeats of the paired ratio − 1, in wall time and in this p
 the ffexp.train call it makes (timed within the same fit, so immune to the pairing's noise).
 Target (issue 16): < 5 % of fit time.
 
-    python benchmarks/engine.py [--repeats 5] [--quick] [--blas-threads 1] [--dtype float32] [--api-only]
+``--default-run`` alone: the default config's job (``ffexp``: moons, 2-16-16-1 relu, mini-batch
+s = 32, 200 epochs, validation every epoch), untracked, trained by the app with
+``train.epoch_gradients`` full and mean in turn, BLAS on one thread as in a job: median wall and
+CPU seconds of ``execute`` and their ratio full / mean.
+
+    python benchmarks/engine.py [--repeats 5] [--quick] [--blas-threads 1] [--dtype float32] [--api-only] [--default-run]
 """
 
 from __future__ import annotations
@@ -144,6 +149,34 @@ def api_row(repeats: int, dtype: str) -> None:
           "FFClassifier.fit spent outside its ffexp.train call. Target < 5 %")
 
 
+def default_run(repeats: int) -> None:
+    """The default job with epoch_gradients full and mean, interleaved: wall and CPU medians."""
+    from hydra import compose, initialize_config_module
+    from threadpoolctl import threadpool_limits
+
+    from ffexp.app import execute, prepare
+    from ffexp.config import register_schemas, to_settings
+    register_schemas()
+    times: dict[str, list] = {"full": [], "mean": []}
+    with threadpool_limits(1, user_api="blas"):
+        for _ in range(repeats):
+            for gradients in times:
+                with initialize_config_module("ffexp.conf", version_base=None):
+                    cfg = compose("config", overrides=["tracking.enabled=false",
+                                                       f"train.epoch_gradients={gradients}"])
+                job = prepare(to_settings(cfg))
+                t, c = time.perf_counter(), time.process_time()
+                execute(job)
+                times[gradients].append((time.perf_counter() - t, time.process_time() - c))
+    print(f"default run (moons 2-16-16-1, s=32, 200 epochs), median of {repeats}")
+    med = {g: [statistics.median(x[i] for x in ts) for i in (0, 1)] for g, ts in times.items()}
+    for g, (wall, cpu) in med.items():
+        print(f"  epoch_gradients={g:4s} {wall:7.3f} s wall {cpu:7.3f} s CPU")
+    print(f"  full / mean: {med['full'][0] / med['mean'][0]:.2f} wall, "
+          f"{med['full'][1] / med['mean'][1]:.2f} CPU; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
@@ -153,6 +186,8 @@ def main() -> None:
                          "default: the library's default")
     ap.add_argument("--dtype", default="float64", choices=["float64", "float32"],
                     help="ffexp's dtype (scikit-learn is given float64 data either way)")
+    ap.add_argument("--default-run", action="store_true",
+                    help="only the default job, epoch_gradients full against mean")
     ap.add_argument("--api-only", action="store_true",
                     help="only the scikit-learn API row (FFClassifier, MLPClassifier, overhead)")
     args = ap.parse_args()
@@ -167,6 +202,9 @@ def main() -> None:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.api_only:
         api_row(repeats, args.dtype)
+        return
+    if args.default_run:
+        default_run(repeats)
         return
     print(f"{'case':34s} {'sklearn s':>10s} {'ffexp s':>9s} {'ratio':>6s} {'mean s':>7s} "
           f"{'ratio':>6s} {'full/mean':>9s} {'ffexp-off s':>12s} {'ratio':>6s}")
