@@ -314,7 +314,7 @@ def gradient_flow_frames(records, title: str = "", gradients: str = "", size=FLO
         ax.set_ylabel(label, **plt_rc)
         ax.tick_params(labelsize=FRAME_FONT - 2)
     axes[0].tick_params(labelbottom=False)
-    axes[1].set_xlabel("layer l (1 = first hidden, L = output)", **plt_rc)
+    axes[1].set_xlabel("layer l (L = the output layer)", **plt_rc)
     epoch, line = _frame_text(fig, title, "gradient flow")
     measure = fig.text(0.02, 1 - 2.2 * line, "", ha="left", va="top", fontsize=FRAME_FONT - 2,
                        animated=True)
