@@ -31,8 +31,8 @@ class EpochStats:
       ``grad_norm_Z[l-1]`` = ‖∂J/∂Z[l]‖_F, from where ``gradients`` says:
       ``full`` — the gradient of the full cost J at θ_e (all m examples; ∂J/∂Z[l] is
       n[l] × m, its columns carrying 1/m); this is step 0, batch gradient descent, and
-      every epoch with ``epoch_gradients="full"`` (the default). ``mean`` — the mean over the epoch's
-      U updates of the norms of each mini-batch gradient, the gradient of the batch's mean
+      every epoch with ``epoch_gradients="full"`` (the default; metric names ``grad_norm/*``).
+      ``mean`` (metric names ``grad_norm_mean/*``) — the mean over the epoch's U updates of the norms of each mini-batch gradient, the gradient of the batch's mean
       cost (over its s examples, so ∂J/∂Z[l] is n[l] × s with columns carrying 1/s and its
       norm grows like √(m/s) against the full one), each taken at the parameters its update
       started from (θ_{e-1} for the first, then each update's result): they describe the
