@@ -11,12 +11,18 @@ same warm process, interleaved and repeated, medians:
   one per repeat, trained first), as a sweep's jobs in one process: their titles, their y
   tick labels and the tick labels' places differ;
 * each figure's ``canvas.draw()`` with the cache off and on (warm);
-* ``gradient_flow_frames`` over 10 records (the step images), cache off and on (warm).
+* ``gradient_flow_frames`` over 10 records (the step images), cache off and on (warm);
+* a job's pictures (``--per-job``, alone): what a default tracked run draws once training is
+  over, without the store's writes: ``write_plots`` (the four PNGs) and the step images of
+  ``tracking.snapshots=10`` (``Snapshots.frames``, each frame encoded as its PNG and its WebP
+  thumbnail as ``tracking/images.py`` writes them), median of the repeats, in wall and CPU time
+  (steadier when other work shares the cores), BLAS on one thread as in a job. To compare with
+  another version of ffexp, run this script with that version's package first on PYTHONPATH.
 
 Ratios are against the first row of each table, measured in the same run. The load averages
 at the start and the end are printed: on the 2 shared cores another process moves every time.
 
-    python benchmarks/plots.py [--repeats 21]
+    python benchmarks/plots.py [--repeats 21] [--per-job]
 """
 
 from __future__ import annotations
@@ -30,10 +36,13 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_module
 
-from ffexp.plots import figures as plots
 from ffexp._compat import mpl_text as text_tiles
 from ffexp.job.app import execute, prepare
 from ffexp.launch.config import register_schemas, to_settings
+from ffexp.plots import figures as plots
+from ffexp.plots.png import png_bytes
+from ffexp.tracking.images import write_thumbnail
+from ffexp.tracking.snapshots import Snapshots
 
 TITLE = "moons · relu·he·s0"
 
@@ -88,12 +97,64 @@ def table(rows: dict[str, float], unit: str = "ms") -> None:
         print(f"  {name:44s} {seconds * 1000:7.1f} {unit}  {seconds / base:5.2f}")
 
 
+def snapshots_of(seed: int = 0, count: int = 10):
+    """The default run trained for 50 epochs with a Snapshots callback of ``count`` epochs:
+    (TrainResult, network, dataset, Snapshots)."""
+    register_schemas()
+    with initialize_config_module("ffexp.conf", version_base=None):
+        cfg = compose("config", overrides=["train.epochs=50", f"seed={seed}"])
+    shots = Snapshots(count, 50)
+    r = execute(prepare(to_settings(cfg)), [shots])
+    return r.train, r.net, r.dataset, shots
+
+
+def per_job(repeats: int) -> None:
+    """A job's pictures: the four PNGs and the step images' frames, drawn and encoded, with
+    BLAS limited to one thread as a job draws them (``train.blas_threads=1``)."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1, user_api="blas")
+    result, net, dataset, shots = snapshots_of()
+    out = Path(tempfile.mkdtemp(prefix="ffexp-plots-bench-"))
+
+    def step_images():
+        frames = shots.frames(net, dataset, TITLE, "full")
+        for key, images in frames.items():
+            for step, rgb in images:
+                (out / f"{key}-{step}.png").write_bytes(png_bytes(rgb))
+                write_thumbnail(rgb, out / f"{key}-{step}.webp")
+        return frames
+
+    frames = step_images()                       # figures made, fonts loaded, cache warm
+    plots.write_plots(result, out, net, dataset, TITLE)
+    sizes = ", ".join(f"{k} {len(v)} x {v[0][1].shape[1]}x{v[0][1].shape[0]} px"
+                      for k, v in frames.items())
+    print(f"a job's pictures, median of {repeats} (CPU time in brackets); step images: {sizes}")
+    rows = {}
+    for name, call in (("write_plots (4 PNGs)", lambda: plots.write_plots(
+            result, out, net, dataset, TITLE)), ("step images (frames, PNG + WebP)", step_images)):
+        wall, cpu = [], []
+        for _ in range(repeats):
+            c = time.process_time()
+            wall.append(timed(call))
+            cpu.append(time.process_time() - c)
+        rows[name] = (statistics.median(wall), statistics.median(cpu))
+    rows["a job's pictures"] = tuple(map(sum, zip(*rows.values())))
+    for name, (wall, cpu) in rows.items():
+        print(f"  {name:44s} {wall * 1000:7.1f} ms  ({cpu * 1000:6.1f} ms CPU)")
+    print(f"load average {load()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=21)
+    ap.add_argument("--per-job", action="store_true",
+                    help="only a job's pictures: write_plots and the step images")
     args = ap.parse_args()
     print(f"load average {load()}")
+    if args.per_job:
+        per_job(args.repeats)
+        return
     result, net, dataset = default_run()
     others = iter([default_run(seed) for seed in range(1, args.repeats + 1)])
     out = Path(tempfile.mkdtemp(prefix="ffexp-plots-bench-"))

@@ -95,6 +95,21 @@ def test_no_boundary_file_for_regression_or_many_features(tmp_path, moons):
     assert not plots.has_boundary(load_dataset("iris"))       # 4 features: no plane
 
 
+def _extent(artist, fig):
+    fig.canvas.draw()
+    return artist.get_window_extent(fig.canvas.get_renderer())
+
+
+def _legends_outside_the_data(fig) -> None:
+    """Every legend's box is clear of every axes' box."""
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    assert legends
+    for legend in legends:
+        box = _extent(legend, fig)
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent()), (legend, ax)
+
+
 def test_gradient_flow_first_and_last_epoch_against_the_layer(moons):
     _, net, result = moons
     first, last = result.history[1], result.history[-1]   # epoch 1 (history[0] is step 0)
@@ -106,19 +121,47 @@ def test_gradient_flow_first_and_last_epoch_against_the_layer(moons):
         assert len(lines) == 2
         assert [list(line.get_xdata()) for line in lines] == [list(range(1, L + 1))] * 2
         np.testing.assert_array_equal(lines[1].get_ydata(), getattr(last, attr))
-        labels = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert labels[0].startswith(f"epoch {first.epoch} (mean over")
-        assert labels[1].startswith(f"epoch {last.epoch}")
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == [f"epoch {first.epoch}: after its updates (full training cost)",
+                      f"epoch {last.epoch}: after its updates (full training cost)"]
+    _legends_outside_the_data(fig)
     assert TITLE in fig._suptitle.get_text()
 
 
-def test_gradient_flow_labels_step_0_as_before_any_update(moons):
+def test_gradient_flow_labels_step_0_as_at_initialization(moons):
     _, _, result = moons
     assert result.history[0].epoch == 0
     fig = plots.gradient_flow(result.history[0], result.history[-1])
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels[0] == "epoch 0: before any update (full training cost)"
-    assert plots.learning_curves(result).axes[0].get_xlabel() == "epoch (0 = before any update)"
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[0] == "epoch 0: at initialization (full training cost)"
+    assert plots.learning_curves(result).axes[0].get_xlabel() == "epoch (0 = at initialization)"
+
+
+@pytest.fixture(scope="module")
+def mean_run(moons):
+    data = moons[0]
+    net = Network([2, 8, 8, 1], "relu", "sigmoid", seed=0)
+    return train(net, data.X_train, data.Y_train, "bce", lr=0.5, epochs=12, seed=0,
+                 epoch_gradients="mean")
+
+
+def test_mean_gradient_norms_are_never_drawn_with_full_ones(mean_run):
+    """train.epoch_gradients=mean: gradient_norms draws the means (epochs ≥ 1) and says so,
+    without step 0's full-gradient value; gradient_flow draws step 0 alone and says why."""
+    fig = plots.gradient_norms(mean_run, TITLE)
+    cols = mean_run.columns()
+    for ax, key in zip(fig.axes, ("grad_norm_mean/W", "grad_norm_mean/Z")):
+        assert "mean over updates" in ax.get_ylabel()
+        for l, line in enumerate(ax.get_lines(), 1):
+            assert list(line.get_xdata()) == list(range(1, 13))
+            np.testing.assert_array_equal(line.get_ydata(), cols[f"{key}{l}"][1:])
+    assert "mean over each epoch's updates" in fig._suptitle.get_text()
+    fig = plots.gradient_flow(mean_run.history[0], mean_run.history[-1], TITLE)
+    for ax in fig.axes:
+        assert len(ax.get_lines()) == 1
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "epoch 0: at initialization (full training cost)"]
+    assert "epoch 12: mean over the epoch's updates, another measure" in fig._suptitle.get_text()
 
 
 def test_learning_curves_and_gradient_norms_lines_and_legends(moons):
@@ -128,59 +171,195 @@ def test_learning_curves_and_gradient_norms_lines_and_legends(moons):
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["training set"]
     assert len(ax.get_lines()[0].get_xdata()) == len(result.history)
     assert "cost J" in ax.get_ylabel() and TITLE in fig._suptitle.get_text()
+    _legends_outside_the_data(fig)
     fig = plots.gradient_norms(result, TITLE)
     L = len(net.weights)
     for ax in fig.axes:
         assert len(ax.get_lines()) == L and ax.get_yscale() == "log"
-        assert [t.get_text() for t in ax.get_legend().get_texts()] == \
-            [f"layer {l}" for l in range(1, L + 1)]
-        assert "mean over the epoch's updates" in ax.get_ylabel()
+        assert ax.get_ylabel().endswith("full training cost")
+        assert [line.get_color() for line in ax.get_lines()] == plots.layer_colours(L)
+    legend = fig.legends[0]
+    assert legend.get_title().get_text() == "layer l"
+    assert [t.get_text() for t in legend.get_texts()] == [str(l) for l in range(1, L + 1)]
+    _legends_outside_the_data(fig)
 
 
-def test_boundary_pixels_of_a_step_image(moons, blobs):
-    """The numpy-drawn frame: both sides filled, a black boundary, the points drawn."""
+@pytest.mark.parametrize("L", [2, 11, 25])
+def test_layer_colours_are_distinct_and_ordered_by_depth(L):
+    """A sequential colormap: no two layers share a colour, and lightness rises with depth."""
+    colours = np.array([c[:3] for c in plots.layer_colours(L)])
+    assert len({tuple(np.round(c, 3)) for c in colours}) == L
+    lightness = colours @ [0.2126, 0.7152, 0.0722]
+    assert np.all(np.diff(lightness) > 0)
+
+
+def test_gradient_norms_of_11_layers_in_11_colours(moons):
+    data = moons[0]
+    net = Network([2] + [6] * 10 + [1], "tanh", "sigmoid", seed=0)
+    result = train(net, data.X_train, data.Y_train, "bce", lr=0.1, epochs=3, seed=0)
+    fig = plots.gradient_norms(result, TITLE)
+    colours = [to_rgb(line.get_color()) for line in fig.axes[1].get_lines()]
+    assert len(colours) == 11 and len(set(colours)) == 11
+    assert len(fig.legends[0].get_texts()) == 11
+    _legends_outside_the_data(fig)
+
+
+class _Accuracy:
+    """A callback adding val/accuracy and val/f1 (fixed values) to every record."""
+
+    def __init__(self, level):
+        self.level = level
+
+    def on_train_begin(self, net, info):
+        pass
+
+    def on_epoch_end(self, net, stats):
+        stats.metrics.update({"val/accuracy": self.level + 0.01 * stats.epoch,
+                              "val/f1": self.level})
+
+    def on_train_end(self, net, result):
+        pass
+
+
+def test_bounded_metrics_on_a_fixed_0_1_axis(moons):
+    """Two runs whose accuracies lie in different ranges get the same [0, 1] axis."""
+    data = moons[0]
+    limits = []
+    for level in (0.86, 0.2):
+        net = Network([2, 4, 1], seed=0)
+        result = train(net, data.X_train, data.Y_train, "bce", epochs=5,
+                       callbacks=[_Accuracy(level)])
+        fig = plots.learning_curves(result, TITLE)
+        ax = fig.axes[1]
+        limits.append(ax.get_ylim())
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["accuracy", "f1"]
+        _legends_outside_the_data(fig)
+    assert limits == [(0.0, 1.0), (0.0, 1.0)]
+    assert plots.bounded("val/roc_auc") and plots.bounded("val/f1_macro")
+    assert not plots.bounded("val/r2") and not plots.bounded("val/mse")
+
+
+def test_a_network_that_predicts_one_side_everywhere_has_no_boundary(moons):
     data, net, _ = moons
-    img = plots.boundary_pixels(net, data, grid=60, scale=4).astype(float) / 255
-    assert img.shape == (240, 240, 3)
-    black = (img.max(axis=-1) == 0).mean()
-    assert 0.005 < black < 0.1                                        # a line, not a fill
+    sure = Network([2, 8, 8, 1], "relu", "sigmoid", seed=0)
+    sure.biases[-1][...] = 8.0          # ŷ > 0.99 at every point of the plane
+    fig = plots.decision_boundary(sure, data, TITLE)
+    ax = fig.axes[0]
+    assert not [c for c in ax.collections if hasattr(c, "levels")]     # no contour
+    assert ax.get_title().startswith("no boundary: ŷ > 0.5 everywhere (ŷ 0.9")
+    zeros = Network([2, 8, 1], "relu", "sigmoid", init="zeros")       # ŷ = 0.5 exactly
+    fig = plots.decision_boundary(zeros, data, TITLE)
+    assert fig.axes[0].get_title() == "no boundary: ŷ = 0.5 everywhere (ŷ 0.5)"
+    fig = plots.decision_boundary(net, data, TITLE)                   # the trained one has one
+    assert fig.axes[0].get_title().startswith("decision boundary")
+
+
+def _frame_figure(kind: str):
+    return next(f for key, (f, _) in plots._FIGURES.items() if key[0].startswith(kind))
+
+
+def _legible_in_the_thumbnail(fig, frame) -> None:
+    """MLflow shows a step image as its thumbnail, reduced by a whole factor to fit 256 px:
+    every text of the frame is at least 8 px high there."""
+    factor = int(np.ceil(max(frame.shape[:2]) / 256))
+    texts = [t for t in fig.findobj(Text) if t.get_text() and t.get_visible()]
+    assert texts
+    for t in texts:
+        assert t.get_fontsize() * fig.dpi / 72 / factor >= 8, (t.get_text(), t.get_fontsize())
+
+
+def test_boundary_frames_have_axes_the_epoch_and_a_smooth_boundary(moons, blobs):
+    """Frames of at least 400 px; the boundary's black pixels lie where the network's ŷ,
+    evaluated at their place through the axes, is 0.5; both sides filled; the epoch written."""
+    data, net, result = moons
+    params = [([W.copy() for W in net.weights], [b.copy() for b in net.biases])]
+    zeros = Network([2, 8, 8, 1], "relu", "sigmoid", init="zeros")
+    params.append((zeros.weights, zeros.biases))
+    frames = plots.boundary_frames(net, data, params, [30, 0], TITLE)
+    fig = _frame_figure("boundary_frames")
+    ax = fig.axes[0]
+    assert len(frames) == 2 and min(frames[0].shape[:2]) >= 400
+    assert "standardized" in ax.get_xlabel() and ax.get_xticklabels()
+    img = frames[0].astype(float) / 255
+    H = img.shape[0]
+    x0, y0, x1, y1 = ax.bbox.extents
+    inside = img[int(H - y1) + 3:int(H - y0) - 3, int(x0) + 3:int(x1) - 3]
     cmap = plots.colormaps[plots.BINARY_CMAP]
     blue, red = _blend(cmap(0.0)[:3], 0.45), _blend(cmap(1.0)[:3], 0.45)
-    assert _share_near(img, blue, 0.15) > 0.15 and _share_near(img, red, 0.15) > 0.15
+    assert _share_near(inside, blue, 0.15) > 0.15 and _share_near(inside, red, 0.15) > 0.15
+    rows, cols = np.nonzero(img.max(axis=-1) == 0)
+    keep = (cols > x0 + 3) & (cols < x1 - 3) & (rows > H - y1 + 3) & (rows < H - y0 - 3)
+    assert 0.003 < keep.sum() / inside[..., 0].size < 0.03             # a line, not a fill
+    points = ax.transData.inverted().transform(np.c_[cols[keep] + 0.5, H - rows[keep] - 0.5])
+    yhat = net.forward(points.T)[0]
+    assert np.median(np.abs(yhat - 0.5)) < 0.05 and np.abs(yhat - 0.5).max() < 0.25
+    # the epoch at the top left, one label per frame; the second frame has no boundary
+    label = (slice(15, 50), slice(0, 300))
+    assert not np.array_equal(frames[0][label], frames[1][label])
+    texts = [t.get_text() for t in fig.texts]
+    assert "epoch 0 (at initialization)" in texts
+    assert "no boundary: ŷ = 0.5 everywhere (ŷ 0.5)" in texts
+    assert not (frames[1][int(H - y1) + 3:int(H - y0) - 3, int(x0) + 3:int(x1) - 3]
+                .max(axis=-1) == 0).any()
+    _legible_in_the_thumbnail(fig, frames[0])
     data, net = blobs
-    img = plots.boundary_pixels(net, data).astype(float) / 255
+    frames = plots.boundary_frames(net, data, [(net.weights, net.biases)], [30])
+    img = frames[0].astype(float) / 255
     k = data.Y_train.shape[0]
     shares = [_share_near(img, _blend(c, 0.35), 0.06) for c in plots.CLASS_COLOURS[:k]]
-    assert all(s > 0.1 for s in shares), shares
+    assert all(s > 0.05 for s in shares), shares
 
 
 def test_gradient_flow_frames_draw_each_epoch_where_its_values_are(moons):
-    """Blitted frames: the first epoch's profile (blue, dashed) in all, the frame's own (orange)
-    over it at the pixels its values map to through the axes, none in the first frame."""
+    """Blitted frames: the frame's own profile (orange) at the pixels its values map to
+    through the axes in every frame, the first epoch's (grey, dashed) under it in the later
+    frames of a full-gradient history; the epoch written on each; text legible in MLflow's
+    thumbnail."""
     _, net, result = moons
     records = [result.history[0], result.history[10], result.history[-1]]
     frames = plots.gradient_flow_frames(records, TITLE)
     assert len(frames) == 3 and all(f.shape == frames[0].shape for f in frames)
-    # the frames' figure, left as the last frame
-    fig = next(f for key, (f, _) in plots._FIGURES.items() if key[0] == "gradient_flow_frames")
+    assert min(frames[0].shape[:2]) >= 400
+    fig = _frame_figure("gradient_flow_frames")      # left as the last frame
     h = frames[0].shape[0]
-    orange = np.asarray(to_rgb("C1"))
+    orange, grey = np.asarray(to_rgb("C1")), np.full(3, 0.55)
     for ax, attr in zip(fig.axes, ("grad_norm_W", "grad_norm_Z")):
-        assert ax.get_yscale() == "log" and ax.get_xlabel().startswith("layer l")
+        assert ax.get_yscale() == "log"
         for i, stats in enumerate(records):
             img = frames[i].astype(float) / 255
             for l, y in enumerate(getattr(stats, attr), start=1):
                 x_px, y_px = ax.transData.transform((l, y))
                 patch = img[int(h - y_px) - 2:int(h - y_px) + 3, int(x_px) - 2:int(x_px) + 3]
-                at_marker = _share_near(patch, orange, 0.1)
-                assert (at_marker > 0.5) if i else (at_marker == 0), (attr, i, l)
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
-        "epoch 0: before any update (full training cost)",
-        "the step's epoch (mean over the epoch's updates)"]
-    assert fig.texts[0].get_text() == f"{TITLE} · gradient flow"
-    assert fig.texts[1].get_text() == f"epoch {records[-1].epoch}"
-    corner = (slice(0, 20), slice(-80, None))    # the epoch label, top right: one per frame
-    assert not np.array_equal(frames[1][corner], frames[2][corner])
+                assert _share_near(patch, orange, 0.1) > 0.5, (attr, i, l)
+            y0 = getattr(records[0], attr)[0]
+            x_px, y_px = ax.transData.transform((1, y0))
+            patch = img[int(h - y_px) - 2:int(h - y_px) + 3, int(x_px) - 2:int(x_px) + 3]
+            if i:   # the reference marker, where the frame's own line does not cover it
+                mine = ax.transData.transform((1, getattr(stats, attr)[0]))[1]
+                if abs(mine - y_px) > 8:
+                    assert _share_near(patch, grey, 0.1) > 0.3, (attr, i)
+    assert fig.axes[1].get_xlabel().startswith("layer l")
+    texts = [t.get_text() for t in fig.texts]
+    assert f"{TITLE} · gradient flow" in texts and f"epoch {records[-1].epoch}" in texts
+    assert "solid: this epoch (full training cost)\ndashed: epoch 0 (at initialization)" in texts
+    label = (slice(15, 50), slice(0, 300))           # the epoch, second line: one per frame
+    assert not np.array_equal(frames[1][label], frames[2][label])
+    _legible_in_the_thumbnail(fig, frames[0])
+    plots.gradient_flow_frames(records[:1], TITLE)
+    assert "epoch 0 (at initialization)" in [t.get_text() for t in fig.texts]
+
+
+def test_mean_gradient_flow_frames_draw_no_reference(mean_run):
+    records = [mean_run.history[0], mean_run.history[-1]]
+    frames = plots.gradient_flow_frames(records, TITLE)
+    fig = _frame_figure("gradient_flow_frames")
+    assert "solid: this epoch (mean over the epoch's updates)" in [t.get_text() for t in fig.texts]
+    img, h = frames[1].astype(float) / 255, frames[1].shape[0]
+    for ax, attr in zip(fig.axes, ("grad_norm_W", "grad_norm_Z")):   # no grey reference marker
+        for l, y in enumerate(getattr(records[0], attr), start=1):
+            x_px, y_px = ax.transData.transform((l, y))
+            patch = img[int(h - y_px) - 2:int(h - y_px) + 3, int(x_px) - 2:int(x_px) + 3]
+            assert _share_near(patch, np.full(3, 0.55), 0.1) < 0.2, (attr, l)
 
 
 def _png_pixels(fig) -> np.ndarray:

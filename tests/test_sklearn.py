@@ -163,6 +163,9 @@ def test_history_is_a_dataframe_of_the_engines_per_epoch_metrics(moons):
     assert {"train/cost", *layers, *hidden} <= set(h.columns)
     assert h["train/cost"].iloc[-1] < h["train/cost"].iloc[0]
     assert clf.outcome_ == "finished" and clf.n_iter_ == 20
+    # the default epoch_gradients="full": the full cost's gradient at every epoch, no means
+    assert clf.epoch_gradients == "full" and h[sorted(layers)].notna().all().all()
+    assert not any(c.startswith("grad_norm_mean/") for c in h.columns)
 
 
 class _StopAt(ffexp.Callback):

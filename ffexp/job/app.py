@@ -26,6 +26,7 @@ from ffexp.nn import (ACTIVATIONS, HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, OPT
                       train)
 from ffexp.nn.checks import check_data, check_pair
 from ffexp.nn.initializers import DISTRIBUTIONS
+from ffexp.nn.losses import output_cost
 from ffexp.nn.network import DTYPES
 from ffexp.nn.optim import EPOCH_GRADIENTS, TOL_ON
 
@@ -295,10 +296,10 @@ def split_metrics(job: Job, split: str, net: Network | None = None,
     if X.shape[1] == 0:
         return {}
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        Yhat = net.forward(X.astype(net.dtype, copy=False))
+        Z, Yhat = net.forward_output(X.astype(net.dtype, copy=False))
     if not np.all(np.isfinite(Yhat)):
         return {}
-    out = {"cost": float(make_loss(job.loss).cost(Y, Yhat)),
+    out = {"cost": output_cost(make_loss(job.loss), net.activations[-1], Y, Z, Yhat),
            **(evaluate(job.task, Y, Yhat) if task_metrics else {})}
     return {f"{split}/{k}": v for k, v in out.items() if math.isfinite(v)}
 

@@ -88,7 +88,7 @@ class TrainSettings:
     tol: Optional[float] = None
     tol_on: str = "cost"
     patience: int = 1
-    epoch_gradients: str = "mean"
+    epoch_gradients: str = "full"
     #: the task's validation metrics every that many epochs and at the last (val/cost: every)
     eval_every: int = 1
     #: BLAS threads while training: ffexp's matrices are small, so extra threads cost more

@@ -5,7 +5,8 @@ that its memory does not grow with m (a workspace as wide as the training set is
 m = 1e6 for a 2-64-64-1 network), gives exactly what one pass over all m columns would:
 
 - the cost J(θ) = (1/m) Σ_i L(y(i), ŷ(i)): the chunks' (or spans', below) mean costs
-  weighted by k/m;
+  weighted by k/m, each from the output layer's Z[L] and Ŷ (``losses.output_cost``: from β Z[L]
+  for sigmoid + bce and softmax + cce);
 - per hidden layer l, over its n[l] × m activations a = A[l]: the mean E[a], the standard
   deviation sqrt(E[a²] − E[a]²), the fraction saturated (sigmoid outside [0.01, 0.99],
   |tanh| > 0.99) and the fraction of dead units (ReLU / leaky ReLU units with z ≤ 0 for
@@ -18,7 +19,8 @@ m = 1e6 for a 2-64-64-1 network), gives exactly what one pass over all m columns
 Chunked and unchunked agree to rounding (1e-12 relative, tested). Batch gradient descent
 takes one chunk of all m columns: its training workspace is that wide anyway.
 
-Without gradients (every record of ``epoch_gradients="mean"`` but step 0) the pass is the
+Without gradients (every record of ``epoch_gradients="mean"`` but step 0, except batch gradient
+descent) the pass is the
 forward products and what the record needs of their results, nothing else (issue 15: it is
 to cost at most 0.3 of a mini-batch epoch): the biases are folded into the products
 (``Folded``), a chunk's row sums are one matrix-vector product, and the output layer's
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .losses import Loss
+from .losses import Loss, has_logit_cost, output_cost
 from .network import FlatParams, Network, Workspace
 
 #: the bytes a chunk's workspace (Z, A, dZ and a scratch row for every layer) may take: its
@@ -167,7 +169,7 @@ class FullPass:
             ws = self.spaces[Xc.shape[1]]
             share = Xc.shape[1] / m   # k/m; exactly 1.0 for a single chunk
             Zs, As = net.forward_all(Xc, ws)
-            cost += loss.cost(Yc, As[-1]) * share
+            cost += output_cost(loss, net.activations[-1], Yc, Zs[L], As[L]) * share
             for l in range(1, L):
                 stats.before(l, Zs[l])
                 stats.add(l, As[l], share)
@@ -205,6 +207,7 @@ class FullPass:
 
     def _span_cost(self, start: int, k: int) -> float:
         """The span of k columns from ``start``, its Z[L] in Z_out: its mean cost times k/m."""
-        Z, A = self.Z_out[:, :k], self.A_out[:, :k]
-        self.net.activations[-1].forward_into(Z, A)
-        return self.loss.cost(self.Y[:, start:start + k], A) * (k / self.X.shape[1])
+        Z, A, g = self.Z_out[:, :k], self.A_out[:, :k], self.net.activations[-1]
+        if not has_logit_cost(self.loss, g):   # the matched cross-entropies need Z alone
+            g.forward_into(Z, A)
+        return output_cost(self.loss, g, self.Y[:, start:start + k], Z, A) * (k / self.X.shape[1])

@@ -90,7 +90,7 @@ def numerical_gradient(net, X: np.ndarray, Y: np.ndarray, loss: "str | Loss",
     loss = make_loss(loss)
 
     def J() -> float:
-        return loss.cost(Y, net.forward(X))
+        return net.cost(X, Y, loss)
 
     grads = []
     for P in [p for pair in zip(net.weights, net.biases) for p in pair]:

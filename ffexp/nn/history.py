@@ -12,6 +12,9 @@ import numpy as np
 
 #: how a training ended
 OUTCOMES = ("finished", "converged", "diverged", "stopped")
+#: the metric names' prefix of the gradient norms by their source (``EpochStats.gradients``):
+#: ``grad_norm/*`` is always the full training cost's gradient, never the mean over updates
+GRAD_PREFIX = {"full": "grad_norm", "mean": "grad_norm_mean"}
 
 
 @dataclass
@@ -28,8 +31,8 @@ class EpochStats:
       ``grad_norm_Z[l-1]`` = ‖∂J/∂Z[l]‖_F, from where ``gradients`` says:
       ``full`` — the gradient of the full cost J at θ_e (all m examples; ∂J/∂Z[l] is
       n[l] × m, its columns carrying 1/m); this is step 0, batch gradient descent, and
-      every epoch with ``epoch_gradients="full"``. ``mean`` — the mean over the epoch's
-      U updates of the norms of each mini-batch gradient, the gradient of the batch's mean
+      every epoch with ``epoch_gradients="full"`` (the default; metric names ``grad_norm/*``).
+      ``mean`` (metric names ``grad_norm_mean/*``) — the mean over the epoch's U updates of the norms of each mini-batch gradient, the gradient of the batch's mean
       cost (over its s examples, so ∂J/∂Z[l] is n[l] × s with columns carrying 1/s and its
       norm grows like √(m/s) against the full one), each taken at the parameters its update
       started from (θ_{e-1} for the first, then each update's result): they describe the
@@ -65,10 +68,13 @@ class EpochStats:
     gradients: str = "full"
 
     def flat(self) -> dict[str, float]:
-        """All values under their metric names (layers numbered 1..L), finite ones only."""
+        """All values under their metric names (layers numbered 1..L), finite ones only; the
+        gradient norms under ``grad_norm/*`` when they are the full cost's, under
+        ``grad_norm_mean/*`` when they are the mean over the epoch's updates."""
         out = {"train/cost": self.cost, "time/epoch": self.seconds, "time/elapsed": self.elapsed}
-        for name, values in (("grad_norm/W", self.grad_norm_W), ("grad_norm/b", self.grad_norm_b),
-                             ("grad_norm/Z", self.grad_norm_Z), ("weight_norm/W", self.weight_norm_W)):
+        grad = GRAD_PREFIX.get(self.gradients, "grad_norm")
+        for name, values in ((f"{grad}/W", self.grad_norm_W), (f"{grad}/b", self.grad_norm_b),
+                             (f"{grad}/Z", self.grad_norm_Z), ("weight_norm/W", self.weight_norm_W)):
             out.update({f"{name}{l}": float(v) for l, v in enumerate(values, 1)})
         for name, values in (("act_mean/", self.act_mean), ("act_std/", self.act_std),
                              ("act_saturated/", self.act_saturated), ("act_dead/", self.act_dead)):

@@ -1,8 +1,21 @@
 """Losses L(y, ŷ) for one example and costs J = (1/m) Σ_i L(y(i), ŷ(i)), by name.
 
 Y and Ŷ are (n[L], m), examples as columns. Each loss gives the cost J and dŶ = ∂J/∂Ŷ (the
-mean, so it already carries the 1/m). Cross-entropies clip ŷ into [ε, 1 − ε] (ε the dtype's
-machine epsilon) so that J is finite when ŷ is exactly 0 or 1.
+mean, so it already carries the 1/m).
+
+A cross-entropy after its own output activation (sigmoid + bce, softmax + cce, any β) has its
+cost from the output layer's pre-activations U = β Z[L] (``logit_cost``; ``output_cost``
+chooses), exact for any finite Z[L] and never clipped:
+
+- bce:  L = Σ_k [max(u_k, 0) − y_k u_k + ln(1 + e^(−|u_k|))]   (= softplus(u_k) − y_k u_k)
+- cce:  L = Σ_k y_k (M − u_k) + (Σ_k y_k) ln(1 + Σ_{j≠k*} e^(u_j − M)),  M = max_k u_k = u_k*
+  (= Σ_k y_k (logsumexp(u) − u_k))
+
+Every term is ≥ 0, so no cancellation: a saturated, confidently wrong example costs |u|, a
+right one e^(−|u|) to full relative precision. From Ŷ alone (``cost``: the mismatched pairs,
+softmax + bce and step + bce, which keep this definition) the cross-entropies clip ŷ into
+[ε, 1 − ε] (ε the dtype's machine epsilon), so an example costs at most ln(1/ε) (36.04 in
+float64). The gradients are unchanged: the matched pairs' dZ[L] = β (Ŷ − Y)/m needs no ln.
 
 - ``mse``  quadratic: L = ½ Σ_k (y_k − ŷ_k)², summed over outputs;  ∂J/∂Ŷ = (Ŷ − Y)/m.
 - ``bce``  binary cross-entropy, and with several sigmoid outputs the multi-label one:
@@ -47,6 +60,10 @@ class Loss:
         or (n[L], m)."""
         raise NotImplementedError
 
+    def logit_cost(self, Y: np.ndarray, U: np.ndarray) -> float:
+        """J from U = β Z[L] (n[L], m) of the matched output (``shortcut_activation``)."""
+        raise NotImplementedError
+
     def grad(self, Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
         """∂J/∂Ŷ, of Ŷ's shape."""
         raise NotImplementedError
@@ -77,6 +94,13 @@ class BinaryCrossEntropy(Loss):
     needs_probabilities = True
     shortcut_activation = "sigmoid"
 
+    def logit_cost(self, Y, U):
+        # max(u, 0) − y u is exact for y ∈ {0, 1} (0 or |u|); ln(1 + e^(−|u|)) ∈ (0, ln 2]
+        L = np.maximum(U, 0.0)
+        L -= Y * U
+        L += np.log1p(np.exp(-np.abs(U)))
+        return float(L.sum()) / Y.shape[1]
+
     def cost(self, Y, Yhat):
         eps = _eps(Yhat)
         P = np.clip(Yhat, eps, 1.0 - eps)
@@ -97,6 +121,15 @@ class CategoricalCrossEntropy(Loss):
     name = "cce"
     needs_probabilities = True
     shortcut_activation = "softmax"
+
+    def logit_cost(self, Y, U):
+        m = U.shape[1]
+        top = np.argmax(U, axis=0)                      # k* per column
+        M = U[top, np.arange(m)]                        # (m,)
+        E = np.exp(U - M)
+        E[top, np.arange(m)] = 0.0                      # Σ_{j≠k*}: ln(1 + s) by log1p, exact
+        rest = np.log1p(E.sum(axis=0))                  # logsumexp(u) − M, (m,)
+        return float(np.vdot(Y, M - U) + np.dot(Y.sum(axis=0), rest)) / m
 
     def cost(self, Y, Yhat):
         P = np.clip(Yhat, _eps(Yhat), 1.0)
@@ -122,6 +155,20 @@ def make_loss(name: "str | Loss") -> Loss:
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}")
     return LOSSES[name]()
+
+
+def has_logit_cost(loss: Loss, output) -> bool:
+    """Whether J comes from β Z[L] (``logit_cost``): sigmoid + bce, softmax + cce, any β."""
+    return loss.needs_probabilities and output.name == loss.shortcut_activation
+
+
+def output_cost(loss: Loss, output, Y: np.ndarray, Z: np.ndarray, Yhat: np.ndarray) -> float:
+    """J of the output layer's Z = Z[L] and Ŷ = g[L](Z) against Y, all (n[L], m): from
+    U = β Z for the matched cross-entropies (``has_logit_cost``), else from Ŷ."""
+    if has_logit_cost(loss, output):
+        beta = getattr(output, "beta", 1.0)
+        return loss.logit_cost(Y, Z if beta == 1.0 else beta * Z)
+    return loss.cost(Y, Yhat)
 
 
 def uses_shortcut(loss: Loss, output) -> bool:

@@ -23,7 +23,7 @@ import numpy as np
 from . import checks
 from .activations import HIDDEN_ACTIVATIONS, Activation, make_activation
 from .initializers import DISTRIBUTIONS, INITIALIZERS
-from .losses import Loss, make_loss, uses_shortcut
+from .losses import Loss, make_loss, output_cost, uses_shortcut
 from .rng import stream
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -117,6 +117,21 @@ class Network:
             A = g.forward(W @ A + b)
         return A
 
+    def forward_output(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(Z[L], Ŷ = A[L]) for X of shape (n[0], m), both (n[L], m)."""
+        A = X
+        for W, b, g in zip(self.weights[:-1], self.biases[:-1], self.activations[:-1]):
+            A = g.forward(W @ A + b)
+        Z = self.weights[-1] @ A + self.biases[-1]
+        return Z, self.activations[-1].forward(Z)
+
+    def cost(self, X: np.ndarray, Y: np.ndarray, loss: "str | Loss") -> float:
+        """J = (1/m) Σ_i L(y(i), ŷ(i)) over the columns of X, Y (``losses.output_cost``: from
+        β Z[L] for sigmoid + bce and softmax + cce)."""
+        loss = make_loss(loss)
+        Z, Yhat = self.forward_output(X)
+        return output_cost(loss, self.activations[-1], Y, Z, Yhat)
+
     def forward_all(self, X: np.ndarray, ws: "Workspace | None" = None) -> tuple[list, list]:
         """(Z, A) with Z[l], A[l] for l = 0..L (Z[0] is None, A[0] = X).
 
@@ -180,7 +195,7 @@ class Network:
         checks.check_data(X, Y, self.layer_sizes[0], self.layer_sizes[-1], loss)
         Zs, As = self.forward_all(X)
         dW, db, _ = self.backward(Zs, As, Y, loss)
-        return loss.cost(Y, As[-1]), dW, db
+        return output_cost(loss, self.activations[-1], Y, Zs[-1], As[-1]), dW, db
 
     # -- parameters -----------------------------------------------------------------------
     def get_params(self) -> list[np.ndarray]:

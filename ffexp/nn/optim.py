@@ -198,7 +198,7 @@ def train(net: Network, X: np.ndarray, Y: np.ndarray, loss: "str | Loss" = "bce"
           optimizer: str = "minibatch", lr: float = 0.1, batch_size: int = 32, epochs: int = 100,
           tol: float | None = None, tol_on: str = "cost", patience: int = 1,
           seed: int | None = None, callbacks: Sequence[Callback] = (),
-          epoch_gradients: str = "mean", bookkeeping: bool = True) -> TrainResult:
+          epoch_gradients: str = "full", bookkeeping: bool = True) -> TrainResult:
     """Train ``net`` in place on X (n[0], m) and Y (n[L], m) by gradient descent.
 
     The history starts with step 0, the record of the initial parameters θ_0 before any
@@ -218,11 +218,13 @@ def train(net: Network, X: np.ndarray, Y: np.ndarray, loss: "str | Loss" = "bce"
         seed: the seed of the shuffling stream (default: the network's seed).
         callbacks: called with step 0 and after every epoch with an EpochStats (see
             ``Callback``).
-        epoch_gradients: ``mean`` — an epoch's gradient norms are the mean over its updates of
-            the mini-batch gradients' norms (no extra pass; for batch gradient descent, one
-            update per epoch, the full gradient at θ_e, for free); ``full`` — the norms of the
-            full training cost's gradient at θ_e, from a backward pass at the epoch's end.
-            Step 0 always has the full gradient.
+        epoch_gradients: ``full`` (default) — the norms of the full training cost's gradient
+            at θ_e, from a backward pass at the epoch's end (batch gradient descent: the next
+            update's, for free); ``mean`` — an epoch's gradient norms are the mean over its
+            updates of the mini-batch gradients' norms (no backward pass of its own; batch
+            gradient descent still gets the full gradient), a different measure, recorded with
+            ``EpochStats.gradients = "mean"`` and logged under ``grad_norm_mean/*``. Step 0
+            always has the full gradient.
         bookkeeping: False skips the cost, the norms and the activation statistics (the
             EpochStats then hold NaN there) for the fastest possible training.
 

@@ -2,10 +2,15 @@
 profile across layers, and the decision boundary of a 2-feature classification dataset.
 
 Every figure is titled with the run's identity (``title``) and its axes say what the number is
-measured on: ``train/cost`` and ``val/cost`` are the cost J over the whole split at the epoch's
-end; the per-epoch gradient norms are, by default, the mean over the epoch's updates of the
-mini-batch norms (``train.epoch_gradients=full``: those of the full training cost at the
-epoch's end); an epoch 0, when the history has one, is the network before any update.
+measured on, true at every step: ``train/cost`` and ``val/cost`` are the cost J over the whole
+split at the epoch's end, epoch 0 the network at initialization (before any update); the
+gradient norms are the full training cost's (``grad_norm/*``), or, with
+``train.epoch_gradients=mean``, the mean over each epoch's updates (``grad_norm_mean/*``), which
+a figure says and never draws on the same axes as a full-gradient value. Legends sit outside
+the data; layers are coloured by depth with a sequential colormap (``layer_colours``), distinct
+for any number of layers; bounded metrics (accuracy, F1, ROC AUC...) have a fixed [0, 1] axis,
+so that two runs' figures compare side by side; a decision boundary that does not exist (the
+network predicts one side everywhere) is said in the title.
 
 Cheap by construction (a run draws them on its critical path): ``matplotlib.figure.Figure`` on
 the Agg canvas, never pyplot (no global state, no display); one figure per kind of plot and
@@ -38,28 +43,37 @@ from ffexp._compat import mpl_text
 DPI = 80
 GRID = 120  # decision-boundary grid points per axis
 PANEL = (5.5, 4.0)  # inches per panel
+#: the sequential colormap of layers by depth (layer 1 darkest), and the part of it used
+LAYER_CMAP, LAYER_RANGE = "viridis", (0.0, 0.88)
+#: metrics with values in [0, 1] (ffexp.metrics), drawn on a fixed [0, 1] axis
+BOUNDED_METRICS = ("accuracy", "f1", "roc_auc", "hamming_loss", "subset_accuracy")
 #: class colours of a multiclass boundary (filled regions light, points dark)
 CLASS_COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3",
                  "#8c8c8c", "#ccb974", "#64b5cd")
 BINARY_CMAP = "RdBu_r"   # ŷ from 0 (blue) to 1 (red)
 GRADIENTS = {"mean": "mean over the epoch's updates", "full": "full training cost"}
+#: the metric-name prefix of each measure's gradient norms (ffexp.nn.history.GRAD_PREFIX)
+GRAD_KEYS = {"full": "grad_norm", "mean": "grad_norm_mean"}
 
 #: the process's figures, by (kind, ncols, size, dpi): each with its axes
 _FIGURES: dict[tuple, tuple[Figure, list]] = {}
 
 
-def figure(ncols: int = 1, size=PANEL, dpi: int = DPI, kind: str = "") -> tuple[Figure, list]:
-    """The process's figure for this kind of plot, with ``ncols`` axes side by side and no data:
-    made on first use, then cleared of what the last call drew (``_clear``)."""
-    key = (kind, ncols, tuple(size), dpi)
+def figure(ncols: int = 1, size=PANEL, dpi: int = DPI, kind: str = "",
+           margins: dict | None = None, nrows: int = 1) -> tuple[Figure, list]:
+    """The process's figure for this kind of plot, with ``nrows`` x ``ncols`` axes and no data:
+    made on first use (``margins``: its ``subplots_adjust``, e.g. room for a legend outside the
+    axes), then cleared of what the last call drew (``_clear``)."""
+    key = (kind, ncols, tuple(size), dpi, nrows)
     if key in _FIGURES:
         fig, axes = _FIGURES[key]
         _clear(fig, axes)
         return fig, axes
-    fig = Figure(dpi=dpi, figsize=(size[0] * ncols, size[1]))
+    fig = Figure(dpi=dpi, figsize=(size[0] * ncols, size[1] * nrows))
     mpl_text.canvas(fig)
-    fig.subplots_adjust(left=0.12 / ncols ** 0.5, right=0.97, bottom=0.13, top=0.88, wspace=0.3)
-    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    fig.subplots_adjust(**{"left": 0.12 / ncols ** 0.5, "right": 0.97, "bottom": 0.13,
+                           "top": 0.88, "wspace": 0.3, **(margins or {})})
+    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(nrows * ncols)]
     _FIGURES[key] = fig, axes
     return fig, axes
 
@@ -77,6 +91,7 @@ def _clear(fig: Figure, axes: list) -> None:
         ax.set_yscale("linear")
         ax.relim()
         ax.autoscale()
+        ax.set_title("")
     for artist in (*fig.texts, *fig.legends):
         artist.remove()
 
@@ -88,29 +103,47 @@ def _series(columns: dict, name: str):
 
 def _epoch_label(columns) -> str:
     epochs = columns.get("epoch") or [1]
-    return "epoch (0 = before any update)" if epochs[0] == 0 else "epoch"
+    return "epoch (0 = at initialization)" if epochs[0] == 0 else "epoch"
+
+
+def bounded(metric: str) -> bool:
+    """Whether a task metric's values lie in [0, 1] (``BOUNDED_METRICS``)."""
+    return metric.split("/")[-1].startswith(BOUNDED_METRICS)
+
+
+def _legend_right(ax, **kw):
+    """The axes' legend outside it, to its right (the figure leaves room: ``RIGHT_LEGEND``)."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                     fontsize="small", **kw)
+
+
+#: margins of the figures whose legends sit to the right of each panel
+RIGHT_LEGEND = {1: dict(left=0.12, right=0.74), 2: dict(left=0.07, right=0.86, wspace=0.5)}
 
 
 def learning_curves(result, title: str = "") -> Figure:
-    """Cost J per epoch on the training and validation sets; validation metrics beside."""
+    """Cost J per epoch on the training and validation sets; validation metrics beside (bounded
+    ones on a fixed [0, 1] axis)."""
     cols = result.columns()
     val_metrics = [k for k in cols if k.startswith("val/") and k != "val/cost"]
-    fig, axes = figure(2 if val_metrics else 1, kind="learning_curves")
+    n = 2 if val_metrics else 1
+    fig, axes = figure(n, kind="learning_curves", margins=RIGHT_LEGEND[n])
     ax = axes[0]
     for name, label in (("train/cost", "training set"), ("val/cost", "validation set")):
         if name in cols:
             ax.plot(*_series(cols, name), label=label)
-    ax.set(xlabel=_epoch_label(cols), ylabel="cost J over the split, at the epoch's end",
-           title="cost")
-    ax.legend(loc="upper right")
+    ax.set(xlabel=_epoch_label(cols), ylabel="cost J over the whole split")
+    _legend_right(ax)
     if val_metrics:
         for name in val_metrics:
             x, y = _series(cols, name)
             keep = np.isfinite(y)  # with train.eval_every > 1 the metrics skip epochs
-            axes[1].plot(x[keep], y[keep], label=name[4:])
-        axes[1].set(xlabel=_epoch_label(cols), ylabel="metric on the validation set",
-                    title="validation metrics")
-        axes[1].legend(loc="lower right")
+            # not clipped at the fixed axis' edge: a value of 1 stays a whole line
+            axes[1].plot(x[keep], y[keep], label=name[4:], clip_on=False)
+        axes[1].set(xlabel=_epoch_label(cols), ylabel="metric on the validation set")
+        if all(bounded(name) for name in val_metrics):
+            axes[1].set_ylim(0.0, 1.0)
+        _legend_right(axes[1])
     _title(fig, title, "learning curves")
     return fig
 
@@ -136,60 +169,97 @@ def _log_y(ax, values) -> None:
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
 
 
-def gradient_norms(result, title: str = "", gradients: str = "mean") -> Figure:
-    """‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ per layer over epochs, log scale, one line per layer."""
+def layer_colours(L: int) -> list:
+    """L colours of layers 1..L from the sequential ``LAYER_CMAP``, darkest first: distinct for
+    any L, and the order of the colours is the order of depth."""
+    lo, hi = LAYER_RANGE
+    return [tuple(c) for c in _colormap(LAYER_CMAP)(np.linspace(lo, hi, L) if L > 1 else [lo])]
+
+
+def _measure(cols) -> str:
+    """``full`` if the columns hold full-gradient norms after step 0, else ``mean``."""
+    later = [v for v in cols.get("grad_norm/W1", [])[1:] if math.isfinite(v)]
+    return "mean" if not later and "grad_norm_mean/W1" in cols else "full"
+
+
+def gradient_norms(result, title: str = "", gradients: str = "") -> Figure:
+    """‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ per layer over epochs, log scale, one line per layer coloured
+    by depth, one legend to the right. The full training cost's norms (``grad_norm/*``) at
+    every epoch; a history of ``mean`` norms draws those (``grad_norm_mean/*``, from epoch 1)
+    and says so, without step 0's full-gradient value."""
     cols = result.columns()
-    fig, axes = figure(2, kind="gradient_norms")
-    for ax, prefix, label in ((axes[0], "grad_norm/W", "‖∂J/∂W[l]‖"),
-                              (axes[1], "grad_norm/Z", "‖∂J/∂Z[l]‖")):
-        layers = sorted((k for k in cols if k.startswith(prefix)), key=lambda k: int(k[len(prefix):]))
-        for name in layers:
+    measure = _measure(cols)
+    fig, axes = figure(2, kind="gradient_norms", margins=dict(left=0.07, right=0.87, wspace=0.3))
+    key = GRAD_KEYS[measure]
+    for ax, prefix, label in ((axes[0], f"{key}/W", "‖∂J/∂W[l]‖"),
+                              (axes[1], f"{key}/Z", "‖∂J/∂Z[l]‖")):
+        layers = sorted((k for k in cols if k.startswith(prefix) and k[len(prefix):].isdigit()),
+                        key=lambda k: int(k[len(prefix):]))
+        for name, colour in zip(layers, layer_colours(len(layers))):
             x, y = _series(cols, name)
             keep = np.isfinite(y) & (y > 0)
-            ax.plot(x[keep], y[keep], label=f"layer {name[len(prefix):]}")
+            ax.plot(x[keep], y[keep], color=colour, label=name[len(prefix):])
         _log_y(ax, [cols[k] for k in layers])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(xlabel=_epoch_label(cols), ylabel=f"{label}, {GRADIENTS.get(gradients, gradients)}",
-               title=label)
-        ax.legend(loc="upper right", fontsize="small")
-    _title(fig, title, "gradient norms per layer")
+        what = "full training cost" if measure == "full" else "mean over updates"
+        ax.set(xlabel=_epoch_label(cols), ylabel=f"{label}, {what}")
+    lines = axes[0].get_lines()
+    if lines:   # one legend for both panels (the same layers, the same colours), outside them
+        fig.legend(handles=lines, loc="upper left", bbox_to_anchor=(0.885, 0.88),
+                   borderaxespad=0.0, fontsize="small", title="layer l",
+                   title_fontsize="small", ncols=math.ceil(len(lines) / 18))
+    _title(fig, title, "gradient norms per layer" + (
+        "" if measure == "full" else ", epochs ≥ 1: the mean over each epoch's updates of the "
+        "mini-batch gradients' norms (train.epoch_gradients=mean)"))
     return fig
 
 
-def _profile_label(stats, gradients: str) -> str:
-    if stats.epoch == 0:
-        return "epoch 0: before any update (full training cost)"
-    return f"epoch {stats.epoch} ({GRADIENTS.get(gradients, gradients)})"
+def _profile_label(stats) -> str:
+    when = "at initialization" if stats.epoch == 0 else "after its updates"
+    return f"epoch {stats.epoch}: {when} ({GRADIENTS.get(stats.gradients, stats.gradients)})"
 
 
-def gradient_flow(first, last, title: str = "", gradients: str = "mean", size=PANEL,
+def gradient_flow(first, last, title: str = "", gradients: str = "", size=PANEL,
                   dpi: int = DPI) -> Figure:
     """The gradient-flow profile: ‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ against the layer l (log axis),
-    at the first and at the last epoch (EpochStats). Where the lines fall towards l = 1 the
-    gradients vanish on their way back from the output."""
-    fig, axes = figure(2, size, dpi, kind="gradient_flow")
+    at the first and at the last epoch (EpochStats), each labelled with what it measures; the
+    legend above the panels. Where the lines fall towards l = 1 the gradients vanish on their
+    way back from the output. Records of different measures (``full`` at step 0, ``mean``
+    after it) are not drawn on the same axes: the last is left out and the title says so."""
+    fig, axes = figure(2, size, dpi, kind="gradient_flow", margins=dict(top=0.76))
+    same = last is first or last.gradients == first.gradients
+    records = [(first, "o--")] + ([(last, "s-")] if same and last is not first else [])
     for ax, attr, label in ((axes[0], "grad_norm_W", "‖∂J/∂W[l]‖"),
                             (axes[1], "grad_norm_Z", "‖∂J/∂Z[l]‖")):
         drawn = []
-        for stats, style in ((first, "o--"), (None if last is first else last, "s-")):
-            if stats is None:
-                continue
+        for stats, style in records:
             y = np.asarray(getattr(stats, attr), dtype=float)
             l = np.arange(1, len(y) + 1)
             keep = np.isfinite(y) & (y > 0)
             drawn.append(y)
-            ax.plot(l[keep], y[keep], style, label=_profile_label(stats, gradients))
+            ax.plot(l[keep], y[keep], style, label=_profile_label(stats))
         _log_y(ax, drawn)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel="layer l (1 = first hidden, L = output)", ylabel=label)
-        ax.legend(loc="best", fontsize="small" if size[0] >= PANEL[0] else "x-small")
-    _title(fig, title, "gradient flow across layers")
+    fig.legend(handles=axes[0].get_lines(), loc="upper center", bbox_to_anchor=(0.5, 0.9),
+               ncols=2, fontsize="small", frameon=False)
+    what = "gradient flow across layers"
+    if not same:
+        what += f" (epoch {last.epoch}: {GRADIENTS.get(last.gradients, last.gradients)}, " \
+                "another measure: in gradient_norms.png)"
+    _title(fig, title, what)
     return fig
 
 
-#: a gradient-flow step image: 2 panels of (3.5, 3.4) in at 72 dpi = 504 x 244 px (its
-#: thumbnail, halved, fits MLflow's 256 px square)
-FRAME, FRAME_DPI = (3.5, 3.4), 72
+#: step images (frames): MLflow shows a step image as its thumbnail, the image reduced by a
+#: whole factor to fit 256 px (tracking/images.py): frames of 257-512 px are halved. Their text
+#: is drawn at FRAME_FONT points (FRAME_FONT - 2 the smaller texts), FRAME_DPI dots an inch:
+#: 8.3 to 9.7 px high in the halved thumbnail
+FRAME_DPI, FRAME_FONT = 100, 14
+#: a gradient-flow frame: the two profiles stacked, 4.0 x 5.12 in = 400 x 512 px
+FLOW_FRAME = (4.0, 2.56)
+#: a decision-boundary frame: 4.4 x 4.8 in = 440 x 480 px
+BOUNDARY_FRAME = (4.4, 4.8)
 
 
 def _profile(stats, attr: str) -> np.ndarray:
@@ -197,48 +267,73 @@ def _profile(stats, attr: str) -> np.ndarray:
     return np.where(np.isfinite(y) & (y > 0), y, np.nan)   # a log axis: gaps, not zeros
 
 
-def gradient_flow_frames(records, title: str = "", gradients: str = "mean", size=FRAME,
+def _frame_text(fig: Figure, title: str, what: str):
+    """The frame's title on its first line, its (animated) step label in bold on the second,
+    at the left; returns (the step label, the height of the figure fraction a line takes)."""
+    line = (FRAME_FONT + 5) / 72 * fig.dpi / fig.bbox.height
+    fig.text(0.02, 1 - 0.2 * line, f"{title} · {what}" if title else what, ha="left",
+             va="top", fontsize=FRAME_FONT - 2)
+    epoch = fig.text(0.02, 1 - 1.15 * line, "", ha="left", va="top", fontsize=FRAME_FONT,
+                     fontweight="bold", animated=True)
+    return epoch, line
+
+
+def step_label(stats_or_epoch) -> str:
+    """The epoch written on a step image: ``epoch 0 (at initialization)`` or ``epoch e``."""
+    epoch = getattr(stats_or_epoch, "epoch", stats_or_epoch)
+    return "epoch 0 (at initialization)" if epoch == 0 else f"epoch {epoch}"
+
+
+def gradient_flow_frames(records, title: str = "", gradients: str = "", size=FLOW_FRAME,
                          dpi: int = FRAME_DPI) -> list[np.ndarray]:
     """The gradient-flow profile at each record (EpochStats) as an (h, w, 3) uint8 image:
-    ‖∂J/∂W[l]‖ and ‖∂J/∂Z[l]‖ against l (log axes, limits common to all frames), the first
-    record's profile dashed in every frame, the frame's own solid (none in the first frame), its
-    epoch at the top right. Drawn once and blitted: each frame restores the saved background
-    and draws only its two lines and its epoch (measured at load 5 on 2 cores: 2 ms a frame,
-    where redrawing the figure took 70 ms)."""
+    ‖∂J/∂W[l]‖ above ‖∂J/∂Z[l]‖, against l (log axes, limits common to all frames), the
+    frame's own profile solid, the first record's dashed when it is the same measure (every
+    frame of a ``full`` history; with ``mean`` the records after step 0 are another measure
+    and are drawn alone), the frame's epoch and measure at the top. Drawn once and blitted:
+    each frame restores the saved background and draws only its lines and labels."""
     first = records[0]
-    fig, axes = figure(2, size, dpi, kind="gradient_flow_frames")
-    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.16, top=0.8, wspace=0.28)
-    moving = []
+    plt_rc = {"fontsize": FRAME_FONT}
+    fig, axes = figure(1, size, dpi, kind="gradient_flow_frames", nrows=2,
+                       margins=dict(left=0.2, right=0.96, bottom=0.1, top=0.79, hspace=0.12))
+    reference, moving = [], []
     for ax, attr, label in ((axes[0], "grad_norm_W", "‖∂J/∂W[l]‖"),
                             (axes[1], "grad_norm_Z", "‖∂J/∂Z[l]‖")):
         y = _profile(first, attr)
         l = np.arange(1, len(y) + 1)
-        ax.plot(l, y, "o--", label=_profile_label(first, gradients))
-        moving.append(ax.plot(l, y, "s-", animated=True,
-                              label=f"the step's epoch ({GRADIENTS.get(gradients, gradients)})")[0])
+        reference.append(ax.plot(l, y, "o--", color="0.55", animated=True,
+                                 label="epoch 0 (at initialization)")[0])
+        moving.append(ax.plot(l, y, "s-", color="C1", animated=True, label="this epoch")[0])
         every = np.concatenate([_profile(s, attr) for s in records])
         _log_y(ax, [every])
         every = every[np.isfinite(every)]
         if every.size:
             ax.set_ylim(every.min() / 1.5, every.max() * 1.5)
+        ax.set_xlim(0.7, len(y) + 0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(xlabel="layer l (1 = first hidden, L = output)", ylabel=label)
-    fig.legend(handles=axes[0].get_lines(), loc="upper center", bbox_to_anchor=(0.5, 0.92),
-               ncols=2, fontsize="x-small", frameon=False)
-    fig.text(0.01, 0.985, f"{title} · gradient flow" if title else "gradient flow",
-             ha="left", va="top", fontsize="medium")
-    epoch = fig.text(0.99, 0.985, "", ha="right", va="top", fontsize="medium",
-                     fontweight="bold", animated=True)
+        ax.set_ylabel(label, **plt_rc)
+        ax.tick_params(labelsize=FRAME_FONT - 2)
+    axes[0].tick_params(labelbottom=False)
+    axes[1].set_xlabel("layer l (L = the output layer)", **plt_rc)
+    epoch, line = _frame_text(fig, title, "gradient flow")
+    measure = fig.text(0.02, 1 - 2.2 * line, "", ha="left", va="top", fontsize=FRAME_FONT - 2,
+                       animated=True)
     fig.canvas.draw()
     background = fig.canvas.copy_from_bbox(fig.bbox)
     frames = []
     for stats in records:
         fig.canvas.restore_region(background)
-        for line, attr in zip(moving, ("grad_norm_W", "grad_norm_Z")):
-            if stats is not first:
-                line.set_ydata(_profile(stats, attr))
-                fig.draw_artist(line)
-        epoch.set_text(f"epoch {stats.epoch}")
+        with_reference = stats is not first and stats.gradients == first.gradients
+        for ref, line, attr in zip(reference, moving, ("grad_norm_W", "grad_norm_Z")):
+            if with_reference:
+                fig.draw_artist(ref)
+            line.set_ydata(_profile(stats, attr))
+            fig.draw_artist(line)
+        what = GRADIENTS.get(stats.gradients, stats.gradients)
+        measure.set_text(f"solid: this epoch ({what})" +
+                         ("\ndashed: epoch 0 (at initialization)" if with_reference else ""))
+        epoch.set_text(step_label(stats))
+        fig.draw_artist(measure)
         fig.draw_artist(epoch)
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
     return frames
@@ -269,11 +364,26 @@ def has_boundary(dataset) -> bool:
     return dataset is not None and dataset.n_features == 2 and dataset.task != "regression"
 
 
+def one_side(field: np.ndarray, levels: list, what: str) -> str:
+    """'' if the field crosses its boundary somewhere, else what the network predicts
+    everywhere, said plainly (e.g. ``no boundary: ŷ < 0.5 everywhere (ŷ 0.49-0.5)``)."""
+    lo, hi = float(np.nanmin(field)), float(np.nanmax(field))
+    if lo < max(levels) and hi > min(levels):
+        return ""
+    if what == "class":
+        return f"no boundary: class {int(lo)} predicted everywhere"
+    side = "<" if hi < 0.5 else "≤" if hi == 0.5 and lo < 0.5 else "=" if lo == hi else \
+        ">" if lo > 0.5 else "≥"
+    spread = f"{lo:.3g}" if lo == hi else f"{lo:.3g} to {hi:.3g}"
+    return f"no boundary: {what} {side} 0.5 everywhere ({what} {spread})"
+
+
 def decision_boundary(net, dataset, title: str = "", size=PANEL, dpi: int = DPI,
                       grid: int = GRID) -> Figure:
     """Filled regions of the predicted class (multiclass) or of ŷ (binary) over the
     standardized feature plane, the boundary as a contour (ŷ = 0.5 for binary), and the
-    training points coloured by their label."""
+    training points coloured by their label; where the network predicts one side everywhere,
+    the title says so (``one_side``) instead of naming a boundary that is not drawn."""
     X, Y = dataset.X_train, dataset.Y_train
     (lo, hi), g0, g1, points = _grid(X, grid)
     field, levels, what = boundary_field(net, dataset, points)
@@ -297,50 +407,153 @@ def decision_boundary(net, dataset, title: str = "", size=PANEL, dpi: int = DPI,
             fig.colorbar(image, ax=ax, label=what, fraction=0.05, pad=0.02)
         ax.scatter(X[0], X[1], c=Y[0], s=9, cmap=BINARY_CMAP, vmin=-0.3, vmax=1.3,
                    edgecolors="k", linewidths=0.2)
-    if np.nanmin(field) < max(levels) and np.nanmax(field) > min(levels):
+    nothing = one_side(field, levels, what)
+    if not nothing:
         ax.contour(g0, g1, field, levels=levels, colors="k", linewidths=1.2)
     names = getattr(dataset, "feature_names", ("x1", "x2"))
     ax.set(xlim=extent[:2], ylim=extent[2:], xlabel=f"{names[0]} (standardized)",
            ylabel=f"{names[1]} (standardized)")
     kind = "predicted class" if what == "class" else f"{what}, boundary ŷ = 0.5"
-    ax.set_title(f"decision boundary ({kind}), training points",
-                 fontsize="medium" if size[0] >= PANEL[0] else "small")
+    ax.set_title(nothing or f"decision boundary ({kind}), training points",
+                 fontsize="medium" if size[0] >= PANEL[0] else "small",
+                 color="#b00000" if nothing else "black")
     fig.suptitle(title or "decision boundary", fontsize="medium")
     return fig
 
 
-def boundary_pixels(net, dataset, grid: int = 60, scale: int = 4) -> np.ndarray:
-    """The decision boundary as an RGB uint8 image drawn with numpy alone (a step image costs
-    a few milliseconds instead of a figure's ~0.1 s): the filled regions as in
-    ``decision_boundary``, the boundary in black, the training points in their label's colour;
-    x0 to the right, x1 up, no axes (plots/decision_boundary.png has them)."""
-    X, Y = dataset.X_train, dataset.Y_train
-    (lo, hi), _, _, points = _grid(X, grid)
-    field, _, what = boundary_field(net, dataset, points)
-    F = field.reshape(grid, grid)[::-1]                            # row 0: the largest x1
+def _fill_lut(what: str, k: int) -> np.ndarray:
+    """Colours of the filled regions as uint8 RGB: 256 levels of ŷ (binary) or k classes."""
     if what == "class":
-        k = net.layer_sizes[-1]
         palette = np.array([to_rgb(c) for c in (CLASS_COLOURS * (k // len(CLASS_COLOURS) + 1))[:k]])
-        side, labels = F.astype(int), np.argmax(Y, axis=0)
-        fill, dots = 0.35 * palette[side] + 0.65, 0.8 * palette[labels]
+        return (255 * (0.35 * palette + 0.65)).astype(np.uint8)
+    return (255 * (0.45 * _colormap(BINARY_CMAP)(np.linspace(0, 1, 256))[:, :3] + 0.55)
+            ).astype(np.uint8)
+
+
+def _disc(radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column offsets of a disc's pixels."""
+    r = np.arange(-radius, radius + 1)
+    dr, dc = np.meshgrid(r, r, indexing="ij")
+    inside = dr ** 2 + dc ** 2 <= radius ** 2 + radius
+    return dr[inside], dc[inside]
+
+
+#: the boundary frames evaluate the network at every FRAME_STEP-th pixel
+FRAME_STEP = 4
+
+
+def _interpolation(centres: np.ndarray, step: int = FRAME_STEP) -> tuple[np.ndarray, np.ndarray]:
+    """(every step-th of the evenly spaced ``centres``, and the last; the (n, g) matrix R of
+    linear interpolation from those to all n): R @ values-at-the-coarse-points."""
+    n = len(centres)
+    at = np.unique(np.r_[np.arange(0, n, step), n - 1])
+    j = np.clip(np.searchsorted(at, np.arange(n), side="right") - 1, 0, len(at) - 2)
+    t = (np.arange(n) - at[j]) / (at[j + 1] - at[j])
+    R = np.zeros((n, len(at)))
+    R[np.arange(n), j], R[np.arange(n), j + 1] = 1 - t, t
+    return centres[at], R
+
+
+def boundary_frames(net, dataset, params, epochs, title: str = "", size=BOUNDARY_FRAME,
+                    dpi: int = FRAME_DPI) -> list[np.ndarray]:
+    """The decision boundary at each of ``params`` ((weights, biases) per step, a copy of
+    ``net`` evaluated with each) as (h, w, 3) uint8 images of at least 400 px: axes with the
+    standardized features' ticks and labels, the step's epoch written at the top right
+    (``step_label``), the filled regions and the training points as in ``decision_boundary``,
+    and the boundary in black where the prediction changes side between neighbouring pixels
+    (ŷ = 0.5, or between classes): the network's outputs at every ``FRAME_STEP``-th pixel,
+    linearly interpolated to every pixel, so the contour is smooth at the image's resolution
+    and follows the network's to within a few pixels; where it predicts one side everywhere the
+    frame says so (``one_side``). The axes are drawn once; each frame is the background with the
+    plot's pixels computed in numpy and its labels blitted over it."""
+    import copy
+    X, Y = dataset.X_train, dataset.Y_train
+    lo, hi = X.min(axis=1) - 0.5, X.max(axis=1) + 0.5
+    what = "class" if dataset.task == "multiclass" else \
+        ("ŷ" if net.layer_sizes[-1] == 1 else "ŷ of label 1")
+    fig, (ax,) = figure(1, size, dpi, kind=f"boundary_frames:{what}",
+                        margins=dict(left=0.17, right=0.96, bottom=0.12, top=0.82))
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    names = getattr(dataset, "feature_names", ("x1", "x2"))
+    ax.set_xlabel(f"{names[0]} (standardized)", fontsize=FRAME_FONT)
+    ax.set_ylabel(f"{names[1]} (standardized)", fontsize=FRAME_FONT)
+    ax.tick_params(labelsize=FRAME_FONT - 2)
+    epoch, line = _frame_text(fig, title, "decision boundary")
+    legend = "fill: predicted class" if what == "class" else \
+        f"fill: {what} from 0 (blue) to 1 (red)"
+    legend += "; black: the boundary"
+    # the third line: the legend, or in its place, in red, that there is no boundary
+    notice = fig.text(0.02, 1 - 2.2 * line, "", ha="left", va="top", fontsize=FRAME_FONT - 2,
+                      animated=True)
+    fig.canvas.draw()
+    background = fig.canvas.copy_from_bbox(fig.bbox)
+    H = int(fig.bbox.height)
+    x0, y0, x1, y1 = ax.bbox.extents
+    top, left = int(np.ceil(H - y1)) + 1, int(np.ceil(x0)) + 1     # inside the spines
+    h, w = int(H - y0) - top, int(x1) - left
+    # pixel centres in data coordinates: columns along x0, rows down from the largest x1
+    cx = lo[0] + (np.arange(w) + left + 0.5 - x0) / (x1 - x0) * (hi[0] - lo[0])
+    cy = lo[1] + (H - (np.arange(h) + top + 0.5) - y0) / (y1 - y0) * (hi[1] - lo[1])
+    # the network on a grid of every FRAME_STEP-th pixel, linearly interpolated to every pixel
+    # (Ry @ F @ Rxᵀ): ŷ, and so its 0.5 level, varies smoothly at that scale, and the forward
+    # pass is FRAME_STEP² times smaller
+    (gx, Rx), (gy, Ry) = _interpolation(cx), _interpolation(cy)
+    g0, g1 = np.meshgrid(gx, gy)
+    points = np.vstack([g0.ravel(), g1.ravel()]).astype(net.dtype)
+    k = net.layer_sizes[-1]
+    lut = _fill_lut(what, k)
+    col = np.round((X[0] - lo[0]) / (hi[0] - lo[0]) * (x1 - x0) + x0 - left - 0.5).astype(int)
+    row = np.round((H - y0 - (X[1] - lo[1]) / (hi[1] - lo[1]) * (y1 - y0)) - top - 0.5
+                   ).astype(int)
+    if what == "class":
+        labels = np.argmax(Y, axis=0)
+        dots = (0.8 * 255 * np.array([to_rgb(c) for c in
+                                      (CLASS_COLOURS * (k // len(CLASS_COLOURS) + 1))[:k]])
+                ).astype(np.uint8)[labels]
     else:
-        cmap = _colormap(BINARY_CMAP)
-        side, labels = (F > 0.5).astype(int), Y[0]
-        fill = 0.45 * cmap(np.clip(F, 0, 1))[..., :3] + 0.55
-        dots = 0.8 * cmap(np.where(labels > 0.5, 0.9, 0.1))[..., :3]
-    # colours to bytes on the grid, then each cell a scale x scale block: (grid, s, grid, s, 3)
-    fill, dots = (fill * 255).astype(np.uint8), (dots * 255).astype(np.uint8)
-    blocks = np.broadcast_to(fill[:, None, :, None], (grid, scale, grid, scale, 3)).copy()
-    blocks[1:, 0][side[1:] != side[:-1]] = 0                      # boundary: black, where the
-    blocks.transpose(0, 2, 1, 3, 4)[:, 1:, :, 0][side[:, 1:] != side[:, :-1]] = 0  # side flips
-    img = blocks.reshape(grid * scale, grid * scale, 3)
-    h, w = img.shape[:2]
-    col = np.round((X[0] - lo[0]) / (hi[0] - lo[0]) * (w - 1)).astype(int)
-    row = np.round((hi[1] - X[1]) / (hi[1] - lo[1]) * (h - 1)).astype(int)
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            img[np.clip(row + dr, 0, h - 1), np.clip(col + dc, 0, w - 1)] = dots
-    return img
+        dots = (0.8 * 255 * _colormap(BINARY_CMAP)(np.where(Y[0] > 0.5, 0.9, 0.1))[:, :3]
+                ).astype(np.uint8)
+    dr, dc = _disc(2)
+    er, ec = _disc(3)
+    frame_net = copy.copy(net)
+    frames = []
+    for (weights, biases), e in zip(params, epochs):
+        frame_net.weights, frame_net.biases = weights, biases
+        Yhat = frame_net.forward(points).reshape(k, len(gy), len(gx))
+        if what == "class":
+            F = np.argmax(Ry @ Yhat @ Rx.T, axis=0)                  # (k, h, w) -> (h, w)
+            levels = [c + 0.5 for c in range(k - 1)]
+        else:
+            F, levels = Ry @ Yhat[0] @ Rx.T, [0.5]
+        field = F
+        side = F.astype(int) if what == "class" else (F > 0.5).astype(np.int8)
+        index = side if what == "class" else \
+            np.clip(np.nan_to_num(F, nan=0.5) * 255 + 0.5, 0, 255).astype(np.uint8)
+        img = lut[index]
+        edge = np.zeros((h, w), dtype=bool)    # both pixels of a pair that changes side
+        flip = side[1:] != side[:-1]
+        edge[1:] |= flip
+        edge[:-1] |= flip
+        flip = side[:, 1:] != side[:, :-1]
+        edge[:, 1:] |= flip
+        edge[:, :-1] |= flip
+        img[edge] = 0
+        for offsets, colour in (((er, ec), None), ((dr, dc), dots)):   # dark rim, then fill
+            rr = np.clip(row[:, None] + offsets[0], 0, h - 1)
+            cc = np.clip(col[:, None] + offsets[1], 0, w - 1)
+            img[rr, cc] = 40 if colour is None else colour[:, None]
+        fig.canvas.restore_region(background)
+        buffer = np.asarray(fig.canvas.buffer_rgba())
+        buffer[top:top + h, left:left + w, :3] = img
+        message = one_side(field, levels, what)
+        notice.set_text(message or legend)
+        notice.set_color("#b00000" if message else "black")
+        fig.draw_artist(notice)
+        epoch.set_text(step_label(e))
+        fig.draw_artist(epoch)
+        frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    return frames
 
 
 @cache
@@ -359,7 +572,7 @@ def save(fig: Figure, path) -> Path:
 
 
 def write_plots(result, directory, net=None, dataset=None, title: str = "",
-                gradients: str = "mean") -> list[Path]:
+                gradients: str = "") -> list[Path]:
     """Write the run's PNGs into ``directory``: learning_curves, gradient_norms, gradient_flow,
     and decision_boundary when ``has_boundary(dataset)`` and the weights are finite."""
     directory = Path(directory)

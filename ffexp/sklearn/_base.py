@@ -164,8 +164,10 @@ _COMMON = """
     init_scale : float, default=0.01
         The scale of 'random' init.
     bias_init : float, default=0.0
-    epoch_gradients : {'mean', 'full'}, default='mean'
-        Where ``history_``'s gradient norms come from (see ``ffexp.train``).
+    epoch_gradients : {'full', 'mean'}, default='full'
+        Where ``history_``'s gradient norms come from (see ``ffexp.train``): ``full``, the
+        full training cost's gradient (``grad_norm/*``); ``mean``, the mean of the updates'
+        norms (``grad_norm_mean/*`` after step 0).
     bookkeeping : bool, default=True
         False skips the per-epoch cost, norms and activation statistics (history_ then holds
         only the timings).

@@ -24,7 +24,7 @@ class FFRegressor(RegressorMixin, _FFBase):
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", init="he", loss="auto",
                  optimizer="minibatch", learning_rate=0.1, batch_size=32, epochs=100,
                  slope=None, tol=None, tol_on="cost", patience=1, init_distribution="normal",
-                 init_scale=0.01, bias_init=0.0, epoch_gradients="mean", bookkeeping=True,
+                 init_scale=0.01, bias_init=0.0, epoch_gradients="full", bookkeeping=True,
                  callbacks=None, random_state=None, dtype="float64",
                  blas_threads=1):
         self.hidden_layer_sizes, self.activation, self.init = hidden_layer_sizes, activation, init

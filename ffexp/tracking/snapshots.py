@@ -4,10 +4,12 @@ the decision boundary and the gradient-flow profile as step images (MLflow's
 slider.
 
 During training the callback only copies the parameters and keeps the epoch's record at the
-chosen epochs (microseconds); the images are drawn once training is over, cheaply: the boundary
-with numpy alone, the gradient flow blitted over one drawn figure with axes limits common to all
-frames (so the frames of a run compare at a glance), encoded with fast settings and uploaded in
-one ``log_artifacts`` call with MLflow's file names (ffexp/tracking/images.py).
+chosen epochs (microseconds); the images are drawn once training is over, cheaply: each kind's
+axes drawn once, the boundary's plot computed in numpy at every pixel, the gradient-flow lines
+blitted, with axes limits common to all frames (so the frames of a run compare at a glance),
+encoded with fast settings and uploaded in one ``log_artifacts`` call with MLflow's file names
+(ffexp/tracking/images.py). Every frame has its epoch written on it (epoch 0: at
+initialization) and text large enough to read in MLflow's thumbnail (≤ 256 px).
 
 Keys (step = epoch): ``decision_boundary`` (2-feature classification only, as
 plots/decision_boundary.png) and ``gradient_flow`` (‖∂J/∂W[l]‖, ‖∂J/∂Z[l]‖ against l at the
@@ -24,8 +26,6 @@ import numpy as np
 from ffexp.nn import Callback
 
 KEYS = ("decision_boundary", "gradient_flow")
-#: decision-boundary grid points per axis of a frame (4 pixels each: 240 x 240 px)
-GRID = 60
 
 
 def snapshot_epochs(count: int, epochs: int) -> set[int]:
@@ -59,25 +59,26 @@ class Snapshots(Callback):
         if self.epochs and last is not None and (not self.taken or self.taken[-1][0] is not last):
             self._take(net, last)  # stopped early (converged, diverged): its last epoch
 
-    def log(self, client, run_id: str, net, dataset, title: str, gradients: str) -> int:
-        """Draw the frames and log them as step images in one upload (tracking.images);
-        returns the number of images logged. The boundary frames are numpy images
-        (plots.boundary_pixels), the gradient-flow frames blitted over one drawn figure
-        (plots.gradient_flow_frames)."""
+    def frames(self, net, dataset, title: str, gradients: str = "") -> dict[str, list[tuple]]:
+        """{key: [(epoch, rgb image), ...]}: the boundary frames (plots.boundary_frames: the
+        axes drawn once, each frame's plot computed in numpy) and the gradient-flow frames
+        (plots.gradient_flow_frames: blitted over one drawn figure)."""
         if not self.taken or net is None:
-            return 0
+            return {}
         from ffexp.plots import figures as plots
-
-        from .images import log_step_images
         steps = [stats.epoch for stats, _, _ in self.taken]
         frames = {}
         if plots.has_boundary(dataset):
-            frame = copy.copy(net)
-            boundary = []
-            for _, weights, biases in self.taken:
-                frame.weights, frame.biases = weights, biases
-                boundary.append(plots.boundary_pixels(frame, dataset, GRID))
-            frames[KEYS[0]] = list(zip(steps, boundary))
-        flow = plots.gradient_flow_frames([stats for stats, _, _ in self.taken], title, gradients)
+            params = [(weights, biases) for _, weights, biases in self.taken]
+            frames[KEYS[0]] = list(zip(steps, plots.boundary_frames(net, dataset, params, steps,
+                                                                    title)))
+        flow = plots.gradient_flow_frames([stats for stats, _, _ in self.taken], title)
         frames[KEYS[1]] = list(zip(steps, flow))
-        return log_step_images(client, run_id, frames)
+        return frames
+
+    def log(self, client, run_id: str, net, dataset, title: str, gradients: str) -> int:
+        """Draw the frames (``frames``) and log them as step images in one upload
+        (tracking.images); returns the number of images logged."""
+        from .images import log_step_images
+        frames = self.frames(net, dataset, title, gradients)
+        return log_step_images(client, run_id, frames) if frames else 0

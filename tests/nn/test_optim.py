@@ -286,11 +286,16 @@ def test_a_callback_can_stop_at_step_0_before_any_update():
 
 # -- the callback history ------------------------------------------------------------------
 
-def test_history_arrays_and_flat_names():
+@pytest.mark.parametrize("gradients", ["full", "mean"])
+def test_history_arrays_and_flat_names(gradients):
+    """Default ``full``: every record's norms are the full cost's, under grad_norm/*. ``mean``:
+    step 0's under grad_norm/*, the epochs' means over their updates under grad_norm_mean/*,
+    never under grad_norm/*."""
     X, Y = blobs(30)
     net = Network([2, 5, 4, 3, 1], seed=1)
     rec = Recorder()
-    result = train(net, X, Y, "bce", epochs=3, batch_size=8, callbacks=[rec])
+    kwargs = {} if gradients == "full" else {"epoch_gradients": "mean"}
+    result = train(net, X, Y, "bce", epochs=3, batch_size=8, callbacks=[rec], **kwargs)
     assert rec.stats == result.history and rec.result is result
     L = 4
     for st in result.history:
@@ -298,15 +303,19 @@ def test_history_arrays_and_flat_names():
             assert getattr(st, name).shape == (L,)
         for name in ("act_mean", "act_std", "act_saturated", "act_dead"):
             assert getattr(st, name).shape == (L - 1,)
+        grad = "grad_norm" if st.epoch == 0 or gradients == "full" else "grad_norm_mean"
         expected = {"train/cost", "time/epoch", "time/elapsed"}
-        expected |= {f"{k}{l}" for k in ("grad_norm/W", "grad_norm/b", "grad_norm/Z",
+        expected |= {f"{k}{l}" for k in (f"{grad}/W", f"{grad}/b", f"{grad}/Z",
                                          "weight_norm/W") for l in range(1, L + 1)}
         expected |= {f"{k}/{l}" for k in ("act_mean", "act_std", "act_saturated", "act_dead")
                      for l in range(1, L)}
         assert set(st.flat()) == expected
     cols = result.columns()
     assert cols["epoch"] == [0.0, 1.0, 2.0, 3.0] and len(cols["grad_norm/W4"]) == 4
-    assert [st.gradients for st in result.history] == ["full", "mean", "mean", "mean"]
+    assert [st.gradients for st in result.history] == ["full"] + [gradients] * 3
+    if gradients == "mean":
+        assert np.isfinite(cols["grad_norm/W4"]).tolist() == [True, False, False, False]
+        assert np.isfinite(cols["grad_norm_mean/Z1"]).tolist() == [False, True, True, True]
 
 
 def test_callback_metrics_appear_in_flat():
@@ -396,6 +405,18 @@ def test_full_epoch_gradients_are_the_norms_of_net_gradients(monkeypatch, budget
     assert {s.gradients for s in result.history} == {"full"}
 
 
+def test_default_epoch_gradients_are_the_full_cost_s():
+    """Without epoch_gradients every record, after mini-batch epochs too, has the full
+    training cost's gradient at its θ_e (issue 23: one measure under grad_norm/*)."""
+    X, Y = blobs(30)
+    truth = EpochEndTruth(X, Y, "bce")
+    compare = CompareFull(truth)
+    result = train(Network([2, 5, 4, 1], seed=1), X, Y, "bce", epochs=3, batch_size=8, lr=0.3,
+                   callbacks=[truth, compare])
+    assert compare.epochs == [0, 1, 2, 3]
+    assert {s.gradients for s in result.history} == {"full"}
+
+
 @pytest.mark.parametrize("budget", CHUNKS.values(), ids=CHUNKS.keys())
 def test_mean_epoch_gradients_are_the_mean_of_the_update_norms(monkeypatch, budget):
     monkeypatch.setattr("ffexp.nn.optim.chunk_width",
@@ -406,7 +427,8 @@ def test_mean_epoch_gradients_are_the_mean_of_the_update_norms(monkeypatch, budg
     truth = EpochEndTruth(X, Y, "bce")
     compare = CompareFull(truth)
     per_epoch = math.ceil(30 / 8)
-    result = train(net, X, Y, "bce", epochs=3, batch_size=8, lr=0.3, callbacks=[truth, compare])
+    result = train(net, X, Y, "bce", epochs=3, batch_size=8, lr=0.3, callbacks=[truth, compare],
+                   epoch_gradients="mean")
     assert truth.checked == 4 and compare.epochs == [0]   # step 0 has the full gradient
     update_calls = [c for c in calls if c[0] in (8, 6)]  # each update's batch (8, 8, 8, 6)
     assert len(update_calls) == 3 * per_epoch
@@ -450,7 +472,8 @@ def test_forward_only_pass_gives_the_whole_set_values(monkeypatch, case, passes)
     Y = make_labels(loss, arguments["layer_sizes"][-1], 30, rng)
     net = Network(**arguments, seed=5)
     truth = EpochEndTruth(X, Y, loss)
-    result = train(net, X, Y, loss, epochs=3, batch_size=8, lr=0.1, callbacks=[truth])
+    result = train(net, X, Y, loss, epochs=3, batch_size=8, lr=0.1, callbacks=[truth],
+                   epoch_gradients="mean")
     assert truth.checked == 4 and result.outcome == "finished"
     assert [s.gradients for s in result.history] == ["full", "mean", "mean", "mean"]
     first = result.history[0]

@@ -113,18 +113,24 @@ def _stats(epoch, cost, gZ, sat=(0.0,), dead=(0.0,), gW=None):
 
 
 def test_diagnoses_follow_their_thresholds():
-    """Histories as the engine writes them: step 0 (at initialization), then epochs 1..11."""
+    """Histories as the engine writes them: step 0 (at initialization), then epochs 1..11, of
+    a network with two hidden layers (‖∂J/∂Z[l]‖ for l = 1, 2 and the output 3)."""
     from ffexp.tracking.diagnose import diagnose
-    healthy = [_stats(e, 1.0 / (e + 1), [0.5, 1.0]) for e in range(0, 12)]
+    healthy = [_stats(e, 1.0 / (e + 1), [0.5, 1.0, 1.0]) for e in range(0, 12)]
     assert not any(diagnose(healthy).values())
-    vanishing = [_stats(e, 1.0 / (e + 1), [1e-5, 1.0]) for e in range(0, 12)]
+    # the first over the last hidden layer's error, not over the output layer's
+    vanishing = [_stats(e, 1.0 / (e + 1), [1e-5, 1.0, 1e-9]) for e in range(0, 12)]
     assert diagnose(vanishing)["vanishing_gradients"] == \
-        "‖dZ1‖/‖dZL‖ = 1e-05 at initialization (step 0)"
-    exploding = [_stats(0, 1.0, [1.0, 1.0]), _stats(1, 0.5, [1.0, 1.0], gW=[1e4, 1.0])]
-    assert diagnose(exploding)["exploding_gradients"] == "‖dW1‖ grew 1e+04× by epoch 1"
-    stalled = [_stats(e, 1.0 - 1e-4 * e, [0.5, 1.0]) for e in range(0, 12)]
+        "‖dZ1‖/‖dZ2‖ = 1e-05 at initialization (step 0)"
+    exploding = [_stats(0, 1.0, [1.0, 1.0, 1.0]),
+                 _stats(1, 0.5, [1.0, 1.0, 1.0], gW=[1e4, 1.0, 1.0])]
+    assert diagnose(exploding)["exploding_gradients"] == "‖dW1‖ = 1e+04 at epoch 1"
+    # growth from a vanishing start is not exploding: 1e-13 to 1e-9 is 1e4-fold, still tiny
+    grown = [_stats(0, 1.0, [1e-13] * 3), _stats(1, 1.0, [1e-9] * 3)]
+    assert diagnose(grown)["exploding_gradients"] == ""
+    stalled = [_stats(e, 1.0 - 1e-4 * e, [0.5, 1.0, 1.0]) for e in range(0, 12)]
     assert diagnose(stalled)["stalled_cost"] == "cost fell 0.10% over epochs 0-10"
-    sick = [_stats(0, 1.0, [0.5, 1.0], sat=[0.9], dead=[0.7])]
+    sick = [_stats(0, 1.0, [0.5, 1.0, 1.0], sat=[0.9, 0.0], dead=[0.7, 0.0])]
     found = diagnose(sick)
     assert "layer 1: 90% saturated" in found["saturated_layers"]
     assert "layer 1: 70% dead" in found["dead_units"]
@@ -132,9 +138,11 @@ def test_diagnoses_follow_their_thresholds():
 
 def test_vanishing_is_judged_at_initialization_not_after_the_first_epoch():
     from ffexp.tracking.diagnose import diagnose
-    at_init = [_stats(0, 1.0, [1e-5, 1.0]), *(_stats(e, 0.5, [0.5, 1.0]) for e in (1, 2))]
+    at_init = [_stats(0, 1.0, [1e-5, 1.0, 1.0]),
+               *(_stats(e, 0.5, [0.5, 1.0, 1.0]) for e in (1, 2))]
     assert diagnose(at_init)["vanishing_gradients"]
-    after = [_stats(0, 1.0, [0.5, 1.0]), *(_stats(e, 0.5, [1e-5, 1.0]) for e in (1, 2))]
+    after = [_stats(0, 1.0, [0.5, 1.0, 1.0]),
+             *(_stats(e, 0.5, [1e-5, 1.0, 1.0]) for e in (1, 2))]
     assert not diagnose(after)["vanishing_gradients"]
 
 

@@ -134,7 +134,7 @@ def test_snapshots_are_step_images(single):
 
     from ffexp.job.data import load_dataset
     from ffexp.nn import Network
-    from ffexp.plots.figures import boundary_pixels
+    from ffexp.plots.figures import boundary_frames
     _, uri, run = single
     client, run_id = MlflowClient(uri), run.info.run_id
     images = _step_images(client, run_id)
@@ -148,10 +148,13 @@ def test_snapshots_are_step_images(single):
     net = Network.load(client.download_artifacts(run_id, "model_npz/network.npz"))
     data = load_dataset("moons", params={"n_samples": 200})
     png, webp = images["decision_boundary"][EPOCHS]
-    np.testing.assert_array_equal(read(png), boundary_pixels(net, data))
-    assert read(webp).shape == (240, 240, 3)                          # fits 256: kept
+    title = f"moons · {run.info.run_name}"
+    (expected,) = boundary_frames(net, data, [(net.weights, net.biases)], [EPOCHS], title)
+    np.testing.assert_array_equal(read(png), expected)
+    assert min(expected.shape[:2]) >= 400
+    assert read(webp).shape == (expected.shape[0] // 2, expected.shape[1] // 2, 3)  # halved
     first, last = (read(images["gradient_flow"][s][0]) for s in (0, EPOCHS))
-    assert first.shape == last.shape and first.shape[1] > 400
+    assert first.shape == last.shape and min(first.shape[:2]) >= 400
     assert (np.abs(first.astype(int) - last).max(axis=-1) > 40).mean() > 0.002  # moved
     thumb = read(images["gradient_flow"][EPOCHS][1])
     assert max(thumb.shape[:2]) <= 256 and thumb.shape[1] == first.shape[1] // 2
