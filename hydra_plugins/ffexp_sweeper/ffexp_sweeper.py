@@ -22,15 +22,16 @@ class FfexpSweeper(GridSweeper):
 
 
 def store_config() -> None:
-    """``hydra/sweeper=ffexp`` in Hydra's ConfigStore (idempotent)."""
+    """``hydra/sweeper=ffexp`` in Hydra's ConfigStore, as this module's ``FfexpSweeperConf``:
+    Hydra's plugin scan executes this module again, and a config must name the class that
+    ``pickle`` finds under its name (a joblib or SLURM job is pickled with its config)."""
+    import inspect
+
     from hydra.core.config_store import ConfigStore
     store = ConfigStore.instance()
-    try:
-        known = store.list("hydra/sweeper")
-    except OSError:  # the group holds nothing yet
-        known = []
-    if "ffexp.yaml" not in known:
-        store.store(group="hydra/sweeper", name="ffexp", node=FfexpSweeperConf, provider="ffexp")
+    replace = {"replace": True} if "replace" in inspect.signature(store.store).parameters else {}
+    store.store(group="hydra/sweeper", name="ffexp", node=FfexpSweeperConf, provider="ffexp",
+                **replace)
 
 
 # Hydra's plugin scan (or its entry point) imports this module: the config goes with the class
