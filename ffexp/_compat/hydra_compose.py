@@ -1,4 +1,4 @@
-"""A sweep's jobs composed once per combination of config-group choices (issue 15).
+"""A sweep's jobs composed once per combination of config-group choices.
 
 Hydra composes every job of a sweep from scratch where it runs (``load_sweep_config``): it
 builds the defaults list (which files, in which packages), then loads, merges and validates
@@ -15,8 +15,13 @@ results per process and sweep:
   deep copy (Hydra then applies the job's overrides to it and the launcher sets its output
   directory), the remembered one is never handed out;
 - the config files read for a new combination (where the search path is known to be
-  unchanged): another combination reads a deep copy instead of the file (the sweeper's check
-  composes every combination: 1.55 -> 1.25 s for the 20 of benchmarks/sweep.py).
+  unchanged): another combination reads a deep copy instead of the file.
+
+Private parts: ``ConfigLoaderImpl`` subclassed (``_parse_overrides_and_create_caching_repo``,
+``_load_configuration_impl``, ``_compose_config_from_defaults_list``), ``create_defaults_list``
+of ``hydra._internal.config_loader_impl`` replaced while a SweepLoader composes, and
+``CachingConfigRepository``; gated on hydra-core 1.3 (``sweep_loader``), Hydra's own loader
+elsewhere (hydra-core 1.4 changed the first method's arguments).
 
 Everything after them is Hydra's, unchanged: a job's config is the one Hydra composes
 (tests/app/test_compose.py compares every job of a sweep). ffexp's sweeper

@@ -1,4 +1,4 @@
-"""Rendered text kept per process (issue 15: the pictures cheap): a canvas for the plots'
+"""Rendered text kept per process: a canvas for the plots'
 figures (ffexp.plots.figures) that draws each plain string once and composites it after that.
 
 Text is drawn from a process-wide cache of rendered strings (``TEXT_CACHE``): matplotlib lays
@@ -9,9 +9,12 @@ a small transparent Agg tile, keyed by everything its pixels depend on, its orig
 within a pixel included (on FreeType's own 1/64 px grid, so a tile's glyphs are the ones a
 direct draw renders: the pixels differ by at most one level in 255), and composites the tile
 with ``draw_image`` after that; mathtext, TeX, other angles and clip paths are drawn by Agg as
-usual. A figure drawn again takes half the time; a sweep's next run renders only its own
-strings (its title, tick labels at new places). The cache keeps the 2,048 most recently drawn
-tiles (~2.4 kB each on these plots, ~5 MB when full).
+usual. A sweep's next run renders only its own strings (its title, tick labels at new places).
+The cache keeps the 2,048 most recently drawn tiles (docs/benchmarks.md: what it saves).
+
+Private parts: ``RendererAgg.draw_text`` overridden and ``FigureCanvasAgg.get_renderer``'s
+body copied; gated on the tested matplotlib series (``canvas``), elsewhere matplotlib's own
+``FigureCanvasAgg`` draws (the same pixels within a level, one warning).
 """
 
 from __future__ import annotations

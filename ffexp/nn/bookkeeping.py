@@ -21,8 +21,8 @@ takes one chunk of all m columns: its training workspace is that wide anyway.
 
 Without gradients (every record of ``epoch_gradients="mean"`` but step 0, except batch gradient
 descent) the pass is the
-forward products and what the record needs of their results, nothing else (issue 15: it is
-to cost at most 0.3 of a mini-batch epoch): the biases are folded into the products
+forward products and what the record needs of their results, nothing else (docs/benchmarks.md
+has its cost against a mini-batch epoch): the biases are folded into the products
 (``Folded``), a chunk's row sums are one matrix-vector product, and the output layer's
 activation and the cost, elementwise work on n[L] rows only, run once per span of many
 chunks (``span_width``) instead of once per chunk, where the per-call overhead outweighed
