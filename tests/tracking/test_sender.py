@@ -20,6 +20,16 @@ from ffexp.tracking import buffer, sender
 from helpers_tracking import FAST, FFEXP, ffexp_env
 
 
+@pytest.fixture(autouse=True)
+def no_helper_left(monkeypatch):
+    """Each test starts without this process's metrics helper and ends it, passed or failed."""
+    monkeypatch.setattr(sender, "_PROCESS", None)
+    yield
+    helper = sender.running()
+    if helper is not None:
+        helper.close()
+
+
 def _helper() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ffexp.tracking.sender"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -32,15 +42,20 @@ def test_a_batch_cut_short_ends_the_helper_quietly_and_is_counted_in_the_job_log
     run_id = client.create_run(exp).info.run_id
     job_log = tmp_path / "ffexp.log"
     helper = _helper()
-    send = lambda message: pickle.dump(message, helper.stdin, protocol=5)
-    send(("batch", uri, run_id, [("train/cost", 0.5, 0, 1)], str(job_log)))
-    send(("batch", uri, "no-such-run", [("train/cost", 1.0, 0, s) for s in range(3)],
-          str(job_log)))
-    whole = pickle.dumps(("batch", uri, run_id, [("train/cost", 0.25, 0, 2)], str(job_log)))
-    helper.stdin.write(whole[: len(whole) // 2])  # the parent killed while it was sending
-    helper.stdin.close()
-    out, err = helper.stdout.read(), helper.stderr.read()
-    helper.wait(timeout=120)
+    try:
+        send = lambda message: pickle.dump(message, helper.stdin, protocol=5)
+        send(("batch", uri, run_id, [("train/cost", 0.5, 0, 1)], str(job_log)))
+        send(("batch", uri, "no-such-run", [("train/cost", 1.0, 0, s) for s in range(3)],
+              str(job_log)))
+        whole = pickle.dumps(("batch", uri, run_id, [("train/cost", 0.25, 0, 2)], str(job_log)))
+        helper.stdin.write(whole[: len(whole) // 2])  # the parent killed while it was sending
+        helper.stdin.close()
+        out, err = helper.stdout.read(), helper.stderr.read()
+        helper.wait(timeout=120)
+    finally:
+        if helper.poll() is None:
+            helper.kill()
+            helper.wait()
     assert helper.returncode == 0 and err == b"" and out == b""
     assert [m.value for m in client.get_metric_history(run_id, "train/cost")] == [0.5]
     line = job_log.read_text()
@@ -50,8 +65,10 @@ def test_a_batch_cut_short_ends_the_helper_quietly_and_is_counted_in_the_job_log
 
 def test_end_of_input_after_a_sync_writes_nothing(tmp_path):
     helper = sender.SenderProcess()
-    assert helper.sync() == []
-    helper.close()
+    try:
+        assert helper.sync() == []
+    finally:
+        helper.close()
     assert helper.proc.returncode == 0
 
 
@@ -60,7 +77,6 @@ def test_a_run_over_before_its_first_flush_starts_no_helper(tmp_path, monkeypatc
     client = MlflowClient(uri)
     run_id = client.create_run(client.create_experiment(
         "e", artifact_location=(tmp_path / "art").as_uri())).info.run_id
-    monkeypatch.setattr(sender, "_PROCESS", None)
     buf = buffer.MetricsBuffer(client, run_id, uri, flush_seconds=3600)
     buf.pending = [("train/cost", 1.0 / s, 0, s) for s in range(1, 4)]
     buf.flush()
@@ -75,7 +91,6 @@ def test_a_run_expected_to_log_many_values_streams_them_through_the_helper(tmp_p
     client = MlflowClient(uri)
     run_id = client.create_run(client.create_experiment(
         "e", artifact_location=(tmp_path / "art").as_uri())).info.run_id
-    monkeypatch.setattr(sender, "_PROCESS", None)
     monkeypatch.setattr(buffer, "IN_PROCESS_ROWS", 100)  # 23 values an epoch x 6 epochs
     monkeypatch.setattr(buffer, "BATCH_LIMIT", 40)
     d = load_dataset("moons")
@@ -88,7 +103,6 @@ def test_a_run_expected_to_log_many_values_streams_them_through_the_helper(tmp_p
     assert helper is not None
     steps = [m.step for m in client.get_metric_history(run_id, "train/cost")]
     assert steps == [e.epoch for e in result.history] and steps[-1] == 6
-    helper.close()
 
 
 def test_a_training_faster_than_the_store_waits_for_it_and_queues_a_few_batches(
@@ -103,7 +117,6 @@ def test_a_training_faster_than_the_store_waits_for_it_and_queues_a_few_batches(
     client = MlflowClient(uri)
     run_id = client.create_run(client.create_experiment(
         "e", artifact_location=(tmp_path / "art").as_uri())).info.run_id
-    monkeypatch.setattr(sender, "_PROCESS", None)
     monkeypatch.setattr(buffer, "IN_PROCESS_ROWS", 100)
     monkeypatch.setattr(buffer, "BATCH_LIMIT", 40)
     buf = buffer.MetricsBuffer(client, run_id, uri, flush_seconds=3600)
@@ -120,7 +133,6 @@ def test_a_training_faster_than_the_store_waits_for_it_and_queues_a_few_batches(
     assert buf.batches > 100 and max(queued) == buffer.MAX_QUEUED, (buf.batches, max(queued))
     steps = [m.step for m in client.get_metric_history(run_id, "train/cost")]
     assert steps == [e.epoch for e in result.history]
-    sender.running().close()
 
 
 def _children(pid: int) -> list[int]:
