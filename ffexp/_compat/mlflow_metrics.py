@@ -21,7 +21,8 @@ What is written, for rows ``(key, value, timestamp ms, step)`` of one run (MLflo
 Where (``choose``): an ``SqlAlchemyStore`` (exactly: not the workspace-aware one) on SQLite or
 PostgreSQL, of an MLflow release in ``TESTED_MLFLOW``, whose database is at an alembic revision
 in ``TESTED_REVISIONS``: the releases and schema the tests ran on. Anywhere else (a tracking
-server, MySQL, another release or revision, ``FFEXP_MLFLOW_CORE=0`` in the environment) the
+server, MySQL, another release or revision, ``FFEXP_MLFLOW_CORE=0`` or ``FFEXP_PUBLIC_ONLY=1`` in
+the environment) the
 caller uses MLflow's public ``log_batch``; an untested release or revision is warned about once
 per process. Rows that MLflow would link to a LoggedModel (an active model is set) are not
 written here either (``CoreMetrics.write`` returns False).
@@ -85,6 +86,9 @@ def _warn_once(reason: str) -> None:
 def _choose(client, uri: str) -> Choice:
     if os.environ.get(ENV_SWITCH, "1").strip() in ("0", "false", "no", "off"):
         return Choice(None, f"{ENV_SWITCH}={os.environ[ENV_SWITCH]}")
+    from ffexp._compat.gate import PUBLIC_ONLY_ENV
+    if os.environ.get(PUBLIC_ONLY_ENV) == "1":
+        return Choice(None, f"{PUBLIC_ONLY_ENV}=1")
     if uri.startswith(("http://", "https://")):
         return Choice(None, f"a tracking server, {uri}")
     import mlflow
