@@ -194,7 +194,7 @@ def run(cfg: DictConfig) -> float | None:
     t0 = time.perf_counter()
     context = run_context(cfg, HydraConfig.get())
     try:
-        settings = to_settings(cfg)
+        settings = to_settings(cfg, context.overrides)
         job = prepare(settings)
         check_store(settings, context)
     except ValueError as err:
