@@ -157,3 +157,5 @@ class RunContext:
     command_line: str
     config: dict = field(default_factory=dict)
     sweep_uid: Optional[str] = None  # the sweep's unique id (ffexp.tracking.handoff)
+    #: the keys the sweep gives several values (a job's console line shows only those)
+    varied: tuple[str, ...] = ()

@@ -112,6 +112,43 @@ def _resumed(records: list[dict]) -> str:
     return f" ({skipped} skipped: finished before; {rerun} rerun)" if skipped or rerun else ""
 
 
+_SWEEP_FUNCTIONS = ("range(", "choice(", "glob(", "interval(", "tag(", "sort(", "shuffle(")
+
+
+def sweeps(value: str) -> bool:
+    """Whether an override's value gives several values: a comma outside brackets and quotes
+    (``relu,tanh``, ``[16],[16,16]``, ``{name:he},{name:xavier}``) or a sweep function."""
+    text = str(value).strip()
+    if text.startswith(_SWEEP_FUNCTIONS):
+        return True
+    depth, quote = 0, ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return True
+    return False
+
+
+def varied_keys(command_line: str, sweeper_params=None) -> set[str]:
+    """The keys a sweep gives several values, on its command line or in the sweeper's params
+    (a study preset's ``hydra.sweeper.params``); a job's line shows only those."""
+    try:
+        tokens = shlex.split(command_line or "")
+    except ValueError:
+        tokens = (command_line or "").split()
+    pairs = [t.partition("=")[::2] for t in tokens if "=" in t and not t.startswith("-")]
+    pairs += [(str(k), str(v)) for k, v in (sweeper_params or {}).items()]
+    return {k.lstrip("+~") for k, v in pairs
+            if not k.lstrip("+~").startswith("hydra.") and sweeps(v)}
+
+
 def next_commands(sweep_dir: Path) -> list[str]:
     """The commands that open the sweep's parent run in the MLflow UI and write its report
     (none when the sweep was not tracked)."""
