@@ -54,3 +54,15 @@ def test_an_untracked_sweep_still_ends_with_its_table(tmp_path):
     assert any("no best set: the groups need 3 seeds" in line for line in out)
     assert not any("mlflow ui" in line or "comparison" in line for line in out)
     assert out[-1].startswith("ffexp: 2 job(s) done")
+
+
+def test_a_single_runs_output_folder_holds_its_figures(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = run_ffexp(tmp_path, "train.epochs=2", *FAST, uri=uri)
+    out = re.search(r"outputs in (\S+)", proc.stdout).group(1)
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("moons").experiment_id])
+    logged = sorted(a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "plots"))
+    from pathlib import Path
+    assert sorted(p.name for p in (Path(out) / "plots").iterdir()) == logged
+    assert "decision_boundary.png" in logged
