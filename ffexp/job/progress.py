@@ -4,7 +4,7 @@ finished job in a sweep, and nothing per epoch when stdout is a log file or a pi
 from __future__ import annotations
 
 import sys
-from typing import Sequence, TextIO
+from typing import Collection, Sequence, TextIO
 
 from ffexp.nn import Callback, EpochStats, Network, TrainResult
 
@@ -45,9 +45,14 @@ def epoch_callbacks(mode: str, main_metric: str, file: TextIO | None = None) -> 
 
 
 def job_line(job_num: int, overrides: Sequence[str], outcome: str, seconds: float,
-             metric: tuple[str, float] | None = None, error: str = "") -> str:
+             metric: tuple[str, float] | None = None, error: str = "",
+             varied: Collection[str] | None = None) -> str:
     """One line for a finished sweep job, e.g.
-    ``[job 3] activation=tanh seed=1: finished  val/accuracy=0.9750  (1.2 s)``."""
+    ``[job 3] activation=tanh seed=1: finished  val/accuracy=0.9750  (1.2 s)``; with
+    ``varied`` (the keys the sweep gives several values) only those overrides are shown, the
+    ones common to every job left out."""
+    if varied:
+        overrides = [o for o in overrides if o.partition("=")[0].lstrip("+~") in varied]
     what = " ".join(overrides) or "(defaults)"
     detail = f"  {metric[0]}={metric[1]:.4f}" if metric else ""
     if error:

@@ -40,8 +40,14 @@ class ModelSettings:
     """Hidden layer sizes n[1..L-1]; ``activations``: one hidden activation per hidden layer,
     overriding ``activation.name`` (null: that one for all); the output activation g[L]
     (``auto``: from the task) and its β (softmax β, a = softmax(βz); a sigmoid output's
-    σ(βz) is the softmax of β over (z, 0))."""
+    σ(βz) is the softmax of β over (z, 0)).
+
+    ``depth`` and ``width``: a shorthand for ``depth`` equal hidden layers of ``width`` units,
+    hidden_sizes = [width] * depth (null: from hidden_sizes); one of them alone keeps the
+    other from hidden_sizes. ffexp.launch.config.to_settings applies it."""
     hidden_sizes: tuple[int, ...] = (16, 16)
+    depth: Optional[int] = None
+    width: Optional[int] = None
     activations: Optional[tuple[str, ...]] = None
     output_activation: str = "auto"
     beta: float = 1.0
@@ -151,3 +157,5 @@ class RunContext:
     command_line: str
     config: dict = field(default_factory=dict)
     sweep_uid: Optional[str] = None  # the sweep's unique id (ffexp.tracking.handoff)
+    #: the keys the sweep gives several values (a job's console line shows only those)
+    varied: tuple[str, ...] = ()

@@ -97,8 +97,42 @@ def _refuse_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> Non
             _refuse_unknown_keys(node, sub, f"{prefix}{key}.")
 
 
-def to_settings(cfg: DictConfig) -> Settings:
-    """The composed config (with or without its ``hydra`` node) as typed, frozen Settings."""
+def _show(sizes) -> str:
+    return "[" + ",".join(str(n) for n in sizes) + "]"
+
+
+def equal_layers(model, overrides=()):
+    """``model`` with hidden_sizes = [width] * depth when model.depth or model.width is set
+    (the other taken from hidden_sizes), depth and width then stating the result; ValueError
+    naming the keys when ``overrides`` (the command line's) also set model.hidden_sizes, when
+    depth is not an integer >= 0 or width not one >= 1, or when hidden_sizes has unequal
+    widths and only depth is given."""
+    depth, width, sizes = model.depth, model.width, tuple(model.hidden_sizes)
+    if depth is None and width is None:
+        return replace(model, hidden_sizes=sizes)
+    given = " ".join(f"model.{k}={v}" for k, v in (("depth", depth), ("width", width))
+                     if v is not None)
+    if any(str(o).lstrip("+~").startswith("model.hidden_sizes=") for o in overrides):
+        raise ValueError(f"{given}: cannot be combined with model.hidden_sizes="
+                         f"{_show(sizes)}; give either model.depth and model.width (equal "
+                         f"hidden layers) or model.hidden_sizes (each layer's size)")
+    if depth is not None and (isinstance(depth, bool) or depth < 0):
+        raise ValueError(f"model.depth={depth}: must be an integer >= 0 (hidden layers)")
+    if width is not None and (isinstance(width, bool) or width < 1):
+        raise ValueError(f"model.width={width}: must be an integer >= 1 (units per hidden "
+                         f"layer)")
+    if width is None:
+        if len(set(sizes)) > 1:
+            raise ValueError(f"model.depth={depth}: model.hidden_sizes={_show(sizes)} has "
+                             f"unequal widths; give model.width too")
+        width = sizes[0] if sizes else 16
+    depth = len(sizes) if depth is None else depth
+    return replace(model, hidden_sizes=(width,) * depth, depth=depth, width=width)
+
+
+def to_settings(cfg: DictConfig, overrides=()) -> Settings:
+    """The composed config (with or without its ``hydra`` node) as typed, frozen Settings;
+    ``overrides``: the command line's, which ``equal_layers`` checks."""
     if "hydra" in cfg:
         cfg = copy.deepcopy(cfg)  # keeps the schema's type, which masked_copy would drop
         with read_write(cfg), open_dict(cfg):
@@ -110,7 +144,7 @@ def to_settings(cfg: DictConfig) -> Settings:
                         f"does conf/config.yaml list /schema/config@_here_ in its defaults?")
     settings = _frozen(settings, Settings)
     acts = settings.model.activations
-    model = replace(settings.model, hidden_sizes=tuple(settings.model.hidden_sizes),
+    model = replace(equal_layers(settings.model, overrides),
                     activations=None if acts is None else tuple(acts))
     dataset = replace(settings.dataset, params=dict(settings.dataset.params))
     return replace(settings, model=model, dataset=dataset)

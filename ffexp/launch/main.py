@@ -46,7 +46,7 @@ from ffexp.job.progress import epoch_callbacks, job_line, print_job_line
 from ffexp.launch.search import recorded_value, register_resolver
 from ffexp.launch.sweeper import register as register_sweeper
 from ffexp.launch.status import (STATUS_FILE, SWEEP_UID_ENV, USAGE_EXIT, SweepStatus, report_sweep,
-                                 sweep_failures, sweep_records)
+                                 sweep_failures, sweep_records, varied_keys)
 from ffexp.tracking import check_store, existing_run_id, note_skipped, record_job
 from ffexp.tracking.faults import as_fault, run_id_of
 from ffexp.tracking.store import resolve_uri
@@ -84,7 +84,9 @@ def run_context(cfg: DictConfig, hc: DictConfig) -> RunContext:
         job_id=str(OmegaConf.select(hc, "job.id", default="") or ""),
         command_line=os.environ.get(COMMAND_ENV) or shlex.join(sys.argv),
         config=OmegaConf.to_container(cfg, resolve=True),
-        sweep_uid=OmegaConf.select(hc, f"job.env_set.{SWEEP_UID_ENV}") if multirun else None)
+        sweep_uid=OmegaConf.select(hc, f"job.env_set.{SWEEP_UID_ENV}") if multirun else None,
+        varied=tuple(sorted(varied_keys(os.environ.get(COMMAND_ENV, ""),
+                                        OmegaConf.select(hc, "sweeper.params")))) if multirun else ())
 
 
 def _write_status(context: RunContext, status: str, seconds: float, outcome: str = "",
@@ -127,7 +129,8 @@ def _skip(settings: Settings, context: RunContext, t0: float) -> str | None:
               f"(tracking.skip_existing=true)", flush=True)
     else:
         print_job_line(job_line(context.job_num, context.overrides, "skipped", seconds,
-                                error=f"run {run_id} finished it before"))
+                                error=f"run {run_id} finished it before",
+                                varied=context.varied))
     return run_id
 
 
@@ -172,7 +175,7 @@ def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str,
     _write_status(context, "failed", seconds, outcome=outcome, error=message,
                   run_id=run_id_of(err))
     print_job_line(job_line(context.job_num, context.overrides, outcome.upper(), seconds,
-                            error=message))
+                            error=message, varied=context.varied))
 
 
 def _discard_output(out: Path) -> None:
@@ -194,7 +197,7 @@ def run(cfg: DictConfig) -> float | None:
     t0 = time.perf_counter()
     context = run_context(cfg, HydraConfig.get())
     try:
-        settings = to_settings(cfg)
+        settings = to_settings(cfg, context.overrides)
         job = prepare(settings)
         check_store(settings, context)
     except ValueError as err:
@@ -240,7 +243,8 @@ def run(cfg: DictConfig) -> float | None:
     else:
         print_job_line(job_line(context.job_num, context.overrides, result.train.outcome,
                                 seconds, metric,
-                                error=f"(rerun of {', '.join(rerun_of)})" if rerun_of else ""))
+                                error=f"(rerun of {', '.join(rerun_of)})" if rerun_of else "",
+                                varied=context.varied))
     return metric[1] if metric and result.train.outcome != "diverged" else None
 
 

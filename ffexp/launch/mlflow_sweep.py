@@ -27,7 +27,7 @@ class MlflowSweep(Callback):
         begin(config, jobs)
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
-        close_open_sweep("FINISHED")
+        close_open_sweep("FINISHED", hint=False)   # report_sweep prints it with the result
 
 
 def _sweep_jobs(config) -> list[list[str]] | None:

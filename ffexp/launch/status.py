@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,12 @@ class SweepStatus(HydraCallback):
     launcher runs the jobs), after clearing stale status files from it."""
 
     sweep_dir: str | None = None
+    #: the sweep's result lines (the table, where the comparison figures are), which
+    #: ffexp.report.sweep_end's callback hands over for ``report_sweep`` to print last
+    conclusion: list[str] = []
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        SweepStatus.conclusion = []
         sweep = claim_sweep_dir(config)
         for stale in sweep.rglob(STATUS_FILE) if sweep.is_dir() else ():
             stale.unlink()
@@ -107,11 +112,76 @@ def _resumed(records: list[dict]) -> str:
     return f" ({skipped} skipped: finished before; {rerun} rerun)" if skipped or rerun else ""
 
 
+_SWEEP_FUNCTIONS = ("range(", "choice(", "glob(", "interval(", "tag(", "sort(", "shuffle(")
+
+
+def sweeps(value: str) -> bool:
+    """Whether an override's value gives several values: a comma outside brackets and quotes
+    (``relu,tanh``, ``[16],[16,16]``, ``{name:he},{name:xavier}``) or a sweep function."""
+    text = str(value).strip()
+    if text.startswith(_SWEEP_FUNCTIONS):
+        return True
+    depth, quote = 0, ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return True
+    return False
+
+
+def varied_keys(command_line: str, sweeper_params=None) -> set[str]:
+    """The keys a sweep gives several values, on its command line or in the sweeper's params
+    (a study preset's ``hydra.sweeper.params``); a job's line shows only those."""
+    try:
+        tokens = shlex.split(command_line or "")
+    except ValueError:
+        tokens = (command_line or "").split()
+    pairs = [t.partition("=")[::2] for t in tokens if "=" in t and not t.startswith("-")]
+    pairs += [(str(k), str(v)) for k, v in (sweeper_params or {}).items()]
+    return {k.lstrip("+~") for k, v in pairs
+            if not k.lstrip("+~").startswith("hydra.") and sweeps(v)}
+
+
+def next_commands(sweep_dir: Path) -> list[str]:
+    """The commands that open the sweep's parent run in the MLflow UI and write its report
+    (none when the sweep was not tracked)."""
+    from ffexp.tracking import handoff, store
+    try:
+        target = handoff.read(sweep_dir)
+    except (OSError, ValueError):
+        return []
+    if target is None:
+        return []
+    uri = target.tracking_uri
+    lines = ["ffexp: the sweep's parent run (its comparison figures: Artifacts, comparison/):"]
+    base = uri
+    if not uri.startswith(("http://", "https://")):
+        base = "http://127.0.0.1:5000"
+        lines.append(f"  {store.ui_command(uri)}")
+    lines.append(f"  then open {base.rstrip('/')}/#/experiments/{target.experiment_id}/runs/"
+                 f"{target.parent_run_id}")
+    default = uri == store.resolve_uri(None)
+    report = "ffexp-report" + ("" if default else f" --tracking-uri {shlex.quote(uri)}")
+    lines.append(f"ffexp: the report: {report} --sweep {target.parent_run_id}")
+    return lines
+
+
 def report_sweep(sweep_dir: Path) -> int:
-    """Print the sweep's outcome; 0 if every job succeeded (or was skipped), else 1."""
+    """Print the sweep's outcome, after its result table (``SweepStatus.conclusion``) and the
+    commands that open its parent run and write its report; 0 if every job succeeded (or was
+    skipped), else 1."""
     records = sweep_records(sweep_dir)
     failed = [r for r in records if r["status"] not in ("ok", "skipped")]
     total, resumed = len(records), _resumed(records)
+    for line in [*SweepStatus.conclusion, *next_commands(sweep_dir)]:
+        print(line, flush=True)
     if not failed:
         print(f"ffexp: {total} job(s) done{resumed}; outputs in {sweep_dir}", flush=True)
         return 0

@@ -159,6 +159,9 @@ class Recorder:
                 plots.mkdir()
                 write_plots(r.train, plots, r.net, r.dataset, self.identity,
                             self.settings.train.epoch_gradients)
+                if self.context.output_dir:   # also beside the job's log: <output dir>/plots/
+                    shutil.copytree(plots, Path(self.context.output_dir) / "plots",
+                                    dirs_exist_ok=True)
             self.client.log_artifacts(self.run_id, str(tmp))
 
 
