@@ -119,3 +119,16 @@ def test_a_failing_or_diverging_member_fails_alone(tmp_path):
     assert {r["outcome"] for r in records if r["status"] == "ok"} == {"finished", "diverged"}
     plan = json.loads((tmp_path / "stacked" / ".stack" / "0" / "members.json").read_text())
     assert [num for num, _ in plan["members"]] == list(range(8))
+
+
+def test_jobs_group_by_the_overrides_a_stack_must_share():
+    from omegaconf import OmegaConf
+
+    from ffexp.launch.stacked import groups
+    jobs = [[f"activation={a}", f"model.hidden_sizes={h}", f"seed={s}", "optimizer.lr=0.1"]
+            for h in ("[8]", "[16]") for a in ("relu", "tanh") for s in (0, 1)]
+    on, off = OmegaConf.create({"train": {"stack": True}}), OmegaConf.create({"train": {}})
+    assert groups(on, jobs) == [[0, 1, 2, 3], [4, 5, 6, 7]]   # the layer sizes split them
+    assert groups(off, jobs) == [[i] for i in range(8)]
+    mixed = [[*job, f"train.stack={s}"] for job in jobs[:4] for s in ("true", "false")]
+    assert groups(off, mixed) == [[0, 2, 4, 6], [1], [3], [5], [7]]
