@@ -36,8 +36,13 @@ model (``tracking.log_plots=false tracking.snapshots=0 tracking.log_model=false`
 MLflow's store costs by itself for the runs, params, metrics, tags and the remaining artifacts,
 the floor under the tracked sweep's ratio.
 
+``--stack`` adds ``untracked stack`` and ``tracked stack``: the same commands with
+``train.stack=true`` (ffexp.launch.stacked; the sweep's jobs differ only in activation, init and
+seed, so all of them are one group: one joblib task trains them as one stacked computation),
+with issue 27's target untracked stack / bare ≤ 1.0 (CPU seconds).
+
     python benchmarks/sweep.py [--jobs 100] [--epochs 50] [--repeats 1] [--n-jobs 2] [--start]
-                               [--floor] [--log-batch]
+                               [--floor] [--log-batch] [--stack]
 """
 
 from __future__ import annotations
@@ -103,6 +108,8 @@ def _timed(args: list[str], cwd: str, stop_at_launch: bool = False, env: dict | 
     return wall, cpu, launch
 
 
+#: the sweep's jobs trained as stacks (--stack)
+STACK = ("train.stack=true",)
 #: the tracked sweep without its pictures and model (--floor)
 NO_PICTURES = ("tracking.log_plots=false", "tracking.snapshots=0", "tracking.log_model=false")
 
@@ -193,6 +200,8 @@ def main() -> None:
     parser.add_argument("--log-batch", action="store_true",
                         help="also the tracked variants with metrics written by MLflow's "
                              "log_batch (FFEXP_MLFLOW_CORE=0)")
+    parser.add_argument("--stack", action="store_true",
+                        help="also the untracked and tracked sweeps with train.stack=true")
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grid", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -216,6 +225,11 @@ def main() -> None:
     if args.floor:
         runs["no pictures"] = lambda env=None: command(True, acts, inits, seeds, args.epochs,
                                                        args.n_jobs, extra=NO_PICTURES, env=env)
+    if args.stack:
+        runs["untracked stack"] = lambda: command(False, acts, inits, seeds, args.epochs,
+                                                  args.n_jobs, extra=STACK)
+        runs["tracked stack"] = lambda: command(True, acts, inits, seeds, args.epochs,
+                                                args.n_jobs, extra=STACK)
     if args.log_batch:
         for name in [k for k in runs if k in ("tracked", "no pictures")]:
             runs[f"{name} lb"] = lambda f=runs[name]: f(env={"FFEXP_MLFLOW_CORE": "0"})
@@ -245,6 +259,15 @@ def main() -> None:
         print(f"no pictures / untracked: {wall['no pictures'] / wall['untracked']:.2f} wall, "
               f"{cpu['no pictures'] / cpu['untracked']:.2f} cpu (the store's floor); pictures and "
               f"model: {(wall['tracked'] - wall['no pictures']) / n:.3f} s wall a job")
+    if args.stack:
+        ratio = cpu["untracked stack"] / cpu["bare"]
+        print(f"untracked stack / bare: {ratio:.2f} cpu (target <= 1.0: "
+              f"{'OK' if ratio <= 1.0 else 'OVER'}), {wall['untracked stack'] / wall['bare']:.2f}"
+              f" wall")
+        for num, den in (("untracked stack", "untracked"), ("tracked stack", "tracked"),
+                         ("tracked stack", "untracked stack"), ("tracked stack", "untracked")):
+            print(f"{num} / {den}: {cpu[num] / cpu[den]:.2f} cpu, "
+                  f"{wall[num] / wall[den]:.2f} wall")
     for name in [k for k in runs if k.endswith(" lb")]:
         after = name[:-3]
         print(f"{after}: log_batch -> Core: {cpu[name]:.1f} -> {cpu[after]:.1f} cpu s "

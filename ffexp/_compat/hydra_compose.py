@@ -230,3 +230,24 @@ class SweepLoader(ConfigLoaderImpl):
         cfg = super()._compose_config_from_defaults_list(defaults, repo)
         configs[key] = copy.deepcopy(cfg)
         return cfg
+
+
+def handle(loader) -> tuple[str, str | None] | None:
+    """What another process needs to compose with ``loader``'s memo (``rejoin``): its sweep's
+    token and shared file; None for a loader that is not a SweepLoader (Hydra's own)."""
+    return (loader.token, loader.shared) if isinstance(loader, SweepLoader) else None
+
+
+def rejoin(loader, handle_: tuple[str, str | None] | None):
+    """``loader`` (Hydra's, this process's) composing as the sweep's SweepLoader whose
+    ``handle`` this is: the same memo where this process has one (the basic launcher's
+    process, a joblib worker that composed the sweep's jobs), its shared file otherwise.
+    Hydra's ``loader`` itself when ``handle_`` is None or the installed Hydra is not a tested
+    series. The sweep's current loader (``for_sweep``) is left as it is."""
+    if handle_ is None or _impl is None or not supported(
+            "the sweep's composition memo", "hydra-core", TESTED):
+        return loader
+    sweep = SweepLoader.__new__(SweepLoader)
+    sweep.__dict__.update({k: v for k, v in vars(loader).items() if k not in ("token", "shared")})
+    sweep.token, sweep.shared = handle_
+    return sweep

@@ -101,6 +101,10 @@ class TrainSettings:
     #: than they give (10x slower on a busy 2-core machine) and oversubscribe parallel sweeps;
     #: null leaves the BLAS library's default
     blas_threads: Optional[int] = 1
+    #: in a sweep of ffexp's grid sweeper: jobs that differ only in values that keep the
+    #: network's shapes (seed, init, activation, lr, epochs...) trained as one stacked
+    #: computation per group, each still its own job and run (ffexp.launch.stacked)
+    stack: bool = False
 
 
 @dataclass(frozen=True)

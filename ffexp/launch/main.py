@@ -37,7 +37,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
-from ffexp.launch import cli
+from ffexp.launch import cli, stacked
 from ffexp.job.app import Job, JobResult, execute, prepare
 from ffexp.job.settings import RunContext, Settings, activation_label
 from ffexp.launch.config import (hydra_error_line, hydra_main_kwargs, register_schemas,
@@ -195,6 +195,8 @@ def run(cfg: DictConfig) -> float | None:
     Returns the main validation metric (for sweepers that optimize: a skipped job's recorded
     value), None if unavailable or the training diverged (Optuna counts a FAIL trial)."""
     t0 = time.perf_counter()
+    if stacked.is_group(HydraConfig.get()):   # train.stack: a group of jobs (ffexp.launch.stacked)
+        return stacked.run_group(HydraConfig.get())
     context = run_context(cfg, HydraConfig.get())
     try:
         settings = to_settings(cfg, context.overrides)

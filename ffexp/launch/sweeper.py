@@ -251,8 +251,11 @@ class GridSweeper(Sweeper):
             sweep_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
             returns, first = [], 0
+            from ffexp.launch import stacked   # train.stack: one task per group of jobs
+            stack = stacked.enabled(self.config, [job for batch in batches for job in batch])
             for batch in batches:
-                results = self.launcher.launch(batch, initial_job_idx=first)
+                results = stacked.launch(self.launcher, self.config, batch, first, loader) \
+                    if stack else self.launcher.launch(batch, initial_job_idx=first)
                 for r in results:
                     _ = r.return_value   # raises a job's exception, as Hydra's sweeper does
                 first += len(batch)

@@ -21,6 +21,9 @@ MAX_TAG = 5000
 SEP = "·"
 #: groups left out of the config hash: where results go, not what was computed
 UNHASHED = ("tracking", "hydra")
+#: keys left out of the config hash (group, key): how a job was computed, not what
+#: (``train.stack``: a stacked network's numbers equal its separate run's)
+UNHASHED_KEYS = (("train", "stack"),)
 
 
 def _git(*args: str) -> str | None:
@@ -43,9 +46,12 @@ def git_state() -> tuple[str, str]:
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
-    """A stable 12-hex-digit hash of the resolved config without the tracking settings: two
-    runs with the same hash computed the same thing (same code aside)."""
+    """A stable 12-hex-digit hash of the resolved config without the tracking settings and
+    ``UNHASHED_KEYS``: two runs with the same hash computed the same thing (same code aside)."""
     body = {k: v for k, v in config.items() if k not in UNHASHED}
+    for group, key in UNHASHED_KEYS:
+        if isinstance(body.get(group), Mapping) and key in body[group]:
+            body[group] = {k: v for k, v in body[group].items() if k != key}
     text = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -1,0 +1,134 @@
+"""``train.stack=true`` through the real command: the same sweep stacked and separate, into two
+SQLite stores, read back with MlflowClient (ffexp.launch.stacked)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.app.conftest import ffexp, statuses
+
+TIMES = ("time/epoch", "time/elapsed")
+#: a step image's file name carries when it was logged and a fresh id
+_STEP_IMAGE = re.compile(r"\+timestamp\+\d+\+[0-9a-f-]+")
+SWEEP = ("activation=relu,tanh", "seed=0,1,2", "train.epochs=6", "dataset.params.n_samples=120")
+
+
+def _sweep(tmp_path: Path, name: str, stack: bool, *extra: str):
+    return ffexp("-m", *SWEEP, *extra, f"train.stack={str(stack).lower()}",
+                 f"hydra.sweep.dir={name}", f"tracking.uri=sqlite:///{tmp_path / name}.db",
+                 cwd=tmp_path)
+
+
+def _store(tmp_path: Path, name: str) -> tuple[dict, list]:
+    """({config hash: (run, {metric: history}, artifact paths)} of the children, parents)."""
+    from mlflow import MlflowClient
+    client = MlflowClient(f"sqlite:///{tmp_path / name}.db")
+    runs = [r for e in client.search_experiments()
+            for r in client.search_runs([e.experiment_id])]
+    parents = [r for r in runs if r.data.tags.get("ffexp.kind") == "sweep"]
+    children = {}
+    for run in runs:
+        if run in parents:
+            continue
+        rid = run.info.run_id
+        history = {k: [(m.step, m.value, m.timestamp > 0)
+                       for m in sorted(client.get_metric_history(rid, k), key=lambda m: m.step)]
+                   for k in run.data.metrics if k not in TIMES}
+        artifacts = sorted(_STEP_IMAGE.sub("", a.path) for top in client.list_artifacts(rid)
+                           for a in ([top] if not top.is_dir else
+                                     client.list_artifacts(rid, top.path)))
+        children[run.data.tags["ffexp.config_hash"]] = (run, history, artifacts)
+    return children, parents
+
+
+def _records(tmp_path: Path, name: str) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in ("seconds", "pid", "run_id", "overrides")}
+            for r in statuses(tmp_path / name)]
+
+
+@pytest.mark.slow
+def test_a_stacked_sweep_records_what_the_separate_sweep_records(tmp_path):
+    separate = _sweep(tmp_path, "separate", False)
+    stacked = _sweep(tmp_path, "stacked", True)
+    assert separate.returncode == stacked.returncode == 0, stacked.stderr[-2000:]
+    assert "6 job(s) done" in stacked.stdout
+    lines = lambda out: sorted(l.split(":")[0] for l in out.splitlines() if l.startswith("[job"))
+    assert lines(stacked.stdout) == [l.replace("False", "True") for l in lines(separate.stdout)]
+    assert _records(tmp_path, "stacked") == _records(tmp_path, "separate")
+    assert (tmp_path / "stacked" / ".stack" / "0" / "members.json").is_file()
+    for job in range(6):   # each member its own folder, as a separate job's
+        folder = tmp_path / "stacked" / str(job)
+        assert {p.name for p in folder.iterdir()} == \
+            {p.name for p in (tmp_path / "separate" / str(job)).iterdir()}
+        assert "trained as one stack of 6 networks" in (folder / "ffexp.log").read_text()
+
+    runs, parents = _store(tmp_path, "separate")
+    other, other_parents = _store(tmp_path, "stacked")
+    assert len(parents) == len(other_parents) == 1
+    assert other_parents[0].data.tags["ffexp.n_jobs"] == parents[0].data.tags["ffexp.n_jobs"] \
+        == "6"
+    assert other_parents[0].info.status == parents[0].info.status == "FINISHED"
+    assert set(runs) == set(other) and len(runs) == 6   # the same config hashes
+    for config_hash, (run, history, artifacts) in runs.items():
+        twin, twin_history, twin_artifacts = other[config_hash]
+        assert twin.data.tags["mlflow.parentRunId"] == other_parents[0].info.run_id
+        assert twin.info.run_name == run.info.run_name
+        assert twin.info.status == run.info.status == "FINISHED"
+        assert twin.data.tags["ffexp.outcome"] == run.data.tags["ffexp.outcome"]
+        params = dict(run.data.params, **{"train.stack": "True"})
+        assert twin.data.params == params
+        assert twin_history == history   # every value at every step, exactly
+        assert twin_artifacts == artifacts and "model" in " ".join(artifacts)
+        assert {k: v for k, v in twin.data.metrics.items() if k not in TIMES} == \
+            {k: v for k, v in run.data.metrics.items() if k not in TIMES}
+
+
+@pytest.mark.slow
+def test_a_stacked_sweep_resumes_by_config_hash(tmp_path):
+    first = ffexp("-m", *SWEEP[:1], "seed=0,1", *SWEEP[2:], "train.stack=true",
+                  "hydra.sweep.dir=first", f"tracking.uri=sqlite:///{tmp_path}/m.db",
+                  cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = ffexp("-m", *SWEEP, "train.stack=true", "tracking.skip_existing=true",
+                  "hydra.sweep.dir=again", f"tracking.uri=sqlite:///{tmp_path}/m.db",
+                  cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "6 job(s) done (4 skipped: finished before; 0 rerun)" in again.stdout
+    records = statuses(tmp_path / "again")
+    assert [r["job_num"] for r in records] == list(range(6))
+    assert [r["status"] for r in records] == ["skipped", "skipped", "ok"] * 2   # seed 2 is new
+
+
+@pytest.mark.slow
+def test_a_failing_or_diverging_member_fails_alone(tmp_path):
+    """One member refused by ``prepare`` (train.tol_on=bogus), one diverging (lr 1e6): the
+    others train; statuses, outcomes and the exit status as without stacking."""
+    args = ("-m", "seed=0,1", "optimizer.lr=0.1,1e6", "train.tol_on=cost,bogus",
+            "train.epochs=5", "dataset.params.n_samples=120", "tracking.enabled=false")
+    separate = ffexp(*args, "train.stack=false", "hydra.sweep.dir=separate", cwd=tmp_path)
+    stacked = ffexp(*args, "train.stack=true", "hydra.sweep.dir=stacked", cwd=tmp_path)
+    assert separate.returncode == stacked.returncode == 1
+    assert "4 of 8 jobs failed" in stacked.stderr
+    records = _records(tmp_path, "stacked")
+    assert records == _records(tmp_path, "separate")
+    assert [r["status"] for r in records] == ["ok", "failed"] * 4
+    assert {r["outcome"] for r in records if r["status"] == "ok"} == {"finished", "diverged"}
+    plan = json.loads((tmp_path / "stacked" / ".stack" / "0" / "members.json").read_text())
+    assert [num for num, _ in plan["members"]] == list(range(8))
+
+
+def test_jobs_group_by_the_overrides_a_stack_must_share():
+    from omegaconf import OmegaConf
+
+    from ffexp.launch.stacked import groups
+    jobs = [[f"activation={a}", f"model.hidden_sizes={h}", f"seed={s}", "optimizer.lr=0.1"]
+            for h in ("[8]", "[16]") for a in ("relu", "tanh") for s in (0, 1)]
+    on, off = OmegaConf.create({"train": {"stack": True}}), OmegaConf.create({"train": {}})
+    assert groups(on, jobs) == [[0, 1, 2, 3], [4, 5, 6, 7]]   # the layer sizes split them
+    assert groups(off, jobs) == [[i] for i in range(8)]
+    mixed = [[*job, f"train.stack={s}"] for job in jobs[:4] for s in ("true", "false")]
+    assert groups(off, mixed) == [[0, 2, 4, 6], [1], [3], [5], [7]]
