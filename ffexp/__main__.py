@@ -46,6 +46,7 @@ from ffexp.app import Job, JobResult, execute, prepare
 from ffexp.config import (RunContext, Settings, activation_label, hydra_error_line,
                           register_schemas, to_settings)
 from ffexp.progress import epoch_callbacks, job_line, print_job_line
+from ffexp.launch.optuna_search import register as register_optuna, trial_callbacks
 from ffexp.search import recorded_value, register_resolver
 from ffexp.sweeper import NOT_INSTALLED, register as register_sweeper
 from ffexp.tracking import check_store, existing_run_id, note_skipped, record_job
@@ -66,6 +67,7 @@ register_schemas()
 cli.register_help()
 register_resolver()
 SWEEPER_INSTALLED = register_sweeper()
+register_optuna()
 
 
 # ---- the job --------------------------------------------------------------------------------
@@ -106,7 +108,8 @@ def _train_and_record(settings: Settings, job: Job, context: RunContext):
     """(result, recorder): the recorder tells the run's id and what it reruns."""
     with record_job(settings, job, context) as recorder, \
             threadpool_limits(limits=settings.train.blas_threads, user_api="blas"):
-        callbacks = [*epoch_callbacks(context.mode, job.main_metric), *recorder.callbacks]
+        callbacks = [*trial_callbacks(job, recorder),  # an Optuna trial: pruning
+                     *epoch_callbacks(context.mode, job.main_metric), *recorder.callbacks]
         result = execute(job, callbacks)
         recorder.finish(result)
     return result, recorder

@@ -31,9 +31,9 @@ def _main_metrics() -> dict[str, str]:
     return MAIN_METRIC
 
 #: outcome columns, in the order the tables show them
-OUTCOMES = ("finished", "converged", "diverged", "failed", "killed", "running")
+OUTCOMES = ("finished", "converged", "diverged", "pruned", "failed", "killed", "running")
 _STATUS = {"FAILED": "failed", "KILLED": "killed", "RUNNING": "running", "SCHEDULED": "running"}
-#: outcomes whose final numbers are results
+#: outcomes whose final numbers are results (a pruned Optuna trial's training was stopped early)
 _RESULT = {"finished", "converged", "diverged"}
 _LOWER = ("cost", "loss", "mse", "mae", "hamming_loss")
 
@@ -47,7 +47,8 @@ def lower_is_better(metric: str) -> bool:
 
 
 def outcomes_of(runs: pd.DataFrame) -> pd.Series:
-    """finished | converged | diverged (tag ffexp.outcome) | failed | killed | running (status)."""
+    """finished | converged | diverged | pruned (tag ffexp.outcome) | failed | killed | running
+    (status)."""
     tag = runs.get("tags.ffexp.outcome", pd.Series("", index=runs.index)).fillna("")
     status = runs["status"].map(_STATUS).fillna("")
     out = status.where(status != "", tag.where(tag != "", "finished"))

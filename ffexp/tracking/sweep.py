@@ -41,9 +41,9 @@ class MlflowSweep(Callback):
             handoff.remove(_sweep_dir(config, Path.cwd()))  # no stale parent for the jobs
             return
         jobs = _sweep_jobs(config)
-        if jobs is not None:
+        if jobs is not None or _is_search(config):
             try:
-                _check_composes(config, jobs)
+                _check_composes(config, jobs if jobs is not None else _search_jobs(config))
             except Exception as err:  # Hydra would only warn: end the sweep with one line
                 from ffexp.config import hydra_error_line
                 print(f"ffexp: error: {hydra_error_line(err)}", file=sys.stderr, flush=True)
@@ -74,6 +74,17 @@ def _sweep_jobs(config) -> list[list[str]] | None:
         return expand(config, GlobalHydra.instance().config_loader())
     except Exception:  # counting is a courtesy; Hydra reports malformed overrides itself
         return None
+
+
+def _is_search(config) -> bool:
+    from ffexp.launch.optuna_search import SWEEPER
+    return str(config.hydra.sweeper.get("_target_")) == SWEEPER
+
+
+def _search_jobs(config) -> list[list[str]]:
+    """ffexp's Optuna search: its settings checked and jobs covering its space to compose."""
+    from ffexp.launch.optuna_search import check
+    return check(config)
 
 
 def _check_composes(config, jobs: list[list[str]]) -> None:
@@ -124,8 +135,8 @@ def _varied(jobs: list[list[str]] | None, config=None) -> tuple[str, ...]:
     """The override keys with more than one value across the jobs; when the jobs are not known
     up front (Optuna samples them), the keys of the sweeper's search space."""
     if jobs is None and config is not None:
-        space = config.hydra.sweeper.get("params") or {}
-        return tuple(str(k).lstrip("+~") for k in space)
+        from ffexp.launch.optuna_search import searched_keys
+        return searched_keys(config)
     values: dict[str, set] = {}
     for job in jobs or ():
         for override in job:

@@ -1,0 +1,1 @@
+"""Hydra: the entry point, the sweepers, the sweep-status callback and search."""
