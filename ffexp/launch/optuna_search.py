@@ -386,11 +386,11 @@ class _Heartbeats:
                     log.debug("heartbeat of trial %s: %s", trial_id, err)
             self.stop.wait(HEARTBEAT_SECONDS)
 
-    def track(self, numbers: Sequence[int]) -> None:
-        self.ids = [self.storage.get_trial_id_from_study_id_trial_number(self.study_id, n)
-                    for n in numbers]
-        for trial_id in self.ids:
-            self.storage.record_heartbeat(trial_id)
+    def add(self, number: int) -> None:
+        """Beat for trial ``number`` from now on (a first beat at once)."""
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+        self.storage.record_heartbeat(trial_id)
+        self.ids.append(trial_id)
         if not self.thread.is_alive():
             self.thread.start()
 
@@ -492,7 +492,7 @@ def run_search(sweeper, arguments: Sequence[str]) -> None:
     target = handoff.read(sweep_dir)
     client = store.client(target.tracking_uri) if target is not None else None
     before = sum(counts(t) for t in study.get_trials(deepcopy=False))
-    print(f"ffexp: optuna study {name} in {url}: {before} of {n_trials} trials there, "
+    print(f"ffexp: optuna study {name} in {url} holds {before} of its {n_trials} trials; "
           f"sampler {sampler_name}, pruner {pruner_name}, "
           f"{' and '.join(f'{d} {m}' for d, m in zip(directions(metrics), metrics))}",
           flush=True)
@@ -508,17 +508,18 @@ def run_search(sweeper, arguments: Sequence[str]) -> None:
                 break
             in_flight = []
             for _ in range(batch):
-                trial = study.ask(space)
+                in_flight.append(study.ask(space))
+                trial = in_flight[-1]
+                heartbeats.add(trial.number)
                 ahead = sum(counts(t) for t in study.get_trials(deepcopy=False)
                             if t.number < trial.number)
                 if ahead >= n_trials:   # another process took the last ones
                     trial.set_user_attr("ffexp_outcome", "surplus")
                     study.tell(trial, state=TrialState.FAIL)
+                    in_flight.pop()
                     break
-                in_flight.append(trial)
             if not in_flight:
                 break
-            heartbeats.track([t.number for t in in_flight])
             overrides = [[*trial_overrides(entries, t.params),
                           f"++hydra.job.env_set.{TRIAL_ENV}={t.number}"] for t in in_flight]
             returns = sweeper.launcher.launch(overrides, initial_job_idx=job_idx)
@@ -553,14 +554,25 @@ def _tell(study, trial, ret, metrics: Sequence[str], client) -> None:
     outcome = status.get("outcome") or "failed"
     if status.get("status") == "ok" and outcome == "pruned":
         trial.set_user_attr("ffexp_outcome", "pruned")
-        frozen = study.tell(trial, state=TrialState.PRUNED)
+        frozen = _told(study, trial, state=TrialState.PRUNED)
     elif values is not None:
         trial.set_user_attr("ffexp_outcome", outcome)
-        frozen = study.tell(trial, values[0] if len(values) == 1 else values)
+        frozen = _told(study, trial, values[0] if len(values) == 1 else values)
     else:
         trial.set_user_attr("ffexp_outcome", "diverged" if outcome == "diverged" else "failed")
-        frozen = study.tell(trial, state=TrialState.FAIL)
+        frozen = _told(study, trial, state=TrialState.FAIL)
     _tag_child(client, run_id, {"ffexp.optuna.state": frozen.state.name})
+
+
+def _told(study, trial, values=None, state=None):
+    """``study.tell``; the grid sampler's "Study.stop ... inside an objective" once its grid is
+    done comes after the trial is stored, and is ignored (n_trials is capped to the grid)."""
+    try:
+        return study.tell(trial, values, state=state)
+    except RuntimeError as err:
+        if "Study.stop" not in str(err):
+            raise
+        return next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
 
 
 # ---- the study on the parent run ---------------------------------------------------------------
