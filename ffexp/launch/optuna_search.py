@@ -208,7 +208,6 @@ def objectives(config) -> list[str]:
                 raise SearchError(f"hydra.sweeper.objectives={name}: not a metric; accepted: "
                                   f"metric names such as val/accuracy, val/cost, val/r2")
         return names
-    from ffexp.search import direction  # noqa: F401 (checks the task)
     from ffexp.metrics import MAIN_METRIC
     task = str(config.dataset.task)
     if task not in MAIN_METRIC:
