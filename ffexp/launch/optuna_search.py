@@ -263,6 +263,11 @@ def check(config):
     sweeper = config.hydra.sweeper
     if str(sweeper.get("_target_")) != SWEEPER:
         return None
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise SearchError("hydra/sweeper=optuna needs Optuna: pip install 'ffexp[optuna]'") \
+            from None
     for key in ("n_trials", "n_jobs"):
         if int(sweeper.get(key)) < 1:
             raise SearchError(f"hydra.sweeper.{key}={sweeper.get(key)}: accepted: an integer "
