@@ -489,7 +489,14 @@ def run_search(sweeper, arguments: Sequence[str]) -> None:
     with warnings.catch_warnings():   # heartbeats are "experimental" in Optuna 4 and 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         beating = rdb_storage(url, heartbeat=True)
-        optuna.storages.fail_stale_trials(optuna.load_study(study_name=name, storage=beating))
+        beating_study = optuna.load_study(study_name=name, storage=beating)
+
+    def fail_stale() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(beating_study)
+
+    fail_stale()
     study_id = beating.get_study_id_from_name(name)
     heartbeats = _Heartbeats(beating, study_id)
     sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
@@ -506,6 +513,7 @@ def run_search(sweeper, arguments: Sequence[str]) -> None:
     in_flight: list = []
     try:
         while True:
+            fail_stale()   # a dead sweep's trials in flight, GRACE_SECONDS after its last beat
             held = sum(counts(t) for t in study.get_trials(deepcopy=False))
             batch = min(int(sweeper.n_jobs), n_trials - held)
             if batch <= 0:

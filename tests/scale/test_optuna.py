@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import time
@@ -128,33 +129,33 @@ def test_a_search_prunes_bad_trials_and_records_each_trial_as_a_named_run(tmp_pa
 
 def test_the_same_command_resumes_its_study_and_two_sweeps_share_one(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    first = _search(tmp_path, epochs=2)
-    run_ffexp(tmp_path, [*first, "hydra.sweeper.n_trials=2"], uri)
+    command = _search(tmp_path, epochs=2)
+    run_ffexp(tmp_path, [*command, "hydra.sweeper.n_trials=2"], uri)
     before = {t.number: (t.params, t.value) for t in _study(tmp_path).trials}
     assert len(before) == 2
 
-    # the same command with a larger budget runs only the trials missing
-    proc, _ = run_ffexp(tmp_path, [*first, "hydra.sweeper.n_trials=4"], uri)
-    assert "holds 2 of its 4 trials" in proc.stdout
-    study = _study(tmp_path)
-    assert [t.number for t in study.trials] == [0, 1, 2, 3]
-    assert {n: (t.params, t.value) for n, t in enumerate(study.trials) if n < 2} == before
-    sweeps = _sweeps(uri)
-    assert [len(children) for _, children in sweeps] == [2, 2]
-    assert sorted(c.data.tags["ffexp.optuna.trial"] for c in sweeps[1][1]) == ["2", "3"]
-
-    # two sweeping processes on one storage: the study ends with 8 trials, each run once
-    args = [FFEXP, *first, "hydra.sweeper.n_trials=8", f"tracking.uri={uri}"]
+    # the same command with a budget of 6, twice at once on the one storage: they resume the
+    # study and finish it between them, each trial run once
+    args = [FFEXP, *command, "hydra.sweeper.n_trials=6", f"tracking.uri={uri}"]
     procs = [subprocess.Popen(args, cwd=tmp_path, env=env_without_mlflow(), text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(2)]
     outputs = [p.communicate(timeout=900) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
+    assert all(re.search(r"holds [2-6] of its 6 trials", out) for out, _ in outputs), outputs
     study = _study(tmp_path)
-    assert [t.number for t in study.trials] == list(range(8))
+    assert [t.number for t in study.trials] == list(range(6))
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
-    new = [c for _, children in _sweeps(uri)[2:] for c in children]
-    assert sorted(int(c.data.tags["ffexp.optuna.trial"]) for c in new) == [4, 5, 6, 7]
+    assert {t.number: (t.params, t.value) for t in study.trials[:2]} == before
+    sweeps = _sweeps(uri)
+    assert len(sweeps) == 3 and len(sweeps[0][1]) == 2
+    new = [c for _, children in sweeps[1:] for c in children]
+    assert sorted(int(c.data.tags["ffexp.optuna.trial"]) for c in new) == [2, 3, 4, 5]
+
+    # and once more: the study is complete, nothing runs
+    proc, _ = run_ffexp(tmp_path, [*command, "hydra.sweeper.n_trials=6"], uri)
+    assert "holds 6 of its 6 trials" in proc.stdout and "[job" not in proc.stdout
+    assert len(_study(tmp_path).trials) == 6
 
 
 @pytest.mark.parametrize("args,message", [
