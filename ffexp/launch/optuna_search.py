@@ -27,8 +27,8 @@ processes on one storage finish one study between them (trials are taken in the 
 numbers; one asked beyond ``n_trials`` by a concurrent process is told FAIL at once, user attr
 ``ffexp_outcome=surplus``). A trial in flight whose sweeping process died stops sending
 heartbeats and is told FAIL by the next sweep (after GRACE_SECONDS); a sweep interrupted by
-Ctrl-C or SIGTERM tells its own trials in flight FAIL (``ffexp_outcome=interrupted``). Neither
-counts.
+Ctrl-C or SIGTERM tells its own trials in flight FAIL (``ffexp_outcome=interrupted``; the
+signals wait while a trial is being asked, so none is left RUNNING). Neither counts.
 
 Pruning: the job of trial N gets ``$FFEXP_OPTUNA_TRIAL=N`` and the sweep's
 ``$FFEXP_OPTUNA_STUDY`` (JSON: storage URL, study name, pruner), through
@@ -54,9 +54,11 @@ import json
 import logging
 import math
 import os
+import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -433,6 +435,25 @@ def _tag_child(client, run_id: str | None, tags: Mapping[str, str]) -> None:
         log.warning("could not tag run %s: %s", run_id, err)
 
 
+@contextmanager
+def _signals_held():
+    """Within the block (asking a trial: it exists in the storage before ``ask`` returns),
+    SIGTERM and SIGINT wait; at its end they are delivered again to the handlers they had."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {s: signal.signal(s, lambda s, f: received.append(s))
+                for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    for signum in dict.fromkeys(received):
+        signal.raise_signal(signum)
+
+
 def _quoted(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -520,9 +541,10 @@ def run_search(sweeper, arguments: Sequence[str]) -> None:
                 break
             in_flight = []
             for _ in range(batch):
-                in_flight.append(study.ask(space))
-                trial = in_flight[-1]
-                heartbeats.add(trial.number)
+                with _signals_held():   # an asked trial is in flight, never lost
+                    in_flight.append(study.ask(space))
+                    trial = in_flight[-1]
+                    heartbeats.add(trial.number)
                 ahead = sum(counts(t) for t in study.get_trials(deepcopy=False)
                             if t.number < trial.number)
                 if ahead >= n_trials:   # another process took the last ones
