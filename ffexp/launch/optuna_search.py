@@ -477,11 +477,11 @@ def run_search(sweeper, arguments: Sequence[str]) -> None:
     import optuna
     from optuna.trial import TrialState
 
+    from ffexp.compose import for_sweep
     from ffexp.sweeper import check as compose_check
     from ffexp.tracking import handoff, store
 
     config = sweeper.config
-    from ffexp.compose import for_sweep
     compose_check(config, check(config))   # once per sweep: the tracking callback's, if it ran
     loader = for_sweep(config)
     if loader is not None:
@@ -551,6 +551,7 @@ def run_search(sweeper, arguments: Sequence[str]) -> None:
                     trial.set_user_attr("ffexp_outcome", "surplus")
                     study.tell(trial, state=TrialState.FAIL)
                     in_flight.pop()
+                    heartbeats.ids.pop()
                     break
             if not in_flight:
                 break
