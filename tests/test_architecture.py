@@ -28,6 +28,7 @@ LAYERS: dict[str, set[str]] = {
                      "ffexp.launch"},   # the chaos probe rebuilds a job from its params
     "ffexp.launch": {"ffexp.nn", "ffexp.job", "ffexp.plots", "ffexp.tracking", "ffexp._compat"},
     "hydra_plugins.ffexp_sweeper": {"ffexp.launch"},
+    "hydra_plugins.ffexp_optuna": set(),   # its configs only: Hydra's scan imports it in any app
 }
 #: the packages of this repository (other hydra_plugins.* are installed libraries)
 OWN = tuple(LAYERS)
@@ -43,7 +44,7 @@ LIBRARIES: dict[str, set[str]] = {
 def _package(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     if parts[0] == "hydra_plugins":
-        return "hydra_plugins.ffexp_sweeper"
+        return ".".join(parts[:2])
     return ".".join(parts[:2]) if len(parts) > 2 else "ffexp"
 
 

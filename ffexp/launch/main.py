@@ -43,6 +43,8 @@ from ffexp.job.settings import RunContext, Settings, activation_label
 from ffexp.launch.config import (hydra_error_line, hydra_main_kwargs, register_schemas,
                                  to_settings)
 from ffexp.job.progress import epoch_callbacks, job_line, print_job_line
+from ffexp.launch.optuna_search import register as register_optuna
+from ffexp.launch.optuna_search import trial_callbacks
 from ffexp.launch.search import recorded_value, register_resolver
 from ffexp.launch.sweeper import register as register_sweeper
 from ffexp.launch.status import (STATUS_FILE, SWEEP_UID_ENV, USAGE_EXIT, SweepStatus, report_sweep,
@@ -67,6 +69,7 @@ def register() -> None:
     cli.register_help()
     register_resolver()
     register_sweeper()
+    register_optuna()
 
 
 # ---- the job --------------------------------------------------------------------------------
@@ -109,7 +112,8 @@ def _train_and_record(settings: Settings, job: Job, context: RunContext):
     """(result, recorder): the recorder tells the run's id and what it reruns."""
     with record_job(settings, job, context) as recorder, \
             threadpool_limits(limits=settings.train.blas_threads, user_api="blas"):
-        callbacks = [*epoch_callbacks(context.mode, job.main_metric), *recorder.callbacks]
+        callbacks = [*trial_callbacks(job, recorder),  # an Optuna trial: pruning
+                     *epoch_callbacks(context.mode, job.main_metric), *recorder.callbacks]
         result = execute(job, callbacks)
         recorder.finish(result)
     return result, recorder

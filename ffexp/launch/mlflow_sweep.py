@@ -17,9 +17,9 @@ class MlflowSweep(Callback):
 
     def on_multirun_start(self, config, **kwargs: Any) -> None:
         jobs = _sweep_jobs(config) if config.tracking.enabled else None
-        if jobs is not None:
+        if jobs is not None or (config.tracking.enabled and _is_search(config)):
             try:
-                _check_composes(config, jobs)
+                _check_composes(config, jobs if jobs is not None else _search_jobs(config))
             except Exception as err:  # Hydra would only warn: end the sweep with one line
                 from ffexp.launch.config import hydra_error_line
                 print(f"ffexp: error: {hydra_error_line(err)}", file=sys.stderr, flush=True)
@@ -41,6 +41,17 @@ def _sweep_jobs(config) -> list[list[str]] | None:
         return expand(config, GlobalHydra.instance().config_loader())
     except Exception:  # counting is a courtesy; Hydra reports malformed overrides itself
         return None
+
+
+def _is_search(config) -> bool:
+    from ffexp.launch.optuna_search import SWEEPER
+    return str(config.hydra.sweeper.get("_target_")) == SWEEPER
+
+
+def _search_jobs(config) -> list[list[str]]:
+    """ffexp's Optuna search: its settings checked and jobs covering its space to compose."""
+    from ffexp.launch.optuna_search import check
+    return check(config)
 
 
 def _check_composes(config, jobs: list[list[str]]) -> None:

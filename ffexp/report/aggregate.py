@@ -43,9 +43,10 @@ def _main_metrics() -> dict[str, str]:
 
 #: outcome columns, in the order the tables show them; ``overflowed`` counts the runs of a
 #: result outcome whose value is non-finite or beyond ±OVERFLOW (no value, failed for ranking)
-OUTCOMES = ("finished", "converged", "diverged", "failed", "killed", "running", "overflowed")
+OUTCOMES = ("finished", "converged", "diverged", "pruned", "failed", "killed", "running",
+            "overflowed")
 _STATUS = {"FAILED": "failed", "KILLED": "killed", "RUNNING": "running", "SCHEDULED": "running"}
-#: outcomes whose final numbers are results
+#: outcomes whose final numbers are results (a pruned Optuna trial's training was stopped early)
 _RESULT = {"finished", "converged", "diverged"}
 
 
@@ -54,7 +55,8 @@ def main_metric(task: str) -> str:
 
 
 def outcomes_of(runs: pd.DataFrame) -> pd.Series:
-    """finished | converged | diverged (tag ffexp.outcome) | failed | killed | running (status)."""
+    """finished | converged | diverged | pruned (tag ffexp.outcome) | failed | killed | running
+    (status)."""
     tag = runs.get("tags.ffexp.outcome", pd.Series("", index=runs.index)).fillna("")
     status = runs["status"].map(_STATUS).fillna("")
     out = status.where(status != "", tag.where(tag != "", "finished"))

@@ -1,11 +1,13 @@
 """The summary a sweep's parent run gets at the end, read back from its children.
 
-Parent metrics: ``sweep/jobs`` (child runs), ``sweep/finished`` (FINISHED and not diverged),
-``sweep/diverged``, ``sweep/failed``, ``sweep/killed``, ``sweep/running`` (should stay 0),
+Parent metrics: ``sweep/jobs`` (child runs), ``sweep/finished`` (FINISHED and neither
+diverged nor pruned), ``sweep/diverged``, ``sweep/pruned`` (an Optuna trial its pruner
+stopped: FINISHED, ``ffexp.outcome=pruned``; shown in the summary line when there are any), ``sweep/failed``, ``sweep/killed``, ``sweep/running`` (should stay 0),
 ``sweep/skipped``, ``sweep/rerun`` (below) and
 ``best/val/<main>``; tags ``ffexp.best_run_id``, ``ffexp.best_run_name``, ``ffexp.best_metric``
 and ``ffexp.summary`` (one readable line). The best child is the finished one with the highest
-validation main metric (ffexp.job.metrics.MAIN_METRIC of its task; higher is better for all).
+validation main metric (ffexp.job.metrics.MAIN_METRIC of its task; higher is better for all), a
+pruned run excluded (its numbers are those of a training stopped early).
 
 A sweep resumed with ``tracking.skip_existing=true`` also gets ``sweep/skipped`` (jobs whose
 config already had a FINISHED run, which stays the child of its own sweep: MLflow has one
@@ -62,7 +64,8 @@ def children(client, experiment_id: str, parent_id: str) -> list:
 def _state(run) -> str:
     status = run.info.status
     if status == "FINISHED":
-        return "diverged" if run.data.tags.get("ffexp.outcome") == "diverged" else "finished"
+        outcome = run.data.tags.get("ffexp.outcome")
+        return outcome if outcome in ("diverged", "pruned") else "finished"
     return {"FAILED": "failed", "KILLED": "killed"}.get(status, "running")
 
 
@@ -74,7 +77,8 @@ def best_child(runs) -> tuple[object, str, float] | None:
         return None
     metric = _main_metric(tasks.most_common(1)[0][0])
     scored = [(r.data.metrics[metric], r) for r in runs
-              if r.info.status == "FINISHED" and math.isfinite(r.data.metrics.get(metric, math.nan))]
+              if r.info.status == "FINISHED" and _state(r) != "pruned"
+              and math.isfinite(r.data.metrics.get(metric, math.nan))]
     if not scored:
         return None
     value, run = max(scored, key=lambda p: p[0])
@@ -156,12 +160,14 @@ def summarize(client, experiment_id: str, parent_id: str,
     import time
     runs = children(client, experiment_id, parent_id)
     counts = Counter(_state(r) for r in runs)
-    names = ("finished", "diverged", "failed", "killed", "running")
+    names = ("finished", "diverged", "failed", "killed", "running", "pruned")
     ts = int(time.time() * 1000)
     rerun = sum(1 for r in runs if r.data.tags.get("ffexp.rerun_of"))
     metrics = [Metric("sweep/jobs", float(len(runs)), ts, 0)]
     metrics += [Metric(f"sweep/{k}", float(counts.get(k, 0)), ts, 0) for k in names]
     line = f"{len(runs)} jobs: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in names[:4])
+    if counts.get("pruned"):
+        line += f", {counts['pruned']} pruned"
     tags = []
     metrics += [Metric("sweep/skipped", float(len(skipped)), ts, 0),
                 Metric("sweep/rerun", float(rerun), ts, 0)]

@@ -91,8 +91,8 @@ def _varied(jobs: list[list[str]] | None, config=None) -> tuple[str, ...]:
     """The override keys with more than one value across the jobs; when the jobs are not known
     up front (Optuna samples them), the keys of the sweeper's search space."""
     if jobs is None and config is not None:
-        space = config.hydra.sweeper.get("params") or {}
-        return tuple(str(k).lstrip("+~") for k in space)
+        from ffexp.launch.optuna_search import searched_keys
+        return searched_keys(config)
     values: dict[str, set] = {}
     for job in jobs or ():
         for override in job:
