@@ -91,8 +91,9 @@ def job_settings(epochs: int) -> list:
 
     from hydra import compose, initialize_config_module
 
-    from ffexp.launch.config import register_schemas, to_settings
-    register_schemas()
+    from ffexp.launch.config import to_settings
+    from ffexp.launch.main import register
+    register()   # the schemas and hydra/sweeper=ffexp, which conf/config.yaml's defaults name
     out = []
     with initialize_config_module("ffexp.conf", version_base=None):
         for act, init in itertools.product(ACTIVATIONS, INITS):

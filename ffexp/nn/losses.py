@@ -22,9 +22,12 @@ float64). The gradients are unchanged: the matched pairs' dZ[L] = β (Ŷ − Y)/
   L = −Σ_k [y_k ln ŷ_k + (1 − y_k) ln(1 − ŷ_k)];  ∂J/∂Ŷ = (Ŷ − Y) / (Ŷ(1 − Ŷ)) / m.
 - ``cce``  categorical cross-entropy: L = −Σ_k y_k ln ŷ_k;  ∂J/∂Ŷ = −Y/Ŷ / m.
 
-``costs`` gives the cost of each network of a stack (ffexp.nn.stack): Ŷ (K, n[L], m), Y the
-same or (n[L], m) shared, each J equal bit for bit to ``cost`` of its slice (the same BLAS dot
-or the same pairwise sum over the slice's n[L]·m values).
+``costs``, ``logit_costs`` and ``output_costs`` give the cost of each network of a stack
+(ffexp.nn.stack): Ŷ, U, Z[L] (K, n[L], m), Y the same or (n[L], m) shared, each J equal bit for
+bit to ``cost``, ``logit_cost``, ``output_cost`` of its slice: the same elementwise operations
+in the same order, the same BLAS dot (np.matmul of (K, 1, N) by (K, N, 1), as np.vdot and
+np.dot), the same pairwise sum over the slice's n[L]·m values and the same row-by-row sums
+over its n[L] outputs.
 
 For the matched pairs linear(c=1)+mse, sigmoid+bce and softmax(β=1)+cce the output error is
 the shortcut dZ[L] = (Ŷ − Y)/m (β (Ŷ − Y)/m for a softmax of β ≠ 1; docs/math.md [194], [198], [203], [207-210]); every other allowed
@@ -64,6 +67,11 @@ class Loss:
         """J from U = β Z[L] (n[L], m) of the matched output (``shortcut_activation``)."""
         raise NotImplementedError
 
+    def logit_costs(self, Y: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """``logit_cost`` of each network of a stack, (K,) float64: U (K, n[L], m), Y (K or 1,
+        n[L], m) or (n[L], m)."""
+        raise NotImplementedError
+
     def grad(self, Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
         """∂J/∂Ŷ, of Ŷ's shape."""
         raise NotImplementedError
@@ -101,6 +109,12 @@ class BinaryCrossEntropy(Loss):
         L += np.log1p(np.exp(-np.abs(U)))
         return float(L.sum()) / Y.shape[1]
 
+    def logit_costs(self, Y, U):
+        L = np.maximum(U, 0.0)
+        L -= Y * U
+        L += np.log1p(np.exp(-np.abs(U)))
+        return _sums(L) / Y.shape[-1]   # each slice's pairwise sum, as L.sum()
+
     def cost(self, Y, Yhat):
         eps = _eps(Yhat)
         P = np.clip(Yhat, eps, 1.0 - eps)
@@ -130,6 +144,22 @@ class CategoricalCrossEntropy(Loss):
         E[top, np.arange(m)] = 0.0                      # Σ_{j≠k*}: ln(1 + s) by log1p, exact
         rest = np.log1p(E.sum(axis=0))                  # logsumexp(u) − M, (m,)
         return float(np.vdot(Y, M - U) + np.dot(Y.sum(axis=0), rest)) / m
+
+    def logit_costs(self, Y, U):
+        K, n, m = U.shape
+        top = np.argmax(U, axis=1)[:, None, :]          # k* per column, (K, 1, m)
+        M = np.take_along_axis(U, top, axis=1)          # (K, 1, m)
+        E = np.exp(U - M)
+        np.put_along_axis(E, top, 0.0, axis=1)
+        rest = np.log1p(E.sum(axis=1))                  # (K, m): E's rows added in order
+        # a BLAS dot per network, as np.vdot(Y, M − U) and np.dot(Σ_k y_k, rest); Y flattened
+        # as np.vdot flattens it (a view, strided for a single column, where one exists, else a
+        # contiguous copy): BLAS sums a strided vector in another order than a contiguous one
+        y = Y.reshape(*Y.shape[:-2], 1, n * m)          # (1, n·m) shared or (K, 1, n·m)
+        dots = np.matmul(y, (M - U).reshape(K, n * m, 1))[:, 0, 0]
+        ysum = Y.sum(axis=-2)[..., None, :]             # (1, m) or (K, 1, m), as Y.sum(axis=0)
+        dots += np.matmul(ysum, rest[:, :, None])[:, 0, 0]
+        return dots.astype(np.float64) / m
 
     def cost(self, Y, Yhat):
         P = np.clip(Yhat, _eps(Yhat), 1.0)
@@ -169,6 +199,17 @@ def output_cost(loss: Loss, output, Y: np.ndarray, Z: np.ndarray, Yhat: np.ndarr
         beta = getattr(output, "beta", 1.0)
         return loss.logit_cost(Y, Z if beta == 1.0 else beta * Z)
     return loss.cost(Y, Yhat)
+
+
+def output_costs(loss: Loss, output, Y: np.ndarray, Z: np.ndarray,
+                 Yhat: np.ndarray | None) -> np.ndarray:
+    """``output_cost`` of each network of a stack of one output activation, (K,) float64:
+    Z, Ŷ (K, n[L], m), Y (K, n[L], m) or (n[L], m) shared; Ŷ is not read (may be None) where J
+    comes from β Z[L]."""
+    if has_logit_cost(loss, output):
+        beta = getattr(output, "beta", 1.0)
+        return loss.logit_costs(Y, Z if beta == 1.0 else beta * Z)
+    return loss.costs(Y, Yhat)
 
 
 def uses_shortcut(loss: Loss, output) -> bool:

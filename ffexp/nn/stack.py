@@ -21,7 +21,10 @@ EpochStats value but the wall-clock ``seconds`` and ``elapsed`` (those of the st
 which trained all K together). Where ``train`` takes a BLAS dot (‖v‖² of the norms, the
 activations' E[a²], the quadratic cost) the stack takes np.matmul of (K, 1, n) by (K, n, 1),
 which numpy hands to the same dot; where ``train`` sums with np.add.reduceat or np.sum the
-stack reduces each row the same way. tests/nn/test_stack.py checks it over activations,
+stack reduces each row the same way. The cost comes from where ``train`` takes it
+(``losses.output_costs``, per group of equal activations): from β Z[L] for sigmoid + bce and
+softmax + cce, with the stable forms' elementwise operations in ``logit_cost``'s order and its
+two dots (Y · (M − Z[L]) with Y flattened as np.vdot flattens it), else from Ŷ. tests/nn/test_stack.py checks it over activations,
 initializations, optimizers, losses, dtypes and seeds; docs/benchmarks.md says on which numpy
 and OpenBLAS it was measured.
 
@@ -109,14 +112,14 @@ def _check_stack(nets: Sequence[Network], loss: Loss) -> None:
                                  f"only those")
     if LOSSES.get(loss.name) is not type(loss):
         raise ValueError(f"loss {loss!r} is not one of ffexp's ({sorted(LOSSES)}); stacking "
-                         f"needs the per-network costs (Loss.costs) of those")
+                         f"needs the per-network costs (Loss.costs, Loss.logit_costs) of those")
 
 
 def train_stacked(nets: Sequence[Network], X, Y, loss: "str | Loss" = "bce", *,
                   optimizer: str = "minibatch", lr=0.1, batch_size: int = 32, epochs=100,
                   tol=None, tol_on="cost", patience=1, seeds=None,
                   callbacks: Sequence[Sequence[Callback]] | None = None,
-                  epoch_gradients: str = "mean", bookkeeping: bool = True) -> list[TrainResult]:
+                  epoch_gradients: str = "full", bookkeeping: bool = True) -> list[TrainResult]:
     """Train the K ``nets`` (one layer_sizes and dtype) in place as one stacked computation;
     their TrainResults in the order given, each equal to what ``train(nets[k], ...)`` with
     the k-th values returns (histories bit for bit but the wall-clock times).

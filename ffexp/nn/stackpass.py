@@ -4,7 +4,8 @@ Everything ``FullPass`` measures at θ, for the K rows of a stack at once: the c
 activation statistics of every hidden layer, and with ``gradients`` the full ∂J/∂θ and
 ‖∂J/∂Z[l]‖²; the same chunks of the training set, the same span of the output layer, the same
 BLAS calls per slice, so each network's numbers equal its own pass's bit for bit
-(ffexp.nn.stack says why). Arrays carry the stack on axis 0: Z[l], A[l] (K, n[l], k),
+(ffexp.nn.stack says why). The cost of each group of equal activations (``stack_costs``) comes
+from β Z[L] or Ŷ as ``losses.output_cost`` chooses for its output. Arrays carry the stack on axis 0: Z[l], A[l] (K, n[l], k),
 per-network results (K,) or (K, layers).
 """
 
@@ -15,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .bookkeeping import chunk_width, span_width
+from .losses import has_logit_cost, output_costs
 from .network import FlatParams, Network
 
 
@@ -42,6 +44,17 @@ def group_slices(nets: Sequence[Network], key: Callable) -> list[tuple[slice, li
             groups.append((slice(start, k), nets[start].activations))
             start = k
     return groups
+
+
+def stack_costs(loss, groups: list, Y: np.ndarray, Z: np.ndarray,
+                A: np.ndarray | None) -> np.ndarray:
+    """J (K,) of the stack's output layer Z = Z[L], A = Ŷ (K, n[L], k) against Y ((n[L], k)
+    shared or (K, n[L], k)): each group's ``losses.output_costs`` with its output activation."""
+    J = np.empty(len(Z))
+    for sl, g in groups:
+        J[sl] = output_costs(loss, g[-1], Y if Y.ndim == 2 else Y[sl], Z[sl],
+                             None if A is None else A[sl])
+    return J
 
 
 class StackSpace:
@@ -158,7 +171,7 @@ class StackPass:
             ws = self.spaces[k]
             share = k / m   # exactly 1.0 for a single chunk
             Zs, As = run.forward_all(Xc, ws)
-            cost += run.loss.costs(Yc, As[-1]) * share
+            cost += stack_costs(run.loss, run.groups, Yc, Zs[L], As[L]) * share
             for l in range(1, L):
                 stats.before(l, Zs[l])
                 stats.add(l, As[l], share)
@@ -195,8 +208,11 @@ class StackPass:
         return cost
 
     def _span_cost(self, start: int, k: int) -> np.ndarray:
+        """The span of k columns from ``start``, its Z[L] in Z_out: (K,) mean costs times k/m."""
         run = self.stack
         Z, A = self.Z_out[:, :, :k], self.A_out[:, :, :k]
         for sl, g in run.groups:
-            g[-1].forward_into(Z[sl], A[sl])
-        return run.loss.costs(run.Y[..., start:start + k], A) * (k / run.X.shape[-1])
+            if not has_logit_cost(run.loss, g[-1]):   # the matched cross-entropies need Z alone
+                g[-1].forward_into(Z[sl], A[sl])
+        return stack_costs(run.loss, run.groups, run.Y[..., start:start + k], Z, A) \
+            * (k / run.X.shape[-1])

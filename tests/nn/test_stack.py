@@ -6,6 +6,7 @@ same dtypes): every EpochStats value of every record (step 0 included) but the w
 ``seconds`` and ``elapsed``, the outcome, its message and epoch counts, and the final
 parameters (max |ΔW| = 0)."""
 
+import itertools
 import math
 import warnings
 
@@ -14,7 +15,8 @@ import pytest
 
 from ffexp.nn import ACTIVATIONS, INITIALIZERS, OPTIMIZERS, Callback, Network, train
 from ffexp.nn.activations import Activation, ReLU
-from ffexp.nn.losses import Quadratic
+from ffexp.nn.activations import make_activation
+from ffexp.nn.losses import Quadratic, make_loss, output_cost, output_costs
 from ffexp.nn.stack import train_stacked
 
 from nn_helpers import make_labels
@@ -111,6 +113,12 @@ def test_mixed_activations_share_one_stack(epoch_gradients, bookkeeping):
                                batch_size=6, epochs=5, epoch_gradients=epoch_gradients,
                                bookkeeping=bookkeeping)
     assert_same_training(alone, stacked)
+    if bookkeeping:   # the measure's own metric names: grad_norm/* only for the full gradient
+        step0, later = stacked[0][1].history[0].flat(), stacked[0][1].history[-1].flat()
+        assert "grad_norm/W1" in step0 and "grad_norm_mean/W1" not in step0
+        prefix, other = ("grad_norm_mean", "grad_norm") if epoch_gradients == "mean" \
+            else ("grad_norm", "grad_norm_mean")
+        assert f"{prefix}/Z1" in later and f"{other}/Z1" not in later
 
 
 #: (layer sizes, activations, loss, beta): every output and loss pairing the engine has a
@@ -158,6 +166,55 @@ def test_chunked_bookkeeping_pass(monkeypatch, optimizer, epoch_gradients):
     assert first.act_saturated[0] > 0 and first.act_dead[1] > 0   # the statistics are live
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", ["bce", "cce"])
+def test_stacked_logit_costs_equal_each_slice(name, dtype):
+    """``output_costs`` of a stack equals ``output_cost`` of each slice bit for bit in every
+    layout the bookkeeping pass hands it: Z[L] and Y whole or a span's columns (a single
+    column included, where np.vdot takes a strided Y), Y shared or one per network, saturated
+    pre-activations, β ≠ 1, and soft labels (sums in any order would differ there)."""
+    rng = np.random.default_rng(11)
+    loss, K, compared = make_loss(name), 3, 0
+    for n in ((1, 3, 9) if name == "bce" else (2, 3, 9)):
+        for m, scale, shared, span, beta in itertools.product(
+                (1, 2, 9, 40), (1.0, 1e3), (True, False), (0, 3), (1.0, 2.5)):
+            U = (rng.normal(size=(K, n, m + span)) * scale).astype(dtype)[..., :m]
+            P = rng.random((n, m + span) if shared else (K, n, m + span))
+            if name == "cce":
+                P /= P.sum(axis=-2, keepdims=True)
+            Y = P.astype(dtype)[..., :m]
+            g = make_activation("sigmoid" if name == "bce" else "softmax", beta=beta)
+            J = output_costs(loss, g, Y, U, None)
+            assert J.dtype == np.float64 and J.shape == (K,)
+            for k in range(K):
+                j = output_cost(loss, g, Y if shared else Y[k], U[k], None)
+                assert J[k] == j, (n, m, scale, shared, span, beta, k, J[k], j)
+                compared += 1
+    assert compared == 3 * 64 * K
+
+
+@pytest.mark.parametrize("epoch_gradients", ["mean", "full"])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+def test_saturated_outputs_chunked(monkeypatch, output, epoch_gradients):
+    """Costs from β Z[L] on saturated outputs (W[L] × 20, β = 10), the bookkeeping pass in
+    chunks of 7 of m = 29 columns (the last a single column) and spans of two chunks: each
+    network as alone, and J(0) above what the clipped cost from Ŷ gives."""
+    for module in ("ffexp.nn.optim", "ffexp.nn.stackpass"):
+        monkeypatch.setattr(f"{module}.chunk_width", lambda net, m, s: min(m, 7))
+    for module in ("ffexp.nn.bookkeeping", "ffexp.nn.stackpass"):
+        monkeypatch.setattr(f"{module}.span_width", lambda net, m, w: min(m, 2 * w))
+    loss = "cce" if output == "softmax" else "bce"
+    X, Y = data(m=29, n_in=3, n_out=4, loss=loss, seed=5)
+    make = lambda k: Network([3, 6, 4], activations=["tanh", output], beta=10.0,  # noqa: E731
+                             output_gain=20.0, seed=k)
+    alone, stacked = both_ways(make, X, Y, loss, optimizer="minibatch", batch_size=8, lr=0.01,
+                               epochs=3, epoch_gradients=epoch_gradients)
+    assert_same_training(alone, stacked)
+    for k, (_, r) in enumerate(stacked):
+        clipped = make_loss(loss).cost(Y, make(k).forward(X))
+        assert r.history[0].cost > clipped
+
+
 def test_each_network_its_own_data_and_shuffle_seed():
     rng = np.random.default_rng(7)
     Xs = [rng.normal(size=(2, 33)) for _ in range(4)]
@@ -182,7 +239,7 @@ def test_a_diverging_network_stops_alone():
     alone (1 and 2), with their last finite θ; the others train all their epochs."""
     rng = np.random.default_rng(0)
     X, Y = rng.normal(size=(3, 40)) * 3, rng.normal(size=(2, 40)) * 5
-    lrs, seeds = [0.01, 5.0, 0.02, 3.0, 0.01], [0, 1, 2, 1, 4]
+    lrs, seeds = [0.01, 5.0, 0.02, 0.5, 0.01], [0, 1, 2, 4, 4]
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # no overflow RuntimeWarning leaks out of the stack
         alone, stacked = both_ways(
