@@ -41,7 +41,8 @@ from hydra import compose, initialize_config_module
 from ffexp import Network, train
 from ffexp.job.app import execute, prepare, split_metrics
 from ffexp.job.settings import RunContext
-from ffexp.launch.config import register_schemas, to_settings
+from ffexp.launch.config import to_settings
+from ffexp.launch.main import register
 from ffexp.job.data import load_dataset
 from ffexp.tracking import record_job
 
@@ -72,7 +73,7 @@ def command(jobs: int, epochs: int) -> float:
 
 def in_process(jobs: int, epochs: int) -> dict[str, float]:
     """The task function's steps with Hydra's compose API, timed by stage (seconds, totals)."""
-    register_schemas()
+    register()   # what the entry point registers in Hydra (schemas, sweepers)
     stages = dict.fromkeys(("compose", "prepare", "train+validation", "final evaluation"), 0.0)
     with initialize_config_module("ffexp.conf", version_base=None):
         for seed in range(jobs):

@@ -155,8 +155,9 @@ def default_run(repeats: int) -> None:
     from threadpoolctl import threadpool_limits
 
     from ffexp.job.app import execute, prepare
-    from ffexp.launch.config import register_schemas, to_settings
-    register_schemas()
+    from ffexp.launch.config import to_settings
+    from ffexp.launch.main import register
+    register()   # what the entry point registers in Hydra (schemas, sweepers)
     times: dict[str, list] = {"full": [], "mean": []}
     with threadpool_limits(1, user_api="blas"):
         for _ in range(repeats):

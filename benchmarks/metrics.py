@@ -21,7 +21,8 @@ from hydra import compose, initialize_config_module
 from threadpoolctl import threadpool_limits
 
 from ffexp.job.app import prepare, split_metrics
-from ffexp.launch.config import register_schemas, to_settings
+from ffexp.launch.config import to_settings
+from ffexp.launch.main import register
 from ffexp.job.metrics import evaluate
 from ffexp.nn import train
 
@@ -45,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    register_schemas()
+    register()   # what the entry point registers in Hydra (schemas, sweepers)
     with initialize_config_module("ffexp.conf", version_base=None):
         settings = to_settings(compose("config", overrides=["tracking.enabled=false"]))
     epoch, val, ours, sk = [], [], [], []

@@ -32,7 +32,8 @@ from omegaconf import OmegaConf
 
 from ffexp.job.app import execute, prepare
 from ffexp.job.settings import RunContext
-from ffexp.launch.config import register_schemas, to_settings
+from ffexp.launch.config import to_settings
+from ffexp.launch.main import register
 from ffexp.tracking import record_job
 
 JOB = ["dataset=moons", "model.hidden_sizes=[32,32,32]", "optimizer=minibatch",
@@ -86,7 +87,7 @@ def _one(epochs: int, uri: str, enabled: bool, out: Path) -> tuple[float, float,
 
 
 def in_process(repeats: int) -> None:
-    register_schemas()
+    register()   # what the entry point registers in Hydra (schemas, sweepers)
     with tempfile.TemporaryDirectory(prefix="ffexp-bench-") as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"
         _one(5, uri, True, Path(tmp))   # warm-up: imports, schema, experiment
@@ -184,7 +185,7 @@ def _timed(log, spent: list):
 
 def snapshot_cost(repeats: int) -> None:
     """The default run untracked, tracked with tracking.snapshots=0 and =10 (interleaved)."""
-    register_schemas()
+    register()   # what the entry point registers in Hydra (schemas, sweepers)
     cases = (("untracked", False, 0), ("snapshots=0", True, 0), ("snapshots=10", True, 10))
     with tempfile.TemporaryDirectory(prefix="ffexp-bench-snap-") as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"

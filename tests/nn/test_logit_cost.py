@@ -132,8 +132,7 @@ def test_the_softmax_beta_study_logs_the_exact_cost_at_step_0():
     from hydra import compose, initialize_config_module
 
     from ffexp.job.app import execute, prepare
-    from ffexp.launch.config import register_schemas, to_settings
-    register_schemas()
+    from ffexp.launch.config import to_settings
     with initialize_config_module("ffexp.conf", version_base=None):
         cfg = compose("config", overrides=["+experiment=softmax_beta", "model.beta=100.0",
                                            "seed=0", "train.epochs=1", "tracking.enabled=false"])

@@ -10,14 +10,13 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from ffexp.job.app import execute, prepare
-from ffexp.launch.config import register_schemas, to_settings
+from ffexp.launch.config import to_settings
 from ffexp.tracking.diagnose import EXPLODING_NORM, VANISHING_RATIO, diagnose
 
 
 @cache
 def study_cell(init: str, activation: str, epochs: int = 3):
     """(found, history) of the initialization study's cell (seed 0), trained ``epochs``."""
-    register_schemas()
     with initialize_config_module("ffexp.conf", version_base=None):
         cfg = compose("config", overrides=["+experiment=initialization", f"init={init}",
                                            f"activation={activation}", "seed=0",
