@@ -65,6 +65,11 @@ def test_a_stacked_sweep_records_what_the_separate_sweep_records(tmp_path):
         assert {p.name for p in folder.iterdir()} == \
             {p.name for p in (tmp_path / "separate" / str(job)).iterdir()}
         assert "trained as one stack of 6 networks" in (folder / "ffexp.log").read_text()
+        for name in ("config.yaml", "overrides.yaml"):   # the config Hydra composes for it
+            text = (tmp_path / "separate" / str(job) / ".hydra" / name).read_text()
+            assert (folder / ".hydra" / name).read_text() == \
+                text.replace("stack: false", "stack: true").replace("stack=False", "stack=True") \
+                .replace("separate.db", "stacked.db")
 
     runs, parents = _store(tmp_path, "separate")
     other, other_parents = _store(tmp_path, "stacked")
