@@ -38,7 +38,8 @@ from hydra import compose, initialize_config_module
 
 from ffexp._compat import mpl_text as text_tiles
 from ffexp.job.app import execute, prepare
-from ffexp.launch.config import register_schemas, to_settings
+from ffexp.launch.config import to_settings
+from ffexp.launch.main import register
 from ffexp.plots import figures as plots
 from ffexp.plots.png import png_bytes
 from ffexp.tracking.images import write_thumbnail
@@ -54,7 +55,7 @@ def load() -> str:
 
 def default_run(seed: int = 0):
     """The default config's job trained for 50 epochs: (TrainResult, network, dataset)."""
-    register_schemas()
+    register()
     with initialize_config_module("ffexp.conf", version_base=None):
         cfg = compose("config", overrides=["train.epochs=50", f"seed={seed}"])
     r = execute(prepare(to_settings(cfg)), [])
@@ -100,7 +101,7 @@ def table(rows: dict[str, float], unit: str = "ms") -> None:
 def snapshots_of(seed: int = 0, count: int = 10):
     """The default run trained for 50 epochs with a Snapshots callback of ``count`` epochs:
     (TrainResult, network, dataset, Snapshots)."""
-    register_schemas()
+    register()
     with initialize_config_module("ffexp.conf", version_base=None):
         cfg = compose("config", overrides=["train.epochs=50", f"seed={seed}"])
     shots = Snapshots(count, 50)
