@@ -294,7 +294,8 @@ def gradient_flow_frames(records, title: str = "", gradients: str = "", size=FLO
     frame's own profile solid, the first record's dashed when it is the same measure (every
     frame of a ``full`` history; with ``mean`` the records after step 0 are another measure
     and are drawn alone), the frame's epoch and measure at the top. Drawn once and blitted:
-    each frame restores the saved background and draws only its lines and labels."""
+    the axes drawn once, the reference lines and the measure's text over them once per kind
+    of frame; each frame restores its kind's background and draws only its lines and epoch."""
     first = records[0]
     plt_rc = {"fontsize": FRAME_FONT}
     fig, axes = figure(1, size, dpi, kind="gradient_flow_frames", nrows=2,
@@ -322,21 +323,28 @@ def gradient_flow_frames(records, title: str = "", gradients: str = "", size=FLO
     measure = fig.text(0.02, 1 - 2.2 * line, "", ha="left", va="top", fontsize=FRAME_FONT - 2,
                        animated=True)
     fig.canvas.draw()
-    background = fig.canvas.copy_from_bbox(fig.bbox)
+    axes_drawn = fig.canvas.copy_from_bbox(fig.bbox)
+    # what a frame draws besides its own line and epoch, by (measure, with the reference):
+    # the background with the measure's text and the reference lines, blitted once each
+    backgrounds = {}
     frames = []
     for stats in records:
-        fig.canvas.restore_region(background)
         with_reference = stats is not first and stats.gradients == first.gradients
-        for ref, line, attr in zip(reference, moving, ("grad_norm_W", "grad_norm_Z")):
-            if with_reference:
+        what = GRADIENTS.get(stats.gradients, stats.gradients)
+        text = f"solid: this epoch ({what})" + \
+            ("\ndashed: epoch 0 (at initialization)" if with_reference else "")
+        measure.set_text(text)
+        if (text, with_reference) not in backgrounds:
+            fig.canvas.restore_region(axes_drawn)
+            for ref in reference if with_reference else ():
                 fig.draw_artist(ref)
+            fig.draw_artist(measure)
+            backgrounds[text, with_reference] = fig.canvas.copy_from_bbox(fig.bbox)
+        fig.canvas.restore_region(backgrounds[text, with_reference])
+        for line, attr in zip(moving, ("grad_norm_W", "grad_norm_Z")):
             line.set_ydata(_profile(stats, attr))
             fig.draw_artist(line)
-        what = GRADIENTS.get(stats.gradients, stats.gradients)
-        measure.set_text(f"solid: this epoch ({what})" +
-                         ("\ndashed: epoch 0 (at initialization)" if with_reference else ""))
         epoch.set_text(step_label(stats))
-        fig.draw_artist(measure)
         fig.draw_artist(epoch)
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
     return frames
