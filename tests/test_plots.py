@@ -613,3 +613,29 @@ def test_written_pngs_read_back_as_the_figures_pixels(moons, tmp_path):
             reference = np.asarray(image)
         assert reference.shape[-1] == 4 and (reference[..., 3] == 255).all()
         assert np.array_equal(reference[..., :3], drawn), path.name
+
+
+def test_boundary_frames_reuse_drawn_axes_only_where_they_are_the_same(moons, blobs):
+    """The axes a call draws are kept for the next call with the same axes (a sweep's next
+    run): its frames equal, pixel for pixel, frames drawn with the axes drawn anew; a
+    dataset with other limits between them draws its own axes, and its frames equal a cold
+    draw's too."""
+    data, net, _ = moons
+    other = Network([2, 8, 1], "tanh", "sigmoid", init="xavier", seed=3)
+    params = [(net.weights, net.biases), (other.weights, other.biases)]
+
+    def cold(*args, **kw):
+        plots._AXES_DRAWN.clear()
+        return plots.boundary_frames(*args, **kw)
+
+    first = cold(net, data, params, [30, 0], "run a")
+    again = plots.boundary_frames(net, data, params, [30, 0], "run b")   # axes reused
+    assert np.array_equal(again[0], cold(net, data, params, [30, 0], "run b")[0])
+    assert not np.array_equal(first[0], again[0])                       # the titles differ
+    shifted = load_dataset("moons", seed=1, params={"n_samples": 300, "noise": 0.3})
+    warm = plots.boundary_frames(net, shifted, params, [30, 0], "run c")
+    assert all(np.array_equal(a, b) for a, b in
+               zip(warm, cold(net, shifted, params, [30, 0], "run c")))
+    data, net = blobs
+    warm = plots.boundary_frames(net, data, [(net.weights, net.biases)], [5], "blobs")
+    assert np.array_equal(warm[0], cold(net, data, [(net.weights, net.biases)], [5], "blobs")[0])

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from functools import cache
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 import numpy as np
 from matplotlib import colormaps
@@ -267,12 +268,14 @@ def _profile(stats, attr: str) -> np.ndarray:
     return np.where(np.isfinite(y) & (y > 0), y, np.nan)   # a log axis: gaps, not zeros
 
 
-def _frame_text(fig: Figure, title: str, what: str):
+def _frame_text(fig: Figure, title: str, what: str, animated_title: bool = False):
     """The frame's title on its first line, its (animated) step label in bold on the second,
-    at the left; returns (the step label, the height of the figure fraction a line takes)."""
+    at the left; returns (the step label, the height of the figure fraction a line takes).
+    ``animated_title``: the title too is left out of ``canvas.draw()`` (drawn with
+    ``draw_artist``: ``fig.texts[-2]``)."""
     line = (FRAME_FONT + 5) / 72 * fig.dpi / fig.bbox.height
     fig.text(0.02, 1 - 0.2 * line, f"{title} · {what}" if title else what, ha="left",
-             va="top", fontsize=FRAME_FONT - 2)
+             va="top", fontsize=FRAME_FONT - 2, animated=animated_title)
     epoch = fig.text(0.02, 1 - 1.15 * line, "", ha="left", va="top", fontsize=FRAME_FONT,
                      fontweight="bold", animated=True)
     return epoch, line
@@ -291,7 +294,8 @@ def gradient_flow_frames(records, title: str = "", gradients: str = "", size=FLO
     frame's own profile solid, the first record's dashed when it is the same measure (every
     frame of a ``full`` history; with ``mean`` the records after step 0 are another measure
     and are drawn alone), the frame's epoch and measure at the top. Drawn once and blitted:
-    each frame restores the saved background and draws only its lines and labels."""
+    the axes drawn once, the reference lines and the measure's text over them once per kind
+    of frame; each frame restores its kind's background and draws only its lines and epoch."""
     first = records[0]
     plt_rc = {"fontsize": FRAME_FONT}
     fig, axes = figure(1, size, dpi, kind="gradient_flow_frames", nrows=2,
@@ -319,21 +323,28 @@ def gradient_flow_frames(records, title: str = "", gradients: str = "", size=FLO
     measure = fig.text(0.02, 1 - 2.2 * line, "", ha="left", va="top", fontsize=FRAME_FONT - 2,
                        animated=True)
     fig.canvas.draw()
-    background = fig.canvas.copy_from_bbox(fig.bbox)
+    axes_drawn = fig.canvas.copy_from_bbox(fig.bbox)
+    # what a frame draws besides its own line and epoch, by (measure, with the reference):
+    # the background with the measure's text and the reference lines, blitted once each
+    backgrounds = {}
     frames = []
     for stats in records:
-        fig.canvas.restore_region(background)
         with_reference = stats is not first and stats.gradients == first.gradients
-        for ref, line, attr in zip(reference, moving, ("grad_norm_W", "grad_norm_Z")):
-            if with_reference:
+        what = GRADIENTS.get(stats.gradients, stats.gradients)
+        text = f"solid: this epoch ({what})" + \
+            ("\ndashed: epoch 0 (at initialization)" if with_reference else "")
+        measure.set_text(text)
+        if (text, with_reference) not in backgrounds:
+            fig.canvas.restore_region(axes_drawn)
+            for ref in reference if with_reference else ():
                 fig.draw_artist(ref)
+            fig.draw_artist(measure)
+            backgrounds[text, with_reference] = fig.canvas.copy_from_bbox(fig.bbox)
+        fig.canvas.restore_region(backgrounds[text, with_reference])
+        for line, attr in zip(moving, ("grad_norm_W", "grad_norm_Z")):
             line.set_ydata(_profile(stats, attr))
             fig.draw_artist(line)
-        what = GRADIENTS.get(stats.gradients, stats.gradients)
-        measure.set_text(f"solid: this epoch ({what})" +
-                         ("\ndashed: epoch 0 (at initialization)" if with_reference else ""))
         epoch.set_text(step_label(stats))
-        fig.draw_artist(measure)
         fig.draw_artist(epoch)
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
     return frames
@@ -442,16 +453,34 @@ def _disc(radius: int) -> tuple[np.ndarray, np.ndarray]:
 FRAME_STEP = 4
 
 
-def _interpolation(centres: np.ndarray, step: int = FRAME_STEP) -> tuple[np.ndarray, np.ndarray]:
-    """(every step-th of the evenly spaced ``centres``, and the last; the (n, g) matrix R of
-    linear interpolation from those to all n): R @ values-at-the-coarse-points."""
+def _interpolation(centres: np.ndarray, step: int = FRAME_STEP) -> tuple[np.ndarray, tuple]:
+    """(every step-th of the evenly spaced ``centres``, and the last; (j, t, 1 - t) of linear
+    interpolation from those to all n: value i = (1 - t[i]) v[j[i]] + t[i] v[j[i] + 1])."""
     n = len(centres)
     at = np.unique(np.r_[np.arange(0, n, step), n - 1])
     j = np.clip(np.searchsorted(at, np.arange(n), side="right") - 1, 0, len(at) - 2)
     t = (np.arange(n) - at[j]) / (at[j + 1] - at[j])
-    R = np.zeros((n, len(at)))
-    R[np.arange(n), j], R[np.arange(n), j + 1] = 1 - t, t
-    return centres[at], R
+    return centres[at], (j, t, 1 - t)
+
+
+#: the boundary frames' drawn axes, by figure: (what they show, the canvas's pixels)
+_AXES_DRAWN: "WeakKeyDictionary[Figure, tuple]" = WeakKeyDictionary()
+
+
+def _packed(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 colours as the canvas's opaque RGBA pixels, one uint32 each."""
+    rgba = np.concatenate([rgb, np.full((*rgb.shape[:-1], 1), 255, np.uint8)], axis=-1)
+    return np.ascontiguousarray(rgba).view(np.uint32)[..., 0]
+
+
+def _lerp(values: np.ndarray, at: tuple[np.ndarray, np.ndarray, np.ndarray], axis: int
+          ) -> np.ndarray:
+    """Linear interpolation of ``values`` along ``axis`` (``at``: ``_interpolation``'s)."""
+    j, t, u = at
+    lo, hi = np.take(values, j, axis=axis), np.take(values, j + 1, axis=axis)
+    shape = [1] * values.ndim
+    shape[axis] = -1
+    return lo * u.reshape(shape) + hi * t.reshape(shape)
 
 
 def boundary_frames(net, dataset, params, epochs, title: str = "", size=BOUNDARY_FRAME,
@@ -464,8 +493,13 @@ def boundary_frames(net, dataset, params, epochs, title: str = "", size=BOUNDARY
     (ŷ = 0.5, or between classes): the network's outputs at every ``FRAME_STEP``-th pixel,
     linearly interpolated to every pixel, so the contour is smooth at the image's resolution
     and follows the network's to within a few pixels; where it predicts one side everywhere the
-    frame says so (``one_side``). The axes are drawn once; each frame is the background with the
-    plot's pixels computed in numpy and its labels blitted over it."""
+    frame says so (``one_side``).
+
+    Drawn in layers, each once: the axes (ticks, labels) by ``canvas.draw()``, kept for the
+    next call whose axes are the same (a sweep's runs on one dataset: ``_AXES_DRAWN``); the
+    run's title and the fill's legend blitted over them once per call; each frame the plot's
+    pixels, computed in numpy (one uint32 per RGBA pixel), and its epoch (and the notice that
+    there is no boundary) blitted over that."""
     import copy
     X, Y = dataset.X_train, dataset.Y_train
     lo, hi = X.min(axis=1) - 0.5, X.max(axis=1) + 0.5
@@ -473,21 +507,33 @@ def boundary_frames(net, dataset, params, epochs, title: str = "", size=BOUNDARY
         ("ŷ" if net.layer_sizes[-1] == 1 else "ŷ of label 1")
     fig, (ax,) = figure(1, size, dpi, kind=f"boundary_frames:{what}",
                         margins=dict(left=0.17, right=0.96, bottom=0.12, top=0.82))
-    ax.set_xlim(lo[0], hi[0])
-    ax.set_ylim(lo[1], hi[1])
     names = getattr(dataset, "feature_names", ("x1", "x2"))
-    ax.set_xlabel(f"{names[0]} (standardized)", fontsize=FRAME_FONT)
-    ax.set_ylabel(f"{names[1]} (standardized)", fontsize=FRAME_FONT)
-    ax.tick_params(labelsize=FRAME_FONT - 2)
-    epoch, line = _frame_text(fig, title, "decision boundary")
+    epoch, line = _frame_text(fig, title, "decision boundary", animated_title=True)
+    heading = fig.texts[-2]
     legend = "fill: predicted class" if what == "class" else \
         f"fill: {what} from 0 (blue) to 1 (red)"
     legend += "; black: the boundary"
     # the third line: the legend, or in its place, in red, that there is no boundary
     notice = fig.text(0.02, 1 - 2.2 * line, "", ha="left", va="top", fontsize=FRAME_FONT - 2,
                       animated=True)
-    fig.canvas.draw()
-    background = fig.canvas.copy_from_bbox(fig.bbox)
+    axes_key = (tuple(lo), tuple(hi), tuple(names))
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_xlabel(f"{names[0]} (standardized)", fontsize=FRAME_FONT)
+    ax.set_ylabel(f"{names[1]} (standardized)", fontsize=FRAME_FONT)
+    drawn = _AXES_DRAWN.get(fig)
+    if drawn is not None and drawn[0] == axes_key:
+        fig.canvas.restore_region(drawn[1])
+    else:
+        ax.tick_params(labelsize=FRAME_FONT - 2)
+        fig.canvas.draw()
+        _AXES_DRAWN[fig] = axes_key, fig.canvas.copy_from_bbox(fig.bbox)
+    fig.draw_artist(heading)
+    plain = fig.canvas.copy_from_bbox(fig.bbox)      # axes and title: a frame with a notice
+    notice.set_text(legend)
+    notice.set_color("black")
+    fig.draw_artist(notice)
+    with_legend = fig.canvas.copy_from_bbox(fig.bbox)
     H = int(fig.bbox.height)
     x0, y0, x1, y1 = ax.bbox.extents
     top, left = int(np.ceil(H - y1)) + 1, int(np.ceil(x0)) + 1     # inside the spines
@@ -496,13 +542,13 @@ def boundary_frames(net, dataset, params, epochs, title: str = "", size=BOUNDARY
     cx = lo[0] + (np.arange(w) + left + 0.5 - x0) / (x1 - x0) * (hi[0] - lo[0])
     cy = lo[1] + (H - (np.arange(h) + top + 0.5) - y0) / (y1 - y0) * (hi[1] - lo[1])
     # the network on a grid of every FRAME_STEP-th pixel, linearly interpolated to every pixel
-    # (Ry @ F @ Rxᵀ): ŷ, and so its 0.5 level, varies smoothly at that scale, and the forward
-    # pass is FRAME_STEP² times smaller
-    (gx, Rx), (gy, Ry) = _interpolation(cx), _interpolation(cy)
+    # (along x, then along y): ŷ, and so its 0.5 level, varies smoothly at that scale,
+    # and the forward pass is FRAME_STEP² times smaller
+    (gx, along_x), (gy, along_y) = _interpolation(cx), _interpolation(cy)
     g0, g1 = np.meshgrid(gx, gy)
     points = np.vstack([g0.ravel(), g1.ravel()]).astype(net.dtype)
     k = net.layer_sizes[-1]
-    lut = _fill_lut(what, k)
+    lut = _packed(_fill_lut(what, k))
     col = np.round((X[0] - lo[0]) / (hi[0] - lo[0]) * (x1 - x0) + x0 - left - 0.5).astype(int)
     row = np.round((H - y0 - (X[1] - lo[1]) / (hi[1] - lo[1]) * (y1 - y0)) - top - 0.5
                    ).astype(int)
@@ -514,23 +560,42 @@ def boundary_frames(net, dataset, params, epochs, title: str = "", size=BOUNDARY
     else:
         dots = (0.8 * 255 * _colormap(BINARY_CMAP)(np.where(Y[0] > 0.5, 0.9, 0.1))[:, :3]
                 ).astype(np.uint8)
-    dr, dc = _disc(2)
-    er, ec = _disc(3)
+    dots, black, rim = _packed(dots), _packed(np.zeros(3, np.uint8)), \
+        _packed(np.full(3, 40, np.uint8))
+    # the training points' discs: a dark rim (radius 3), then the fill (radius 2)
+    discs = []
+    for (dr, dc), colour in ((_disc(3), rim), (_disc(2), dots[:, None])):
+        rr = np.clip(row[:, None] + dr, 0, h - 1)
+        cc = np.clip(col[:, None] + dc, 0, w - 1)
+        discs.append((rr, cc, colour))
     frame_net = copy.copy(net)
     frames = []
     for (weights, biases), e in zip(params, epochs):
         frame_net.weights, frame_net.biases = weights, biases
         Yhat = frame_net.forward(points).reshape(k, len(gy), len(gx))
+        F = _lerp(_lerp(Yhat, along_x, 2), along_y, 1)                 # (k, h, w)
         if what == "class":
-            F = np.argmax(Ry @ Yhat @ Rx.T, axis=0)                  # (k, h, w) -> (h, w)
+            F = np.argmax(F, axis=0)
             levels = [c + 0.5 for c in range(k - 1)]
+            side = index = F
         else:
-            F, levels = Ry @ Yhat[0] @ Rx.T, [0.5]
-        field = F
-        side = F.astype(int) if what == "class" else (F > 0.5).astype(np.int8)
-        index = side if what == "class" else \
-            np.clip(np.nan_to_num(F, nan=0.5) * 255 + 0.5, 0, 255).astype(np.uint8)
-        img = lut[index]
+            F, levels = F[0], [0.5]
+            side = F > 0.5
+            index = np.nan_to_num(F, nan=0.5) if np.isnan(Yhat).any() else F.copy()
+            index *= 255
+            index += 0.5
+            index = np.clip(index, 0, 255, out=index).astype(np.uint8)
+        message = one_side(F, levels, what)
+        fig.canvas.restore_region(plain if message else with_legend)
+        if message:
+            notice.set_text(message)
+            notice.set_color("#b00000")
+            fig.draw_artist(notice)
+        epoch.set_text(step_label(e))
+        fig.draw_artist(epoch)
+        buffer = np.asarray(fig.canvas.buffer_rgba())
+        plot = buffer.view(np.uint32)[top:top + h, left:left + w, 0]
+        plot[...] = lut[index]
         edge = np.zeros((h, w), dtype=bool)    # both pixels of a pair that changes side
         flip = side[1:] != side[:-1]
         edge[1:] |= flip
@@ -538,21 +603,12 @@ def boundary_frames(net, dataset, params, epochs, title: str = "", size=BOUNDARY
         flip = side[:, 1:] != side[:, :-1]
         edge[:, 1:] |= flip
         edge[:, :-1] |= flip
-        img[edge] = 0
-        for offsets, colour in (((er, ec), None), ((dr, dc), dots)):   # dark rim, then fill
-            rr = np.clip(row[:, None] + offsets[0], 0, h - 1)
-            cc = np.clip(col[:, None] + offsets[1], 0, w - 1)
-            img[rr, cc] = 40 if colour is None else colour[:, None]
-        fig.canvas.restore_region(background)
-        buffer = np.asarray(fig.canvas.buffer_rgba())
-        buffer[top:top + h, left:left + w, :3] = img
-        message = one_side(field, levels, what)
-        notice.set_text(message or legend)
-        notice.set_color("#b00000" if message else "black")
-        fig.draw_artist(notice)
-        epoch.set_text(step_label(e))
-        fig.draw_artist(epoch)
-        frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+        plot[edge] = black
+        for rr, cc, colour in discs:
+            plot[rr, cc] = colour
+        frames.append(buffer[..., :3].copy())
+    notice.set_text(message or legend)
+    notice.set_color("#b00000" if message else "black")
     return frames
 
 
