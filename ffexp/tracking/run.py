@@ -27,7 +27,8 @@ from .signals import TimeLimit, deferred_sigterm, killed, sigterm_raises
 from .snapshots import Snapshots
 from .stale import mark_stale, process_tags, why_stale
 from .summary import NOTE, run_note
-from .tags import clip, config_hash, experiment_tags, run_name, run_tags, short_error
+from .tags import (RUN_KEY, clip, config_hash, experiment_tags, run_key, run_name, run_tags,
+                   short_error)
 
 log = logging.getLogger("ffexp")
 
@@ -244,6 +245,7 @@ def open_run(settings, job, context) -> Recorder:
     if sweep:
         tags["mlflow.parentRunId"] = sweep.parent_run_id
         tags["ffexp.sweep_uid"] = sweep.sweep_uid
+    tags[RUN_KEY] = run_key(sweep.sweep_uid if sweep else None, context.job_num)
     rerun_of = (earlier_attempts(client, experiment_id, settings, context)
                 if settings.tracking.skip_existing else [])
     if rerun_of:

@@ -119,6 +119,18 @@ def run_name(settings, overrides=(), varied=()) -> str:
 #: overview (traces, latency, tokens)
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 PRIMARY_METRIC = "mlflow.experiment.primaryMetric.name"
+#: a run's own key, made before it is created: a create retried after a lost answer finds the
+#: run by it instead of creating a second one (ffexp.tracking.retry)
+RUN_KEY = "ffexp.run_key"
+
+
+def run_key(sweep_uid: str | None = None, job_num: int | None = None) -> str:
+    """``<sweep uid>/<job number>`` for a job of a sweep (``<sweep uid>/parent`` for its parent
+    run: ``job_num`` None), a random ``single/<32 hex>`` for a run outside a sweep."""
+    if sweep_uid:
+        return f"{sweep_uid}/{'parent' if job_num is None else job_num}"
+    import uuid
+    return f"single/{uuid.uuid4().hex}"
 
 
 def experiment_tags(task: str | None = None) -> dict[str, str]:
