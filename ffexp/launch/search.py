@@ -17,7 +17,6 @@ its earlier run recorded. After the study, the parent run records the best trial
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -91,16 +90,9 @@ def _finished_study():
         if summaries else None
 
 
-def _child_run_id(sweep_dir: Path, job_num: int) -> str | None:
-    for status in sweep_dir.rglob("ffexp_status.json"):
-        record = json.loads(status.read_text())
-        if record.get("job_num") == job_num:
-            return record.get("run_id")
-    return None
-
-
 def record_study(client, parent_run_id: str, study, sweep_dir: Path) -> None:
-    """Tags ``ffexp.optuna.direction``, ``.best_trial``, ``.best_params``, ``.best_run_id``,
+    """Tags ``ffexp.optuna.direction``, ``.best_trial``, ``.best_params`` (the best run is
+    ``ffexp.best_run_id``, one tag for every sweep, ties shared: ffexp.tracking.summary),
     metrics ``optuna/best_value``, ``optuna/trials_complete``, ``optuna/trials_failed``, and
     the artifact ``optuna/trials.csv`` (``study.trials_dataframe()``; trial k is job k)."""
     import optuna
@@ -116,9 +108,6 @@ def record_study(client, parent_run_id: str, study, sweep_dir: Path) -> None:
         tags.update({"ffexp.optuna.best_trial": str(best.number),
                      "ffexp.optuna.best_params": " ".join(f"{k}={v}"
                                                           for k, v in best.params.items())})
-        run_id = _child_run_id(sweep_dir, best.number)
-        if run_id:
-            tags["ffexp.optuna.best_run_id"] = run_id
         metrics["optuna/best_value"] = best.value
     now = int(time.time() * 1000)
     client.log_batch(parent_run_id,

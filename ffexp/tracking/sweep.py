@@ -136,7 +136,8 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
     _OPEN.update(client=client, run_id=run_id, uri=uri, experiment_id=experiment_id,
                  sweep_dir=sweep_dir)
     handoff.write(sweep_dir, handoff.SweepTarget(uri, experiment_id, run_id, sweep_id,
-                                                 _varied(jobs, config), uid))
+                                                 _varied(jobs, config), uid,
+                                                 len(jobs) if jobs is not None else None))
     _install_handlers()
     return run_id
 
@@ -177,7 +178,7 @@ def close_open_sweep(status: str = "FAILED") -> None:
     from ffexp.tracking.summary import summarize
     outcome = {"FINISHED": "finished", "KILLED": "killed"}.get(status, "failed")
     steps = [lambda: summarize(client, _OPEN["experiment_id"], run_id,
-                               handoff.skipped(_OPEN["sweep_dir"])),
+                               handoff.skipped(_OPEN["sweep_dir"]), _OPEN["sweep_dir"]),
              lambda: client.set_tag(run_id, "ffexp.outcome", outcome),
              lambda: client.set_terminated(run_id, status)]
     errors = []

@@ -64,8 +64,15 @@ def test_optuna_study_records_trials_best_and_failures(tmp_path):
     values = {c.info.run_id: c.data.metrics["val/accuracy"] for c in children}
     best = max(values.values())
     assert parent.data.metrics["optuna/best_value"] == best == ok["value"].max()
-    assert values[parent.data.tags["ffexp.optuna.best_run_id"]] == best
+    # one best-run tag for every sweep: ties share it
+    tied = parent.data.tags["ffexp.best_run_id"].split(",")
+    assert {values[r] for r in tied} == {best}
+    assert set(tied) == {r for r, v in values.items() if v == best}
+    assert "ffexp.optuna.best_run_id" not in parent.data.tags
     assert parent.data.metrics["optuna/trials_failed"] == len(failed)
+    # the refused trials (no child run) count on the parent as failed
+    assert parent.data.metrics["sweep/failed"] >= len(failed) - sum(
+        c.info.status == "FAILED" for c in children)
 
     # resume: the same command with skip_existing samples the same trials (same seed, same
     # values told); those that finished are skipped and told the values they recorded
