@@ -258,6 +258,8 @@ class GridSweeper(Sweeper):
             sweep_dir = Path(self.config.hydra.sweep.dir)
             sweep_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+            from ffexp.launch.resume import sift
+            batches, _ = sift(self.config, loader, batches, sweep_dir)  # skip_existing
             returns, first = [], 0
             with self._watch(sweep_dir):
                 for batch in batches:

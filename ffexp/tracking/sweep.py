@@ -26,7 +26,8 @@ from typing import Any
 from ffexp.tracking import handoff, signals, store
 from ffexp.tracking.signals import Terminated
 from ffexp.tracking.stale import process_tags
-from ffexp.tracking.tags import RUN_KEY, SEP, clip, experiment_tags, git_state, run_key
+from ffexp.tracking.tags import (RUN_KEY, SEP, USER, clip, current_user, experiment_tags,
+                                 git_state, run_key)
 
 #: the parent run of this process's sweep, while it is open
 _OPEN: dict[str, Any] = {}
@@ -125,7 +126,8 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
             "ffexp.command_line": clip(_command_line()),
             "ffexp.overrides": clip(" ".join(config.hydra.overrides.task)),
             "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
-            "mlflow.source.name": "ffexp", RUN_KEY: run_key(uid), **process_tags()}
+            "mlflow.source.name": "ffexp", RUN_KEY: run_key(uid), USER: current_user(),
+            **process_tags()}
     if commit != "unknown":
         tags["mlflow.source.git.commit"] = commit
     if jobs is not None:

@@ -124,6 +124,24 @@ PRIMARY_METRIC = "mlflow.experiment.primaryMetric.name"
 RUN_KEY = "ffexp.run_key"
 
 
+#: MLflow's own tag for who made a run (the UI's "User" column)
+USER = "mlflow.user"
+
+
+def current_user() -> str:
+    """Who records: ``MLFLOW_TRACKING_USERNAME`` (the name an authenticated tracking server
+    knows the user by), else the login name (as MLflow's fluent API records it)."""
+    import getpass
+    import os
+    name = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (ImportError, KeyError, OSError):
+        return "unknown"
+
+
 def run_key(sweep_uid: str | None = None, job_num: int | None = None) -> str:
     """``<sweep uid>/<job number>`` for a job of a sweep (``<sweep uid>/parent`` for its parent
     run: ``job_num`` None), a random ``single/<32 hex>`` for a run outside a sweep."""
@@ -156,6 +174,7 @@ def run_tags(config: Mapping[str, Any], overrides, sweep_id: str | None) -> dict
         "ffexp.overrides": clip(" ".join(overrides or ())),
         "ffexp.config_hash": config_hash(config), "ffexp.version": __version__,
         "mlflow.source.name": "ffexp", "mlflow.source.type": "LOCAL",
+        USER: current_user(),
     }
     if commit != "unknown":
         tags["mlflow.source.git.commit"] = commit
