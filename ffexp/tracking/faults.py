@@ -178,6 +178,18 @@ def transient(err: BaseException, remote: bool = False) -> str | None:
     return None
 
 
+def denied(err: BaseException) -> str | None:
+    """``permission denied (HTTP 403): <the server's message>`` if a tracking server refused
+    the user (401 or 403 in MLflow's answer), else None."""
+    from mlflow.exceptions import RestException
+    for e in _chain(err):
+        if isinstance(e, RestException) and e.get_http_status_code() in (401, 403):
+            what = "permission denied" if e.get_http_status_code() == 403 else \
+                "not authenticated"
+            return f"{what} (HTTP {e.get_http_status_code()}): {e.message}"
+    return None
+
+
 def _is_dbapi_disconnect(e: BaseException) -> bool:
     """A database driver's OperationalError without a SQLSTATE (psycopg: the server refused or
     closed the connection), as SQLAlchemy wraps it."""

@@ -45,8 +45,13 @@ def begin(config, jobs: list[list[str]] | None) -> None:
     try:
         open_sweep(config, jobs)
     except Exception as err:  # the store broke (a full disk): one line, nothing to run
-        from ffexp.tracking.faults import as_fault
-        fault = as_fault(err, store.resolve_uri(config.tracking.uri, base=Path.cwd()))
+        from ffexp.tracking.faults import as_fault, denied
+        uri = store.resolve_uri(config.tracking.uri, base=Path.cwd())
+        refusal = denied(err)
+        if refusal is not None:  # the server's accounts: the user's to sort out
+            print(f"ffexp: error: tracking.uri={uri}: {refusal}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        fault = as_fault(err, uri)
         if fault is None:
             raise
         print(f"ffexp: error: {fault}", file=sys.stderr, flush=True)
