@@ -8,7 +8,9 @@ shares with the nodes, so ``Watcher`` (a thread of the submitting process, while
 waits) reads the sweep directory every ``interval`` seconds and prints each new status file
 as the job's line, the same line the job printed (ffexp.job.progress.job_line), in the order
 the jobs end. A status file being written (not yet valid JSON) is read at the next pass; the
-last pass runs when the launcher returns, so every ended job's line is printed once.
+last pass runs when the launcher returns, so every ended job's line is printed once. Status
+files present when the watch starts (the jobs a resume skipped before submission, which
+printed their lines) are not printed again.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class Watcher:
                 pass
 
     def __enter__(self) -> "Watcher":
+        # what is there already was printed (jobs skipped before submission, ffexp.launch.resume)
+        self.seen.update(self.sweep_dir.rglob(STATUS_FILE))
         self._thread = threading.Thread(target=self._run, name="ffexp-sweep-watch", daemon=True)
         self._thread.start()
         return self

@@ -18,6 +18,7 @@ def test_each_ended_job_is_printed_once_as_it_ends(tmp_path, capsys):
     failed = {"job_num": 1, "overrides": ["seed=1"], "status": "failed", "outcome": "failed",
               "error": "optimizer.lr=-1.0: the learning rate must be a positive number",
               "seconds": 0.1, "run_id": None}
+    _write(tmp_path / "skipped", 5, json.dumps({**ok, "job_num": 5}))  # printed before
     watcher = Watcher(tmp_path, interval=3600)
     with watcher:
         _write(tmp_path, 0, json.dumps(ok))
