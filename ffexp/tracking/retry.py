@@ -8,8 +8,9 @@ SQLite gives up at once when waiting could deadlock), a database that went away 
 restarting: the server answers 503 TEMPORARILY_UNAVAILABLE or 500), a server that answers 408,
 429 or 5xx or does not answer (refused, timed out). The store rolled the transaction back, or
 the request was not processed, so the call can be made again: ``RetryingClient`` does that for
-every MlflowClient method, with tenacity (exponential backoff from 0.1 s, doubling, jittered,
-at most ``MAX_PAUSE`` between attempts), until ``WINDOW`` seconds after the first attempt. A
+every MlflowClient method, with tenacity (exponential backoff with full jitter: before attempt
+k+1 a random pause of up to ``FIRST_PAUSE`` × 2^k s, at most ``MAX_PAUSE``), until ``WINDOW``
+seconds after the first attempt. A
 failure of the store itself (a full disk, ffexp.tracking.faults.cause) and every other error
 pass through at once.
 
@@ -84,15 +85,18 @@ def _slept_or_elapsed(window: float):
     return lambda state: elapsed(state) or state.idle_for >= window
 
 
-def _log_retry(state: RetryCallState) -> None:
-    err = state.outcome.exception()
-    why = getattr(err, "_ffexp_transient", "")
-    first = (str(err).strip().splitlines() or [""])[0][:200]
-    label = "busy" if "lock" in why or "schema" in why else "unavailable"
-    log.warning("MLflow store %s (%s: %s: %s); attempt %d failed, next in %.2f s (gives up "
-                "%.0f s after the first)", label, why, type(err).__name__, first,
-                state.attempt_number, state.next_action.sleep if state.next_action else 0.0,
-                WINDOW)
+def _logger(window: float):
+    """The job log's line before each new attempt."""
+    def log_retry(state: RetryCallState) -> None:
+        err = state.outcome.exception()
+        why = getattr(err, "_ffexp_transient", "")
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        label = "busy" if "lock" in why or "schema" in why else "unavailable"
+        log.warning("MLflow store %s (%s: %s: %s); attempt %d failed, next in %.2f s (gives "
+                    "up %.0f s after the first)", label, why, type(err).__name__, first,
+                    state.attempt_number,
+                    state.next_action.sleep if state.next_action else 0.0, window)
+    return log_retry
 
 
 def _retryable(remote: bool):
@@ -109,10 +113,11 @@ def _retryable(remote: bool):
 
 def retrying(remote: bool = False, window: float | None = None) -> Retrying:
     """tenacity's loop for one call (see the module doc)."""
+    window = WINDOW if window is None else window
     return Retrying(retry=retry_if_exception(_retryable(remote)),
-                    stop=_slept_or_elapsed(WINDOW if window is None else window),
+                    stop=_slept_or_elapsed(window),
                     wait=wait_random_exponential(multiplier=FIRST_PAUSE, max=MAX_PAUSE),
-                    before_sleep=_log_retry, sleep=lambda s: time.sleep(s), reraise=True)
+                    before_sleep=_logger(window), sleep=lambda s: time.sleep(s), reraise=True)
 
 
 def call_with_retries(fn, *args, remote: bool = False, window: float | None = None, **kwargs):
