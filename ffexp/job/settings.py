@@ -119,6 +119,8 @@ class TrackingSettings:
     snapshots: int = 10
     flush_seconds: float = 5.0
     skip_existing: bool = False
+    #: with skip_existing: adopt other users' FINISHED runs too (default: only the user's own)
+    skip_existing_any_user: bool = False
     #: a RUNNING run silent for longer than this is stale (ffexp.tracking.stale)
     stale_seconds: float = 300.0
 

@@ -49,7 +49,7 @@ from ffexp.launch.search import recorded_value, register_resolver
 from ffexp.launch.sweeper import register as register_sweeper
 from ffexp.launch.status import (STATUS_FILE, SWEEP_UID_ENV, USAGE_EXIT, SweepStatus, report_sweep,
                                  sweep_failures, sweep_records, varied_keys)
-from ffexp.tracking import check_store, existing_run_id, note_skipped, record_job
+from ffexp.tracking import check_store, existing_run_id, job_ended, note_skipped, record_job
 from ffexp.tracking.faults import as_fault, run_id_of
 from ffexp.tracking.store import resolve_uri
 from ffexp.tracking.signals import TimeLimit
@@ -106,6 +106,7 @@ def _write_status(context: RunContext, status: str, seconds: float, outcome: str
               "error": error, "seconds": round(seconds, 3), "metrics": metrics or {},
               "run_id": run_id, "rerun_of": rerun_of or [], "pid": os.getpid()}
     Path(context.output_dir, STATUS_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    job_ended(context)  # the sweep's parent counts it (ffexp.tracking.tally)
 
 
 def _train_and_record(settings: Settings, job: Job, context: RunContext):

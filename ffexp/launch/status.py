@@ -91,11 +91,24 @@ def sweep_records(sweep_dir: Path) -> list[dict]:
     A job is a directory under the sweep with Hydra's ``.hydra`` record or a status file; one
     without a status file died before it could write one and counts as failed."""
     statuses = {p.parent: json.loads(p.read_text()) for p in sweep_dir.rglob(STATUS_FILE)}
-    job_dirs = set(statuses) | {p.parent for p in sweep_dir.rglob(".hydra") if p.parent != sweep_dir}
+    job_dirs = set(statuses) | {p.parent for p in sweep_dir.rglob(".hydra") if p.parent != sweep_dir
+                                and not _earlier_sweeps(p, sweep_dir)}
     return [statuses.get(d) or {"job_num": d.name, "overrides": [], "status": "failed",
                                 "error": f"no {STATUS_FILE} in {d}: the job died"}
             for d in sorted(job_dirs, key=lambda p: (statuses.get(p, {}).get("job_num", 1 << 30),
                                                      str(p)))]
+
+
+def _earlier_sweeps(hydra_dir: Path, sweep_dir: Path) -> bool:
+    """Whether a job's ``.hydra`` record is older than this sweep's ``multirun.yaml`` (written
+    when the sweep starts): a job of an earlier sweep in the same directory, not one of this
+    sweep's (a resume that skipped it before submission, ffexp.launch.resume)."""
+    try:
+        started = (sweep_dir / "multirun.yaml").stat().st_mtime
+        written = (hydra_dir / "config.yaml").stat().st_mtime
+    except OSError:
+        return False
+    return written < started
 
 
 def sweep_failures(sweep_dir: Path) -> tuple[list[dict], int]:

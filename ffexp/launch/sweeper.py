@@ -232,6 +232,14 @@ class GridSweeper(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)
 
+    def _watch(self, sweep_dir: Path):
+        """While a launcher that runs the jobs elsewhere (submitit: SLURM, or its local
+        executor) waits, each job's line on the console as it ends (ffexp.launch.watch)."""
+        from contextlib import nullcontext
+
+        from ffexp.launch.watch import Watcher, uses_remote_jobs
+        return Watcher(sweep_dir) if uses_remote_jobs(self.launcher) else nullcontext()
+
     def sweep(self, arguments: List[str]) -> Any:
         from hydra.core.override_parser.overrides_parser import OverridesParser
         from omegaconf import OmegaConf
@@ -250,16 +258,19 @@ class GridSweeper(Sweeper):
             sweep_dir = Path(self.config.hydra.sweep.dir)
             sweep_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+            from ffexp.launch.resume import sift
+            batches, _ = sift(self.config, loader, batches, sweep_dir)  # skip_existing
             returns, first = [], 0
             from ffexp.launch import stacked   # train.stack: one task per group of jobs
             stack = stacked.enabled(self.config, [job for batch in batches for job in batch])
-            for batch in batches:
-                results = stacked.launch(self.launcher, self.config, batch, first, loader) \
-                    if stack else self.launcher.launch(batch, initial_job_idx=first)
-                for r in results:
-                    _ = r.return_value   # raises a job's exception, as Hydra's sweeper does
-                first += len(batch)
-                returns.append(results)
+            with self._watch(sweep_dir):
+                for batch in batches:
+                    results = stacked.launch(self.launcher, self.config, batch, first, loader) \
+                        if stack else self.launcher.launch(batch, initial_job_idx=first)
+                    for r in results:
+                        _ = r.return_value   # raises a job's exception, as Hydra's sweeper does
+                    first += len(batch)
+                    returns.append(results)
             return returns
         except (ConfigCompositionException, OmegaConfBaseException) as err:
             if not checked:

@@ -77,6 +77,20 @@ def note_skipped(context, run_id: str) -> None:
         handoff.note_skipped(context.output_dir, run_id)
 
 
+def job_ended(context) -> None:
+    """A job of a tracked sweep wrote its status file: recount the sweep's jobs onto its parent
+    run (ffexp.tracking.tally); nothing outside a sweep, or without a parent."""
+    if context.mode == "multirun" and context.sweep_dir:
+        from . import handoff
+        try:
+            target = handoff.read(context.sweep_dir, context.sweep_uid)
+        except (OSError, ValueError):
+            return
+        if target is not None:
+            from .tally import update_parent
+            update_parent(context.sweep_dir, target)
+
+
 def close_sweep(exc: BaseException | None = None) -> None:
     """Close this process's sweep parent run if it is still open: FINISHED without ``exc``,
     KILLED for Ctrl-C / SIGTERM, FAILED otherwise. For the entry point, around Hydra: Hydra
@@ -85,5 +99,5 @@ def close_sweep(exc: BaseException | None = None) -> None:
     close_open_sweep(status_of(exc))
 
 
-__all__ = ["NullRecorder", "check_store", "close_sweep", "existing_run_id", "note_skipped",
-           "record_job"]
+__all__ = ["NullRecorder", "check_store", "close_sweep", "existing_run_id", "job_ended",
+           "note_skipped", "record_job"]

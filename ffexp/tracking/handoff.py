@@ -48,6 +48,8 @@ class SweepTarget:
     varied: tuple[str, ...] = ()
     #: the sweep's unique id (``claim``); "" in a handoff of an older ffexp
     sweep_uid: str = ""
+    #: how many jobs the sweep has, when known before it starts (a grid; None: Optuna)
+    n_jobs: int | None = None
 
 
 def write(sweep_dir, target: SweepTarget) -> Path:

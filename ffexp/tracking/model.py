@@ -116,6 +116,8 @@ def log_network(client, run_id: str, uri: str, experiment_id: str, net, dataset,
     no requirement inference); returns the model's id."""
     from mlflow.entities import LoggedModelOutput
     from mlflow.models import Model
+
+    from .retry import call_with_retries
     n, k = net.layer_sizes[0], net.layer_sizes[-1]
     features = list(dataset.feature_names) if dataset is not None else \
         [f"x{i}" for i in range(1, n + 1)]
@@ -133,12 +135,14 @@ def log_network(client, run_id: str, uri: str, experiment_id: str, net, dataset,
         logged = client.create_logged_model(experiment_id, name=model_name(name),
                                             source_run_id=run_id, params=params)
         mlflow.set_tracking_uri(uri)
-        with _quiet():
-            Model.log(artifact_path=None, name=logged.name, flavor=mlflow.pyfunc,
-                      model_id=logged.model_id, python_model=str(CODE),
-                      artifacts={"network": str(npz), "scaling": str(scal)},
-                      signature=signature(dataset) if dataset is not None else None,
-                      pip_requirements=requirements())
+        with _quiet():  # MLflow's own client: retried here like ffexp's calls (same model id)
+            call_with_retries(Model.log, artifact_path=None, name=logged.name,
+                              flavor=mlflow.pyfunc, model_id=logged.model_id,
+                              python_model=str(CODE),
+                              artifacts={"network": str(npz), "scaling": str(scal)},
+                              signature=signature(dataset) if dataset is not None else None,
+                              pip_requirements=requirements(),
+                              remote=uri.startswith(("http://", "https://")))
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
     return logged.model_id
 

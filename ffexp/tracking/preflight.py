@@ -2,7 +2,8 @@
 and one line, not a trained job lost at its end (or minutes of MLflow's HTTP back-off).
 
 Nothing is created here: an HTTP store gets one GET (any HTTP answer, even 401 behind an
-authenticating proxy, means a server is there); a SQLite store needs its file, or the nearest
+authenticating proxy, means a server is there) and one read with the user's credentials
+(MLflow's MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD: a 401 is refused here); a SQLite store needs its file, or the nearest
 existing directory above it, to be writable (tested by writing, since permission bits do not
 tell for root or read-only mounts), and an existing one to be a readable SQLite database (a
 garbage or truncated file is found here by reading its header and schema, not in the middle of
@@ -38,11 +39,40 @@ def unreachable(uri: str) -> str | None:
     return None
 
 
+#: MLflow's own environment variables for a server's basic authentication
+CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+def refused(uri: str) -> str | None:
+    """Why the server at ``uri`` refuses this user (HTTP 401 to one read, sent with the
+    credentials of MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD when set), else None."""
+    import base64
+    request = urllib.request.Request(uri.rstrip("/") +
+                                     "/api/2.0/mlflow/experiments/search?max_results=1")
+    user, password = (os.environ.get(k) for k in CREDENTIALS)
+    if user:
+        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        urllib.request.urlopen(request, timeout=TIMEOUT).close()
+    except urllib.error.HTTPError as err:
+        if err.code == 401:
+            return (f"the server refused the credentials of {user!r} (HTTP 401)" if user else
+                    "the server asks for credentials (HTTP 401)")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None  # not this check's business: the calls report it
+    return None
+
+
 def _http(uri: str) -> None:
     reason = unreachable(uri)
     if reason is not None:
         raise StoreError(f"tracking.uri={uri}: no MLflow tracking server answers there "
                          f"({reason}); start it, or {HINT}")
+    reason = refused(uri)
+    if reason is not None:
+        raise StoreError(f"tracking.uri={uri}: {reason}; set {CREDENTIALS[0]} and "
+                         f"{CREDENTIALS[1]} to your account on it")
 
 
 def _writable(directory: Path) -> OSError | None:

@@ -1,22 +1,37 @@
-"""Transient store errors, retried: SQLite's "database is locked" and sane HTTP limits.
+"""Calls to the store that meet a lock or an outage are made again, for up to ``WINDOW``
+seconds; a run is never created twice.
 
-SQLite takes one writer at a time. MLflow's SQL store waits up to 20 s for the lock
-(``PRAGMA busy_timeout``), but SQLite gives up at once, without waiting, when waiting could
-deadlock, and a long write (a fresh schema, a big ``log_batch`` on a slow disk) can outlast the
-timeout; MLflow then raises an MlflowException (TEMPORARILY_UNAVAILABLE) that says "database is
-locked". The store rolled the transaction back, so the call can simply be made again:
-``RetryingClient`` does that, with exponential backoff and jitter, for every MlflowClient
-method. Other errors pass through at once.
+What is retried (ffexp.tracking.faults.transient says it, from SQLite's result code,
+PostgreSQL's SQLSTATE, the server's HTTP status or the ``requests`` error, never from the
+message): SQLite's lock contention (MLflow's SQL store waits up to 20 s for the lock, but
+SQLite gives up at once when waiting could deadlock), a database that went away (PostgreSQL
+restarting: the server answers 503 TEMPORARILY_UNAVAILABLE or 500), a server that answers 408,
+429 or 5xx or does not answer (refused, timed out). The store rolled the transaction back, or
+the request was not processed, so the call can be made again: ``RetryingClient`` does that for
+every MlflowClient method, with tenacity (exponential backoff with full jitter: before attempt
+k+1 a random pause of up to ``FIRST_PAUSE`` × 2^k s, at most ``MAX_PAUSE``), until ``WINDOW``
+seconds after the first attempt. A
+failure of the store itself (a full disk, ffexp.tracking.faults.cause) and every other error
+pass through at once.
 
-For a tracking server, MLflow's own HTTP layer retries (connection errors, 429 and 5xx); its
-defaults (7 retries, backoff factor 2, 120 s timeout) let a dead server hang a job for minutes.
-``configure_http`` lowers them, unless the user set them: 5 retries, backoff factor 1 (waits of
-about 1, 2, 4, 8 and 16 s: a call fails about 30 s after the server went away, which rides out
-a server restart) and a 30 s timeout per request.
-And once a call has failed that way (the server is unreachable), every call of this process to
-that server fails at once for ``DOWN_SECONDS`` instead of waiting again: a job that was closing
-its run (a dozen calls, and the metric batches queued in the helper process) fails in about
-30 s, with one clear error, rather than in many minutes.
+Creating a run is not idempotent: a server can commit the run and fail to answer (MLflow's own
+HTTP client therefore retries a ``runs/create`` only on 408 and 429). ffexp's runs carry a key
+of their own, the tag ``ffexp.run_key`` (ffexp.tracking.tags.RUN_KEY: the sweep's unique id
+and the job number, or a random id for a single run); before a create is made again,
+``RetryingClient`` looks the key up in the experiment and returns the run it finds. Every
+other write of a job is safe to repeat (tags, params and metrics are upserts or identical
+rows; an artifact is uploaded to the same path again; closing the run sets its status again).
+
+For a tracking server, MLflow's own HTTP layer retries too (connection errors for every call,
+429 and 5xx for reads and idempotent writes); its defaults (7 retries, backoff factor 2, 120 s
+timeout) let a dead server hang one call for minutes. ``configure_http`` lowers them, unless
+the user set them: 2 retries, backoff factor 1 (waits of about 1 and 2 s) and a 30 s timeout
+per request, so that ffexp's window sets how long an outage is ridden out, for every call
+alike. Once a call has failed beyond the window (the server is unreachable, or keeps
+answering 5xx), every call of this process to that server fails at once for
+``DOWN_SECONDS`` instead of waiting again: a job that was closing its run (a dozen calls, and
+the metric batches queued in the helper process) fails with one clear error rather than after
+many windows.
 """
 
 from __future__ import annotations
@@ -24,37 +39,35 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import random
 import time
+
+from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_delay,
+                      wait_random_exponential)
+
+from .faults import TrackingServerUnreachable, transient
 
 log = logging.getLogger("ffexp")
 
 #: MLflow's HTTP retry/timeout settings, as ffexp sets them when the user did not
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
                  # MLflow prints two "View run/experiment at" lines per run closed on a server,
                  # between the sweep's one line per job; ffexp prints where the runs are
                  "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
-#: attempts of a call that keeps meeting a locked database, and the longest pause between two
-ATTEMPTS = 8
+#: seconds after a call's first attempt during which a transient failure is tried again
+WINDOW = 60.0
+#: the first pause (seconds, doubling) and the longest pause between two attempts
+FIRST_PAUSE = 0.1
 MAX_PAUSE = 4.0
-
-_LOCKED = ("database is locked", "database table is locked", "database schema has changed")
-#: how MLflow's HTTP layer reports a server it could not reach (after its own retries), the
-#: most telling first
-_UNREACHABLE = ("Connection refused", "Read timed out", "RemoteDisconnected",
-                "Connection aborted", "Failed to establish a new connection",
-                "Max retries exceeded")
 #: after an unreachable-server failure, calls to that server fail at once for this long
 DOWN_SECONDS = 30.0
 #: tracking URI -> (time.monotonic(), reason) of its last unreachable-server failure
 _DOWN: dict[str, tuple[float, str]] = {}
 
-
-class TrackingServerUnreachable(ConnectionError):
-    """The tracking server did not answer recently; raised without trying again."""
+__all__ = ["HTTP_DEFAULTS", "WINDOW", "RetryingClient", "TrackingServerUnreachable",
+           "call_with_retries", "configure_http", "transient"]
 
 
 def configure_http() -> None:
@@ -65,63 +78,91 @@ def configure_http() -> None:
         os.environ.setdefault(key, value)
 
 
-def transient(err: BaseException) -> bool:
-    """Whether ``err`` is SQLite's lock contention (safe to retry: the store rolled back)."""
-    text = str(err).lower()
-    return any(s in text for s in _LOCKED)
+def _slept_or_elapsed(window: float):
+    """Stop once ``window`` seconds passed since the first attempt, counting the pauses
+    (``idle_for``) when the clock says less (a test's sleep that does not sleep)."""
+    elapsed = stop_after_delay(window)
+    return lambda state: elapsed(state) or state.idle_for >= window
 
 
-def pause(attempt: int) -> float:
-    """Seconds to wait before retry ``attempt`` (1, 2, ...): 0.1 s doubling, jittered, capped."""
-    return min(MAX_PAUSE, 0.1 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+def _logger(window: float):
+    """The job log's line before each new attempt."""
+    def log_retry(state: RetryCallState) -> None:
+        err = state.outcome.exception()
+        why = getattr(err, "_ffexp_transient", "")
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        label = "busy" if "lock" in why or "schema" in why else "unavailable"
+        log.warning("MLflow store %s (%s: %s: %s); attempt %d failed, next in %.2f s (gives "
+                    "up %.0f s after the first)", label, why, type(err).__name__, first,
+                    state.attempt_number,
+                    state.next_action.sleep if state.next_action else 0.0, window)
+    return log_retry
 
 
-def call_with_retries(fn, *args, attempts: int = ATTEMPTS, **kwargs):
-    """``fn(*args, **kwargs)``, made again after a transient lock error (see the module doc)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as err:
-            if attempt == attempts or not transient(err):
-                raise
-            wait = pause(attempt)
-            log.warning("MLflow store busy (%s: %s); retry %d of %d in %.2f s",
-                        type(err).__name__, str(err).splitlines()[0][:200], attempt,
-                        attempts - 1, wait)
-            time.sleep(wait)
-    raise AssertionError("unreachable")
+def _retryable(remote: bool):
+    def test(err: BaseException) -> bool:
+        why = transient(err, remote)
+        if why:
+            try:
+                err._ffexp_transient = why
+            except (AttributeError, TypeError):
+                pass
+        return bool(why)
+    return test
 
 
-def unreachable(err: BaseException) -> bool:
-    """Whether ``err`` says the server could not be reached (after MLflow's HTTP retries)."""
-    return isinstance(err, ConnectionError) or any(s in str(err) for s in _UNREACHABLE)
+def retrying(remote: bool = False, window: float | None = None) -> Retrying:
+    """tenacity's loop for one call (see the module doc)."""
+    window = WINDOW if window is None else window
+    return Retrying(retry=retry_if_exception(_retryable(remote)),
+                    stop=_slept_or_elapsed(window),
+                    wait=wait_random_exponential(multiplier=FIRST_PAUSE, max=MAX_PAUSE),
+                    before_sleep=_logger(window), sleep=lambda s: time.sleep(s), reraise=True)
 
 
-def _guarded(uri: str, fn, *args, **kwargs):
-    """``call_with_retries(fn, ...)`` for a call to a tracking server: fails at once while the
-    server is known to be down, and marks it down when a call could not reach it."""
+def call_with_retries(fn, *args, remote: bool = False, window: float | None = None, **kwargs):
+    """``fn(*args, **kwargs)``, made again after a transient failure (see the module doc)."""
+    return retrying(remote, window)(fn, *args, **kwargs)
+
+
+def _unreachable(err: BaseException) -> str | None:
+    """Why a call to a server still failed at the end of the window (it did not answer, or
+    kept answering 5xx), else None."""
+    return getattr(err, "_ffexp_transient", None) or transient(err, True)
+
+
+def _guarded(uri: str, call):
+    """``call()`` for a call to a tracking server: fails at once while the server is known to
+    be down, and marks it down when a call could not reach it within the window."""
     down = _DOWN.get(uri)
     if down is not None:
         ago = time.monotonic() - down[0]
         if ago < DOWN_SECONDS:
             raise TrackingServerUnreachable(
-                f"the tracking server {uri} is unreachable ({down[1]} after MLflow's retries, "
+                f"the tracking server {uri} is unreachable ({down[1]} for {WINDOW:.0f} s, "
                 f"{ago:.0f} s ago; no new attempt for {DOWN_SECONDS:.0f} s)")
     try:
-        result = call_with_retries(fn, *args, **kwargs)
+        result = call()
     except Exception as err:
-        if unreachable(err):
-            text = str(err)
-            reason = next((s for s in _UNREACHABLE if s in text), type(err).__name__)
+        reason = _unreachable(err)
+        if reason:
             _DOWN[uri] = (time.monotonic(), reason)
         raise
     _DOWN.pop(uri, None)
     return result
 
 
+def _find_run(client, experiment_id: str, key: str):
+    """The run of ``experiment_id`` tagged ``ffexp.run_key = key``, else None."""
+    from .tags import RUN_KEY
+    found = client.search_runs([experiment_id], f"tags.`{RUN_KEY}` = '{key}'", max_results=2)
+    return found[0] if found else None
+
+
 class RetryingClient:
-    """An MlflowClient whose method calls go through ``call_with_retries`` (and, for a
-    tracking server, fail fast while it is known to be unreachable)."""
+    """An MlflowClient whose method calls are retried (``call_with_retries``), whose
+    ``create_run`` never creates a run twice (``ffexp.run_key``), and which, for a tracking
+    server, fails fast while the server is known to be unreachable."""
 
     def __init__(self, client) -> None:
         self._client = client
@@ -132,18 +173,40 @@ class RetryingClient:
     def unwrapped(self):
         return self._client
 
+    def _call(self, fn, *args, **kwargs):
+        remote = self._server is not None
+        call = functools.partial(call_with_retries, fn, *args, remote=remote, **kwargs)
+        return _guarded(self._server, call) if remote else call()
+
+    def create_run(self, experiment_id, *args, tags=None, **kwargs):
+        """MlflowClient.create_run; with the tag ``ffexp.run_key`` in ``tags``, an attempt after
+        a failed one first looks for the run an earlier attempt may have created."""
+        from .tags import RUN_KEY
+        key = (tags or {}).get(RUN_KEY)
+        create = self._client.create_run
+        if not key:
+            return self._call(create, experiment_id, *args, tags=tags, **kwargs)
+        attempts = [0]
+
+        def once():
+            attempts[0] += 1
+            if attempts[0] > 1:
+                found = _find_run(self._client, experiment_id, key)
+                if found is not None:
+                    log.info("run %s (%s=%s) was created by an attempt whose answer was "
+                             "lost; not created again", found.info.run_id, RUN_KEY, key)
+                    return found
+            return create(experiment_id, *args, tags=tags, **kwargs)
+        return self._call(once)
+
     def __getattr__(self, name: str):
         attr = getattr(self._client, name)
         if name.startswith("_") or not callable(attr):
             return attr
 
-        server = self._server
-
         @functools.wraps(attr)
         def retried(*args, **kwargs):
-            if server:
-                return _guarded(server, attr, *args, **kwargs)
-            return call_with_retries(attr, *args, **kwargs)
+            return self._call(attr, *args, **kwargs)
         return retried
 
     def __repr__(self) -> str:

@@ -27,7 +27,8 @@ from .signals import TimeLimit, deferred_sigterm, killed, sigterm_raises
 from .snapshots import Snapshots
 from .stale import mark_stale, process_tags, why_stale
 from .summary import NOTE, run_note
-from .tags import clip, config_hash, experiment_tags, run_name, run_tags, short_error
+from .tags import (RUN_KEY, USER, clip, config_hash, current_user, experiment_tags, run_key,
+                   run_name, run_tags, short_error)
 
 log = logging.getLogger("ffexp")
 
@@ -210,16 +211,45 @@ def _target(settings, context):
     return client, uri, experiment_id, None
 
 
+def _same_user(any_user: bool) -> str:
+    """The search filter's clause that keeps the user's own runs (none with ``any_user``)."""
+    if any_user:
+        return ""
+    return f" and tags.`{USER}` = '{current_user().replace(chr(39), chr(39) * 2)}'"
+
+
 def existing_run_id(settings, context) -> str | None:
     """With ``tracking.skip_existing``: the id of a FINISHED run of the same experiment whose
-    config hash (the resolved config without tracking settings) equals this job's, else None."""
+    config hash (the resolved config without tracking settings) equals this job's, made by the
+    same user (tag ``mlflow.user``; any user's with ``tracking.skip_existing_any_user``), else
+    None."""
     if not settings.tracking.skip_existing:
         return None
     client, _, experiment_id, _ = _target(settings, context)
     found = client.search_runs([experiment_id],
                                f"tags.`ffexp.config_hash` = '{config_hash(context.config)}' "
-                               f"and attributes.status = 'FINISHED'", max_results=1)
+                               f"and attributes.status = 'FINISHED'"
+                               + _same_user(settings.tracking.skip_existing_any_user),
+                               max_results=1)
     return found[0].info.run_id if found else None
+
+
+#: the most runs ``finished_configs`` reads (MLflow's limit for one search)
+MAX_RUNS = 50_000
+
+
+def finished_configs(client, experiment_id: str, any_user: bool = False) -> dict[str, str]:
+    """{config hash: run id} of the experiment's FINISHED job runs (the user's own unless
+    ``any_user``), in one search: what a resumed sweep need not run (one run per
+    hash when there are several: the newest, as ``existing_run_id`` finds it)."""
+    runs = client.search_runs([experiment_id], "attributes.status = 'FINISHED'"
+                              + _same_user(any_user), max_results=MAX_RUNS,
+                              order_by=["attributes.start_time DESC"])
+    found: dict[str, str] = {}
+    for r in runs:
+        if "ffexp.config_hash" in r.data.tags and r.data.tags.get("ffexp.kind") != "sweep":
+            found.setdefault(r.data.tags["ffexp.config_hash"], r.info.run_id)
+    return found
 
 
 def earlier_attempts(client, experiment_id: str, settings, context) -> list[str]:
@@ -228,7 +258,9 @@ def earlier_attempts(client, experiment_id: str, settings, context) -> list[str]
     shows signs of life is not an earlier attempt (and is not skipped either)."""
     found = client.search_runs([experiment_id],
                                f"tags.`ffexp.config_hash` = '{config_hash(context.config)}' "
-                               f"and attributes.status != 'FINISHED'", max_results=1000)
+                               f"and attributes.status != 'FINISHED'"
+                               + _same_user(settings.tracking.skip_existing_any_user),
+                               max_results=1000)
     ids = []
     for run in found:
         if run.info.status == "RUNNING":
@@ -247,6 +279,7 @@ def open_run(settings, job, context) -> Recorder:
     if sweep:
         tags["mlflow.parentRunId"] = sweep.parent_run_id
         tags["ffexp.sweep_uid"] = sweep.sweep_uid
+    tags[RUN_KEY] = run_key(sweep.sweep_uid if sweep else None, context.job_num)
     rerun_of = (earlier_attempts(client, experiment_id, settings, context)
                 if settings.tracking.skip_existing else [])
     if rerun_of:

@@ -2,12 +2,17 @@
 
 Parent metrics: ``sweep/jobs`` (child runs), ``sweep/finished`` (FINISHED and neither
 diverged nor pruned), ``sweep/diverged``, ``sweep/pruned`` (an Optuna trial its pruner
-stopped: FINISHED, ``ffexp.outcome=pruned``; shown in the summary line when there are any), ``sweep/failed``, ``sweep/killed``, ``sweep/running`` (should stay 0),
-``sweep/skipped``, ``sweep/rerun`` (below) and
-``best/val/<main>``; tags ``ffexp.best_run_id``, ``ffexp.best_run_name``, ``ffexp.best_metric``
-and ``ffexp.summary`` (one readable line). The best child is the finished one with the highest
-validation main metric (ffexp.job.metrics.MAIN_METRIC of its task; higher is better for all), a
-pruned run excluded (its numbers are those of a training stopped early).
+stopped: FINISHED, ``ffexp.outcome=pruned``; shown in the summary line when there are any),
+``sweep/failed`` (with the jobs that failed without a run: ``sweep/failed_without_run``, from
+their status files), ``sweep/killed``, ``sweep/running`` (should stay 0), ``sweep/skipped``,
+``sweep/rerun`` (below) and ``best/val/<main>``; tags ``ffexp.best_run_id``,
+``ffexp.best_run_name``, ``ffexp.best_metric`` and ``ffexp.summary`` (one readable line). The
+best child is the finished one with the highest validation main metric
+(ffexp.job.metrics.MAIN_METRIC of its task; higher is better for all), a pruned run excluded
+(its numbers are those of a training stopped early); children that tie share the tags (their
+ids and names, comma-separated, in start order). While the sweep runs, each job that ends
+writes the same tags and counts from the sweep's status files (ffexp.tracking.tally); this
+summary, read from the runs, is written last.
 
 A sweep resumed with ``tracking.skip_existing=true`` also gets ``sweep/skipped`` (jobs whose
 config already had a FINISHED run, which stays the child of its own sweep: MLflow has one
@@ -69,9 +74,9 @@ def _state(run) -> str:
     return {"FAILED": "failed", "KILLED": "killed"}.get(status, "running")
 
 
-def best_child(runs) -> tuple[object, str, float] | None:
-    """(run, metric name, value) of the best finished child, by the main metric of the most
-    common task among the children."""
+def best_children(runs) -> tuple[list, str, float] | None:
+    """(the finished children that share the best value, metric name, value), by the main
+    metric of the most common task among the children; the tied runs in start order."""
     tasks = Counter(r.data.params.get("task", "") for r in runs)
     if not tasks:
         return None
@@ -81,8 +86,16 @@ def best_child(runs) -> tuple[object, str, float] | None:
               and math.isfinite(r.data.metrics.get(metric, math.nan))]
     if not scored:
         return None
-    value, run = max(scored, key=lambda p: p[0])
-    return run, metric, value
+    value = max(v for v, _ in scored)
+    tied = sorted((r for v, r in scored if v == value),
+                  key=lambda r: (r.info.start_time or 0, r.info.run_id))
+    return tied, metric, value
+
+
+def best_child(runs) -> tuple[object, str, float] | None:
+    """(run, metric name, value) of the best finished child (the first started of a tie)."""
+    found = best_children(runs)
+    return None if found is None else (found[0][0], found[1], found[2])
 
 
 def _fmt(value: float) -> str:
@@ -153,19 +166,31 @@ def _runs_by_id(client, experiment_id: str, run_ids: list[str]) -> list:
 
 
 def summarize(client, experiment_id: str, parent_id: str,
-              skipped: list[str] = ()) -> dict[str, int]:
-    """Write the summary onto the parent run; returns the counts."""
+              skipped: list[str] = (), sweep_dir=None) -> dict[str, int]:
+    """Write the summary onto the parent run; returns the counts. With ``sweep_dir``, the jobs
+    that failed without a run (refused, or failed before their run existed: only their status
+    file knows them, ffexp.tracking.tally) count as failed too."""
     from mlflow.entities import Metric, RunTag
     from .tags import MAX_TAG, clip
     import time
     runs = children(client, experiment_id, parent_id)
     counts = Counter(_state(r) for r in runs)
+    without_run = 0
+    if sweep_dir is not None:
+        from .tally import counts as tally_counts, records
+        without_run = tally_counts(records(sweep_dir))["failed_without_run"]
+        counts["failed"] += without_run
     names = ("finished", "diverged", "failed", "killed", "running", "pruned")
     ts = int(time.time() * 1000)
     rerun = sum(1 for r in runs if r.data.tags.get("ffexp.rerun_of"))
-    metrics = [Metric("sweep/jobs", float(len(runs)), ts, 0)]
+    metrics = [Metric("sweep/jobs", float(len(runs) + without_run), ts, 0),
+               Metric("sweep/failed_without_run", float(without_run), ts, 0)]
     metrics += [Metric(f"sweep/{k}", float(counts.get(k, 0)), ts, 0) for k in names]
-    line = f"{len(runs)} jobs: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in names[:4])
+    line = f"{len(runs) + without_run} jobs: " + ", ".join(f"{counts.get(k, 0)} {k}"
+                                                         for k in names[:4])
+    if without_run:
+        line = line.replace(f"{counts['failed']} failed",
+                            f"{counts['failed']} failed ({without_run} without a run)")
     if counts.get("pruned"):
         line += f", {counts['pruned']} pruned"
     tags = []
@@ -179,14 +204,17 @@ def summarize(client, experiment_id: str, parent_id: str,
         if len(ids) > MAX_TAG:
             client.log_text(parent_id, "\n".join(skipped) + "\n", "sweep/skipped_run_ids.txt")
         runs = runs + _runs_by_id(client, experiment_id, list(skipped))
-    best = best_child(runs)
-    if best is not None:
-        run, metric, value = best
+    found = best_children(runs)
+    best = None if found is None else (found[0][0], found[1], found[2])
+    if found is not None:
+        tied, metric, value = found
         metrics.append(Metric(f"best/{metric}", float(value), ts, 0))
-        tags += [RunTag("ffexp.best_run_id", run.info.run_id),
-                 RunTag("ffexp.best_run_name", run.info.run_name or ""),
+        tags += [RunTag("ffexp.best_run_id", clip(",".join(r.info.run_id for r in tied))),
+                 RunTag("ffexp.best_run_name",
+                        clip(",".join(r.info.run_name or "" for r in tied))),
                  RunTag("ffexp.best_metric", metric)]
-        line += f"; best {run.info.run_name} {metric}={value:.4g}"
+        ties = f" (tied with {len(tied) - 1} more)" if len(tied) > 1 else ""
+        line += f"; best {tied[0].info.run_name}{ties} {metric}={value:.4g}"
     tags.append(RunTag("ffexp.summary", line))
     tags.append(RunTag(NOTE, clip(sweep_note(line, runs, best))))
     client.log_batch(parent_id, metrics=metrics, tags=tags)

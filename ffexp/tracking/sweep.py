@@ -26,7 +26,8 @@ from typing import Any
 from ffexp.tracking import handoff, signals, store
 from ffexp.tracking.signals import Terminated
 from ffexp.tracking.stale import process_tags
-from ffexp.tracking.tags import SEP, clip, experiment_tags, git_state
+from ffexp.tracking.tags import (RUN_KEY, SEP, USER, clip, current_user, experiment_tags,
+                                 git_state, run_key)
 
 #: the parent run of this process's sweep, while it is open
 _OPEN: dict[str, Any] = {}
@@ -44,8 +45,13 @@ def begin(config, jobs: list[list[str]] | None) -> None:
     try:
         open_sweep(config, jobs)
     except Exception as err:  # the store broke (a full disk): one line, nothing to run
-        from ffexp.tracking.faults import as_fault
-        fault = as_fault(err, store.resolve_uri(config.tracking.uri, base=Path.cwd()))
+        from ffexp.tracking.faults import as_fault, denied
+        uri = store.resolve_uri(config.tracking.uri, base=Path.cwd())
+        refusal = denied(err)
+        if refusal is not None:  # the server's accounts: the user's to sort out
+            print(f"ffexp: error: tracking.uri={uri}: {refusal}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        fault = as_fault(err, uri)
         if fault is None:
             raise
         print(f"ffexp: error: {fault}", file=sys.stderr, flush=True)
@@ -125,7 +131,8 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
             "ffexp.command_line": clip(_command_line()),
             "ffexp.overrides": clip(" ".join(config.hydra.overrides.task)),
             "ffexp.git_dirty": dirty, "ffexp.kind": "sweep",
-            "mlflow.source.name": "ffexp", **process_tags()}
+            "mlflow.source.name": "ffexp", RUN_KEY: run_key(uid), USER: current_user(),
+            **process_tags()}
     if commit != "unknown":
         tags["mlflow.source.git.commit"] = commit
     if jobs is not None:
@@ -136,7 +143,8 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
     _OPEN.update(client=client, run_id=run_id, uri=uri, experiment_id=experiment_id,
                  sweep_dir=sweep_dir)
     handoff.write(sweep_dir, handoff.SweepTarget(uri, experiment_id, run_id, sweep_id,
-                                                 _varied(jobs, config), uid))
+                                                 _varied(jobs, config), uid,
+                                                 len(jobs) if jobs is not None else None))
     _install_handlers()
     return run_id
 
@@ -178,7 +186,7 @@ def close_open_sweep(status: str = "FAILED", hint: bool = True) -> None:
     from ffexp.tracking.summary import summarize
     outcome = {"FINISHED": "finished", "KILLED": "killed"}.get(status, "failed")
     steps = [lambda: summarize(client, _OPEN["experiment_id"], run_id,
-                               handoff.skipped(_OPEN["sweep_dir"])),
+                               handoff.skipped(_OPEN["sweep_dir"]), _OPEN["sweep_dir"]),
              lambda: client.set_tag(run_id, "ffexp.outcome", outcome),
              lambda: client.set_terminated(run_id, status)]
     errors = []

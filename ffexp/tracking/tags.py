@@ -125,6 +125,36 @@ def run_name(settings, overrides=(), varied=()) -> str:
 #: overview (traces, latency, tokens)
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 PRIMARY_METRIC = "mlflow.experiment.primaryMetric.name"
+#: a run's own key, made before it is created: a create retried after a lost answer finds the
+#: run by it instead of creating a second one (ffexp.tracking.retry)
+RUN_KEY = "ffexp.run_key"
+
+
+#: MLflow's own tag for who made a run (the UI's "User" column)
+USER = "mlflow.user"
+
+
+def current_user() -> str:
+    """Who records: ``MLFLOW_TRACKING_USERNAME`` (the name an authenticated tracking server
+    knows the user by), else the login name (as MLflow's fluent API records it)."""
+    import getpass
+    import os
+    name = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (ImportError, KeyError, OSError):
+        return "unknown"
+
+
+def run_key(sweep_uid: str | None = None, job_num: int | None = None) -> str:
+    """``<sweep uid>/<job number>`` for a job of a sweep (``<sweep uid>/parent`` for its parent
+    run: ``job_num`` None), a random ``single/<32 hex>`` for a run outside a sweep."""
+    if sweep_uid:
+        return f"{sweep_uid}/{'parent' if job_num is None else job_num}"
+    import uuid
+    return f"single/{uuid.uuid4().hex}"
 
 
 def experiment_tags(task: str | None = None) -> dict[str, str]:
@@ -150,6 +180,7 @@ def run_tags(config: Mapping[str, Any], overrides, sweep_id: str | None) -> dict
         "ffexp.overrides": clip(" ".join(overrides or ())),
         "ffexp.config_hash": config_hash(config), "ffexp.version": __version__,
         "mlflow.source.name": "ffexp", "mlflow.source.type": "LOCAL",
+        USER: current_user(),
     }
     if commit != "unknown":
         tags["mlflow.source.git.commit"] = commit

@@ -47,13 +47,16 @@ class MlflowServer:
     workers too."""
 
     def __init__(self, root: Path, *extra: str, port: int | None = None,
-                 db: Path | None = None, backend: str | None = None) -> None:
+                 db: Path | None = None, backend: str | None = None,
+                 env: dict | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.db = db or self.root / "server.db"
         self.backend = backend or f"sqlite:///{self.db}"
         self.extra = list(extra)
+        #: the server's own environment variables (MLFLOW_AUTH_ADMIN_PASSWORD, ...)
+        self.env = dict(env or {})
         self.proc: subprocess.Popen | None = None
         self.log = self.root / "server.log"
 
@@ -67,7 +70,8 @@ class MlflowServer:
                "--artifacts-destination", str(self.root / "artifacts"), *self.extra]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=log, stderr=log,
-                                         env=env_without_mlflow(), start_new_session=True)
+                                         env=env_without_mlflow(**self.env),
+                                         start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -111,3 +111,39 @@ def test_a_dataset_another_job_stores_meanwhile_is_linked_on_postgres(postgres):
     for r in (run, other_run):
         (linked,) = client.get_run(r.info.run_id).inputs.dataset_inputs
         assert linked.dataset.name == "moons"
+
+
+def test_a_database_outage_of_20_s_while_jobs_are_created_loses_no_job(tmp_path, postgres):
+    """PostgreSQL stops for 20 s while a sweep of short jobs keeps creating and closing runs
+    (the server answers 503 TEMPORARILY_UNAVAILABLE, or 500): the calls are retried
+    (ffexp.tracking.retry), a create whose answer was lost is found by its ``ffexp.run_key``,
+    and the sweep ends with every job FINISHED once, at the first pass."""
+    n = 12
+    args = [*sweep_args(n, workers=2), "tracking.log_model=false", "tracking.log_plots=false"]
+    with MlflowServer(tmp_path / "server", *SERVER_OPTS, backend=postgres.uri) as server:
+        proc = subprocess.Popen([FFEXP, *args, f"tracking.uri={server.uri}"], cwd=tmp_path,
+                                env=env_without_mlflow(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 600
+            while len(_children(server.uri, "FINISHED")) < 2 and time.monotonic() < deadline:
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.5)
+            postgres.stop()
+            t0 = time.monotonic()
+            time.sleep(20)
+            postgres.start()
+            print(f"PostgreSQL was down for {time.monotonic() - t0:.1f} s")
+            out, err = proc.communicate(timeout=900)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        print(out[-3000:], err[-3000:])
+        assert proc.returncode == 0, out + err
+        parent, children = check_sweep_store(server.uri, n)  # n FINISHED, once each
+        keys = [c.data.tags["ffexp.run_key"] for c in children]
+        assert len(set(keys)) == n
+        logs = "".join(p.read_text() for p in tmp_path.rglob("ffexp.log"))
+        retried = logs.count("MLflow store unavailable")
+        print(f"{n} jobs FINISHED, 0 duplicated; {retried} call(s) retried during the outage")
+        assert retried > 0  # the outage met the jobs

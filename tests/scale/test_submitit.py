@@ -22,6 +22,9 @@ def test_submitit_local_sweep_keeps_the_parent_child_structure(tmp_path):
     proc, _ = run_ffexp(tmp_path, [*sweep_args(n, launcher="submitit_local"),
                                    "hydra.launcher.timeout_min=10"], uri)
     assert f"{n} job(s) done" in proc.stdout
+    # the submitting console shows each job's line as it ends (ffexp.launch.watch)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("[job ")]
+    assert sorted(int(x.split("]")[0][5:]) for x in lines) == list(range(n))
     parent, children = check_sweep_store(uri, n)
     sweep_dir = tmp_path / parent.data.tags["ffexp.sweep_id"]
     assert (sweep_dir / "mlflow_sweep.json").is_file()

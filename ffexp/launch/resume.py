@@ -1,0 +1,95 @@
+"""A resumed grid sweep (``tracking.skip_existing=true``) submits only what is missing.
+
+Before the launcher gets the jobs, ``sift`` asks the store once for the experiment's FINISHED
+runs (the user's own, unless ``tracking.skip_existing_any_user``: ffexp.tracking.run.
+finished_configs) and composes each job's config (with the sweep's loader: each combination of
+group choices once) into its config hash (ffexp.tracking.tags.config_hash, the hash the job's
+run carries). A job whose hash has a FINISHED run is not submitted: it takes no launcher slot
+(a SLURM array task, a joblib worker). It is counted all the same:
+
+- its status file ``<sweep dir>/skipped/<k>/ffexp_status.json`` (``"status": "skipped"``, the
+  run's id) and skip note (ffexp.tracking.handoff.note_skipped), as a skipped job writes them,
+  so the sweep's verdict, the parent's counts and its ``ffexp.skipped_run_ids`` include it;
+- its console line, ``[job k] ...: skipped  run <id> finished it before``.
+
+The jobs that run keep their order and are numbered first (0, 1, ...; the launcher numbers
+what it gets); the skipped ones take the numbers after them. A job whose config cannot be
+composed or hashed here is submitted (it skips itself if it finds its run).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("ffexp")
+
+#: where the jobs skipped before submission keep their status files
+SKIPPED_DIR = "skipped"
+
+
+def _hash(loader, config, overrides) -> str | None:
+    """The config hash of the job ``overrides``, as its run would carry it; None if it cannot
+    be computed here."""
+    from omegaconf import OmegaConf, open_dict
+
+    from ffexp.tracking.tags import config_hash
+    try:
+        cfg = loader.load_sweep_config(config, list(overrides))
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return config_hash(OmegaConf.to_container(cfg, resolve=True))
+    except Exception as err:  # the launcher's own composition will tell the user
+        log.debug("could not hash job %s before launch: %s", overrides, err)
+        return None
+
+
+def sift(config, loader, batches: list[list[list[str]]], sweep_dir: Path):
+    """(the batches without the jobs whose configs have a FINISHED run, how many were left
+    out); the left-out jobs are recorded as skipped (see the module doc)."""
+    tracking = config.get("tracking") or {}
+    if not (tracking.get("enabled") and tracking.get("skip_existing")):
+        return batches, 0
+    from ffexp.tracking import handoff, store
+    from ffexp.tracking.run import finished_configs
+    target = handoff.read(sweep_dir)
+    if target is None:
+        return batches, 0
+    client = store.client(target.tracking_uri)
+    finished = finished_configs(client, target.experiment_id,
+                                bool(tracking.get("skip_existing_any_user")))
+    if not finished:
+        return batches, 0
+    kept, skipped = [], []
+    for batch in batches:
+        left = []
+        for job in batch:
+            run_id = finished.get(_hash(loader, config, job) or "")
+            (skipped.append((job, run_id)) if run_id else left.append(job))
+        if left:
+            kept.append(left)
+    if skipped:
+        _record(sweep_dir, skipped, sum(len(b) for b in kept), target)
+    return kept, len(skipped)
+
+
+def _record(sweep_dir: Path, skipped, first: int, target) -> None:
+    """Status files, skip notes and console lines of the jobs left out, numbered from
+    ``first``; then the parent's count."""
+    from ffexp.launch.watch import STATUS_FILE, line_of
+    from ffexp.job.progress import print_job_line
+    from ffexp.tracking import handoff
+    from ffexp.tracking.tally import update_parent
+    for k, (job, run_id) in enumerate(skipped, start=first):
+        folder = Path(sweep_dir) / SKIPPED_DIR / str(k)
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {"job_num": k, "job_id": "", "overrides": list(job), "status": "skipped",
+                  "outcome": "skipped", "metric": None, "value": None, "error": "",
+                  "seconds": 0.0, "metrics": {}, "run_id": run_id, "rerun_of": [],
+                  "pid": os.getpid()}
+        (folder / STATUS_FILE).write_text(json.dumps(record, indent=1) + "\n")
+        handoff.note_skipped(folder, run_id)
+        print_job_line(line_of(record))
+    update_parent(sweep_dir, target)
