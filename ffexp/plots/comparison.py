@@ -33,6 +33,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from ffexp.plots.figures import bounded
+
 #: groups drawn as lines on shared axes; more become small multiples
 MAX_LINES = 24
 DPI = 90
@@ -108,10 +110,10 @@ def _legend_width(labels: list[str]) -> float:
     return 0.6 + 0.075 * max((len(s) for s in labels), default=0)
 
 
-def _seeds_note(groups: Sequence[Group]) -> str:
+def _seeds_note(groups: Sequence[Group], mean: str = "geometric mean") -> str:
     n = sorted({len(runs) for _, runs in groups})
     seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
-    return f"{seeds} seed(s) per group: thick = geometric mean over seeds, thin = each seed" \
+    return f"{seeds} seed(s) per group: thick = {mean} over seeds, thin = each seed" \
         if n and n[-1] > 1 else "one seed per group"
 
 
@@ -250,14 +252,17 @@ def learning_curves(groups: Sequence[Group], main: str | None = None, title: str
                     markevery=max(1, len(x) // 8), ms=4)
         if log:
             ax.set_yscale("log")
+        elif bounded(name):
+            ax.set_ylim(0.0, 1.0)   # runs compared on the metric's whole range
         ax.grid(True, lw=0.4, alpha=0.5)
         ax.set(title=name, xlabel="epoch (0 = before any update)",
                ylabel=f"{name} at the epoch's end")
     labels = [label for label, _ in groups]
     _margins(fig, 0.75, _legend_width(labels), wspace=0.3, bottom=0.15)
     _legend(fig, labels, legend_title)
-    fig.suptitle(f"{title}\nlearning curves: {_seeds_note(groups)}" if title else
-                 f"learning curves: {_seeds_note(groups)}", fontsize="medium")
+    note = _seeds_note(groups, "mean (geometric on the log axes)")
+    fig.suptitle(f"{title}\nlearning curves: {note}" if title else f"learning curves: {note}",
+                 fontsize="medium")
     return fig
 
 
@@ -281,10 +286,14 @@ def _curve_tiles(groups: Sequence[Group], title: str) -> Figure:
 
 
 def decision_boundaries(tiles: Sequence[tuple[str, np.ndarray]], title: str = "") -> Figure:
-    """One tile per group: ``(label, RGB image of the final decision boundary)``."""
-    fig, axes = _tiles(len(tiles), size=(2.6, 2.8))
+    """One tile per group: ``(label, RGB image of the final decision boundary)``, each at its
+    own pixel size up to 6 groups (the frame's text stays legible), smaller beyond."""
+    n = len(tiles)
+    scale = 1.0 if n <= 6 else 0.75 if n <= 12 else 0.55
+    height, width = tiles[0][1].shape[:2] if tiles else (240, 220)
+    fig, axes = _tiles(n, size=(width / DPI * scale, height / DPI * scale + 0.3))
     for ax, (label, rgb) in zip(axes, tiles):
-        ax.imshow(rgb, interpolation="nearest")
+        ax.imshow(rgb, interpolation="antialiased")
         ax.set_axis_off()
         ax.set_title(label, fontsize="x-small" if len(tiles) > 12 else "small")
     fig.suptitle(f"{title}\nfinal decision boundary per group (one seed)" if title else

@@ -385,7 +385,8 @@ def one_side(field: np.ndarray, levels: list, what: str) -> str:
         return f"no boundary: class {int(lo)} predicted everywhere"
     side = "<" if hi < 0.5 else "≤" if hi == 0.5 and lo < 0.5 else "=" if lo == hi else \
         ">" if lo > 0.5 else "≥"
-    spread = f"{lo:.3g}" if lo == hi else f"{lo:.3g} to {hi:.3g}"
+    low, high = f"{lo:.3g}", f"{hi:.3g}"
+    spread = low if low == high else f"{low} to {high}"
     return f"no boundary: {what} {side} 0.5 everywhere ({what} {spread})"
 
 
