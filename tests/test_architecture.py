@@ -28,7 +28,8 @@ LAYERS: dict[str, set[str]] = {
                      "ffexp.launch"},   # the chaos probe rebuilds a job from its params
     "ffexp.launch": {"ffexp.nn", "ffexp.job", "ffexp.plots", "ffexp.tracking", "ffexp._compat"},
     "hydra_plugins.ffexp_sweeper": {"ffexp.launch"},
-    "hydra_plugins.ffexp_optuna": set(),   # its configs only: Hydra's scan imports it in any app
+    "hydra_plugins.ffexp_optuna": {"ffexp.launch"},   # only when it sweeps (Hydra's scan
+                                                       # imports the module in any app)
 }
 #: the packages of this repository (other hydra_plugins.* are installed libraries)
 OWN = tuple(LAYERS)

@@ -24,7 +24,11 @@ class MlflowSweep(Callback):
                 from ffexp.launch.config import hydra_error_line
                 print(f"ffexp: error: {hydra_error_line(err)}", file=sys.stderr, flush=True)
                 raise SystemExit(2) from None
-        begin(config, jobs)
+        searched = ()
+        if jobs is None and config.tracking.enabled and _is_search(config):
+            from ffexp.launch.optuna_search import searched_keys
+            searched = tuple(searched_keys(config))
+        begin(config, jobs, searched)
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         close_open_sweep("FINISHED", hint=False)   # report_sweep prints it with the result

@@ -69,8 +69,9 @@ def settings_from_params(params: Mapping[str, str]):
             node[last] = yaml.safe_load(text)
         except yaml.YAMLError:
             node[last] = text
-    cfg = OmegaConf.merge(_writable(Settings), nested,
-                          {"tracking": OmegaConf.structured(TrackingSettings(enabled=False))})
+    nested.pop("tracking", None)   # the rerun records nothing: the defaults, tracking off
+    cfg = OmegaConf.merge(_writable(Settings), nested, {"tracking": _writable(TrackingSettings)},
+                          {"tracking": {"enabled": False}})
     return to_settings(cfg)
 
 

@@ -33,7 +33,7 @@ from ffexp.tracking.tags import (RUN_KEY, SEP, USER, clip, current_user, experim
 _OPEN: dict[str, Any] = {}
 
 
-def begin(config, jobs: list[list[str]] | None) -> None:
+def begin(config, jobs: list[list[str]] | None, searched: tuple[str, ...] = ()) -> None:
     """A tracked sweep's start, in the launching process before any job: the store is checked
     (``_check_store``), then the experiment and the parent run are created (``open_sweep``);
     a store that breaks meanwhile (a full disk) ends the sweep with one line, exit status 1.
@@ -43,7 +43,7 @@ def begin(config, jobs: list[list[str]] | None) -> None:
         return
     _check_store(config)
     try:
-        open_sweep(config, jobs)
+        open_sweep(config, jobs, searched)
     except Exception as err:  # the store broke (a full disk): one line, nothing to run
         from ffexp.tracking.faults import as_fault, denied
         uri = store.resolve_uri(config.tracking.uri, base=Path.cwd())
@@ -93,12 +93,11 @@ def _experiment(config, jobs: list[list[str]] | None) -> str:
     return "ffexp" if len(datasets) > 1 else str(config.dataset.name)
 
 
-def _varied(jobs: list[list[str]] | None, config=None) -> tuple[str, ...]:
+def _varied(jobs: list[list[str]] | None, searched: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The override keys with more than one value across the jobs; when the jobs are not known
-    up front (Optuna samples them), the keys of the sweeper's search space."""
-    if jobs is None and config is not None:
-        from ffexp.launch.optuna_search import searched_keys
-        return searched_keys(config)
+    up front (Optuna samples them), ``searched``: the keys of the sweeper's search space."""
+    if jobs is None:
+        return tuple(searched)
     values: dict[str, set] = {}
     for job in jobs or ():
         for override in job:
@@ -111,7 +110,7 @@ def _sweep_dir(config, start: Path) -> Path:
     return (start / str(config.hydra.sweep.dir)).resolve()
 
 
-def open_sweep(config, jobs: list[list[str]] | None) -> str:
+def open_sweep(config, jobs: list[list[str]] | None, searched: tuple[str, ...] = ()) -> str:
     """Create the parent run and hand its id to the jobs; returns the run id."""
     start = Path.cwd()
     uri = store.resolve_uri(config.tracking.uri, base=start)
@@ -143,7 +142,7 @@ def open_sweep(config, jobs: list[list[str]] | None) -> str:
     _OPEN.update(client=client, run_id=run_id, uri=uri, experiment_id=experiment_id,
                  sweep_dir=sweep_dir)
     handoff.write(sweep_dir, handoff.SweepTarget(uri, experiment_id, run_id, sweep_id,
-                                                 _varied(jobs, config), uid,
+                                                 _varied(jobs, searched), uid,
                                                  len(jobs) if jobs is not None else None))
     _install_handlers()
     return run_id
