@@ -23,6 +23,7 @@ process: about 2 × groups × one job's training time.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Mapping
 
@@ -69,8 +70,9 @@ def settings_from_params(params: Mapping[str, str]):
             node[last] = yaml.safe_load(text)
         except yaml.YAMLError:
             node[last] = text
+    # tracking as a plain dict: the schema node holds _writable's thawed copy of the class
     cfg = OmegaConf.merge(_writable(Settings), nested,
-                          {"tracking": OmegaConf.structured(TrackingSettings(enabled=False))})
+                          {"tracking": dataclasses.asdict(TrackingSettings(enabled=False))})
     return to_settings(cfg)
 
 
