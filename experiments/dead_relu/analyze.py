@@ -23,7 +23,7 @@ from studylib import (at_step, depth, first_step, last, load_sweep, md_table, me
                       mean_std, outcomes, param, parse_args, pyplot, reached, save_figure,
                       wide, write_markdown)
 
-ACTIVATIONS = ("relu", "leaky_relu, c = 0.01", "leaky_relu, c = 0.1")
+ACTIVATIONS = ("relu", "leaky_relu, c = 0.001", "leaky_relu, c = 0.01", "leaky_relu, c = 0.1")
 TARGET = 0.85
 
 

@@ -6,8 +6,9 @@ training cost J at step 0 (before any update) and after the first update, how ma
 rise at the first update, the share of epochs at which J rose, the epochs to J ≤ TARGET, and J
 and the validation R² at the last epoch. Batch gradient descent: each epoch is one exact step,
 so a rise of J is the step's, not the noise of a mini-batch. The last-epoch columns are over
-the runs that did not diverge (a diverged run's last finite values are astronomically large). Writes report/analysis.md and
-report/cost_curves.png (J against epochs, one panel per activation).
+the runs with a result: not diverged, and J and R² within ±OVERFLOW (ffexp.report.stats: a
+run that ends at J = 1e262 has overflowed, whether or not the engine stopped it). Writes
+report/analysis.md and report/cost_curves.png (J against epochs, one panel per activation).
 
     python experiments/learning_rate/analyze.py
 """
@@ -18,6 +19,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from ffexp.report.stats import OVERFLOW
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # experiments/studylib.py (run as a script, not a package)
@@ -55,12 +58,15 @@ def main() -> None:
             if not len(sel):
                 continue
             ids = list(sel["run_id"])
-            ok = list(sel[sel["outcome"] != "diverged"]["run_id"])  # trained to the end
+            ok = [i for i in sel[sel["outcome"] != "diverged"]["run_id"]   # trained to the end,
+                  if abs(final_cost.get(i, np.inf)) <= OVERFLOW                 # and not overflowed
+                  and abs(final_r2.get(i, np.inf)) <= OVERFLOW]
             pairs = [(j0[i], j1[i]) for i in ids if i in j0 and i in j1]
             up = f"{sum(b > a for a, b in pairs)} of {len(pairs)}" if pairs else "—"
             rows.append([act, f"{lr:g}", outcomes(sel), mean_std(j0.reindex(ids)),
                          mean_std(j1.reindex(ids)), up, mean_std(100 * rose(i) for i in ids),
-                         reached(hit.reindex(ids)), mean_std(final_cost.reindex(ok)),
+                         reached(hit.reindex(ids)), f"{len(ok)} of {len(ids)}",
+                         mean_std(final_cost.reindex(ok)),
                          mean_std(final_r2.reindex(ok)),
                          mean_std(100 * dead.reindex(ok)) if act == "relu" else "—"])
 
@@ -88,12 +94,15 @@ def main() -> None:
         f"{len(runs)} runs, batch gradient descent (one update per epoch). J: the training cost "
         "on the whole training set; step 0 is before any update, step 1 after the first. "
         f"'J rose, % of epochs': epochs whose J is above the previous epoch's (finite epochs). "
-        f"Epochs to J ≤ {fmt(TARGET)}: mean over the runs that got there. Validation R² at the "
-        "last epoch, over the runs that did not diverge; dead: % of the ReLU units with z ≤ 0 "
-        "for every training example at the last epoch. Mean ± std over seeds.",
+        f"Epochs to J ≤ {fmt(TARGET)}: mean over the runs that got there. J and validation R² "
+        f"at the last epoch, over the runs with a result (not diverged, and both within "
+        f"±{OVERFLOW:g}: beyond, the value has overflowed and is no result, as in ffexp-report); "
+        "dead: % of the ReLU units with z ≤ 0 for every training example at the last epoch. "
+        "Mean ± std over seeds.",
         md_table(["activation", "α", "outcomes", "J at step 0", "J at step 1",
                   "J rose at the first update", "J rose, % of epochs", f"epochs to J ≤ {fmt(TARGET)}",
-                  "J, last epoch (not diverged)", "val R², last epoch (not diverged)",
+                  "runs with a result", "J, last epoch (with a result)",
+                  "val R², last epoch (with a result)",
                   "dead units %, last epoch"], rows),
         "![training cost against epochs per α; × a diverged run's last finite epoch, drawn at the top when beyond it](cost_curves.png)",
     ])

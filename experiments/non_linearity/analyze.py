@@ -58,8 +58,8 @@ def main() -> None:
             f"{k} {v}" for k, v in sorted(runs["outcome"].value_counts().items())) + ".",
         "## Final validation accuracy (mean ± std over seeds)\n\n" + accuracy,
         "## Does anything change when the hidden activation is the step function?\n\n"
-        "‖∂J/∂W[l]‖: at step 0 the norm of the full training cost's gradient, at later epochs "
-        "the mean over the epoch's mini-batches; the change of ‖W[l]‖ is measured from step 0 "
+        "‖∂J/∂W[l]‖: the norm of the full training cost's gradient, at step 0 and at every "
+        "epoch's end (train.epoch_gradients=full); the change of ‖W[l]‖ is measured from step 0 "
         "(the initial weights, before any update) to the last epoch. relu for comparison.\n\n"
         + step,
     ])

@@ -2,8 +2,9 @@
 and converge with He, as He et al. (2015) report?
 
 Per init, over seeds: the training cost at a few epochs, the first epoch at which the validation
-accuracy reaches TARGET, the final validation accuracy, and the first-epoch ratio
-‖∂J/∂Z[1]‖ / ‖∂J/∂Z[L]‖. Writes report/analysis.md (measure.py covers initialization).
+accuracy reaches TARGET, the final validation accuracy, and the ratio ‖∂J/∂Z[1]‖ / ‖∂J/∂Z[L]‖
+of the full training cost's gradient at step 0 (before any update) and at step 1 (after the
+first epoch's updates). Writes report/analysis.md (measure.py covers initialization).
 
     python experiments/signal_propagation/analyze.py
 """
@@ -33,7 +34,8 @@ def main() -> None:
     runs, hist = load_sweep(args.tracking_uri, keys)
     final_cost, final_acc = last(hist, "train/cost"), last(hist, "val/accuracy")
     hit = first_step(hist, "val/accuracy", lambda v: v >= TARGET)
-    ratio = at_step(hist, "grad_norm/Z1", 1) / at_step(hist, f"grad_norm/Z{L}", 1)
+    ratio0 = at_step(hist, "grad_norm/Z1", 0) / at_step(hist, f"grad_norm/Z{L}", 0)
+    ratio1 = at_step(hist, "grad_norm/Z1", 1) / at_step(hist, f"grad_norm/Z{L}", 1)
     epochs = int(hist["step"].max())
     shown = [e for e in EPOCHS if e < epochs]
     rows = []
@@ -43,13 +45,15 @@ def main() -> None:
         rows.append([init, ", ".join(f"{k} {v}" for k, v in sorted(sel["outcome"].value_counts().items())),
                      *[mean_std(at_step(hist, "train/cost", e).reindex(ids)) for e in shown],
                      mean_std(final_cost.reindex(ids)), reached(hit.reindex(ids)),
-                     mean_std(final_acc.reindex(ids)), mean_std(ratio.reindex(ids))])
+                     mean_std(final_acc.reindex(ids)), mean_std(ratio0.reindex(ids)),
+                     mean_std(ratio1.reindex(ids))])
     write_markdown(args.output, "Study 5, signal_propagation (training): analysis", [
         f"{len(runs)} runs: ReLU, {L - 1} hidden layers, {epochs} epochs. Mean ± std over seeds "
         f"(ln 2 = {np.log(2):.4f} is the cost of always answering 1/2).",
         md_table(["init", "outcomes", *[f"train cost, epoch {e}" for e in shown],
                   f"train cost, epoch {epochs}", f"epochs to val accuracy ≥ {TARGET}",
-                  "final val accuracy", f"‖∂J/∂Z[1]‖ / ‖∂J/∂Z[{L}]‖, epoch 1"], rows),
+                  "final val accuracy", f"‖∂J/∂Z[1]‖ / ‖∂J/∂Z[{L}]‖, step 0 (before any update)",
+                  f"‖∂J/∂Z[1]‖ / ‖∂J/∂Z[{L}]‖, after epoch 1"], rows),
         "The measurements at initialization are in [../measure.md](../measure.md).",
     ])
 

@@ -23,6 +23,7 @@ process: about 2 × groups × one job's training time.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Mapping
 
@@ -69,9 +70,9 @@ def settings_from_params(params: Mapping[str, str]):
             node[last] = yaml.safe_load(text)
         except yaml.YAMLError:
             node[last] = text
-    nested.pop("tracking", None)   # the rerun records nothing: the defaults, tracking off
-    cfg = OmegaConf.merge(_writable(Settings), nested, {"tracking": _writable(TrackingSettings)},
-                          {"tracking": {"enabled": False}})
+    # tracking as a plain dict: the schema node holds _writable's thawed copy of the class
+    cfg = OmegaConf.merge(_writable(Settings), nested,
+                          {"tracking": dataclasses.asdict(TrackingSettings(enabled=False))})
     return to_settings(cfg)
 
 

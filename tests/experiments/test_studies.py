@@ -38,6 +38,12 @@ STUDIES = {
     "biases": (["activation=relu", "init.bias=0.0,0.1"], "f1_micro"),
     "sigmoid_saturation": (["init={name:standard,distribution:uniform},{name:xavier}",
                             "model.hidden_sizes=[32,32,32,32]"], "standard"),
+    "softmax_output": (["model.output_activation=softmax,sigmoid", "model.hidden_sizes=[8]"],
+                       "sigmoid"),
+    "relu_speed": (["activation=relu,sigmoid", "init=he", "optimizer.lr=0.1",
+                    "model.hidden_sizes=[8]"], "sigmoid"),
+    "large_training_set": (["optimizer={name:batch,lr:0.1,batch_size:60},{name:sgd,lr:0.1,batch_size:1}",
+                            "dataset.params.n_samples=100"], "sgd"),
 }
 #: the study run end to end in the default test run (the others, and losses, are slow)
 DEFAULT = ("non_linearity",)

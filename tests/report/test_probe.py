@@ -85,3 +85,20 @@ def test_without_the_probe_the_column_is_there_and_empty(real_sweep, tmp_path):
     groups = _rows(out / "groups.csv")
     assert all(g["chaotic"] == "" for g in groups) and "probe_seed" not in groups[0]
     assert "Chaos probe" not in (out / "report.md").read_text()
+
+
+def test_the_ffexp_report_command_probes(real_sweep, tmp_path):
+    """The console command, in a fresh interpreter: the settings of a run are rebuilt there
+    without the structured-config classes that earlier imports in a test process leave behind."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = shutil.which("ffexp-report", path=str(Path(sys.executable).parent)) or "ffexp-report"
+    out = tmp_path / "r"
+    done = subprocess.run([command, "--tracking-uri", real_sweep["uri"], "--output", str(out),
+                           "--no-log-artifact", "--probe-chaos"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert all(g["chaotic"] in ("True", "False") for g in _rows(out / "groups.csv"))
