@@ -6,8 +6,8 @@ MLflow 3.18's UI keeps a saved view (its "Views" menu on an experiment's runs pa
 ``mlflow.sharedViewState.<view id>``, a JSON envelope ``{"name", "createdAt", "updatedAt"
 (milliseconds), "state"}``; ``state`` is the JSON of the page's search facets (``searchFilter``,
 ``orderByKey``, ``orderByAsc``) and chart settings (``compareRunCharts``: the cards,
-``compareRunSections``: their sections with ``columns`` (cards a row) and ``cardHeight``). An image card
-(``type: IMAGE``) has ``imageKeys``, ``step`` and ``showRunParams``: MLflow's default ``true``
+``compareRunSections``: their sections with ``columns``, cards a row, and ``cardHeight``). An
+image card (``type: IMAGE``) has ``imageKeys``, ``step`` and ``showRunParams``: MLflow's default ``true``
 prints every param of each run above its picture, which pushes the picture out of the card. The
 format is the UI's own, not an API; ``save_view`` writes it only under the MLflow series in
 ``TESTED`` and otherwise writes nothing (returns None), warning once.
@@ -34,8 +34,8 @@ CARD_HEIGHT = 420
 
 def images_state(search_filter: str, image_keys: list[str], step: int) -> dict:
     """The view's state: runs matching ``search_filter`` sorted by name (one row each, none
-    nested), and a first section "Step images" of one card per key in
-    ``image_keys`` (two a row) at ``step``, without run parameters; MLflow adds the metric charts after."""
+    nested), and a first section "Step images" of one card per key in ``image_keys`` (two a
+    row) at ``step``, without run parameters; MLflow adds the metric charts after it."""
     section = "ffexp-step-images"
     charts = [{"uuid": f"ffexp-image-{key}", "type": "IMAGE", "imageKeys": [key], "step": step,
                "showRunParams": False, "metricSectionId": section, "deleted": False,
