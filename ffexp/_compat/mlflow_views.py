@@ -7,9 +7,9 @@ MLflow 3.18's UI keeps a saved view (its "Views" menu on an experiment's runs pa
 (milliseconds), "state"}``; ``state`` is the JSON of the page's search facets (``searchFilter``,
 ``orderByKey``, ``orderByAsc``) and chart settings (``compareRunCharts``: the cards,
 ``compareRunSections``: their sections, with ``columns`` (cards a row) and ``cardHeight``).
-An image card (``type: IMAGE``) has ``imageKeys``, ``step`` and ``showRunParams``: MLflow's default ``true``
-prints every param of each run above its picture, which pushes the picture out of the card. The
-format is the UI's own, not an API; ``save_view`` writes it only under the MLflow series in
+An image card (``type: IMAGE``) has ``imageKeys``, ``step`` and ``showRunParams``: MLflow's
+default ``true`` prints every param of each run above its picture, which pushes the picture out
+of the card. The format is the UI's own, not an API; ``save_view`` writes it only under the MLflow series in
 ``TESTED`` and otherwise writes nothing (returns None), warning once.
 
 The table of a saved view nests a sweep's children under their parent only when it is sorted by
