@@ -9,8 +9,8 @@ MLflow 3.18's UI keeps a saved view (its "Views" menu on an experiment's runs pa
 ``compareRunSections``: their sections, with ``columns`` (cards a row) and ``cardHeight``).
 An image card (``type: IMAGE``) has ``imageKeys``, ``step`` and ``showRunParams``: MLflow's
 default ``true`` prints every param of each run above its picture, which pushes the picture out
-of the card. The format is the UI's own, not an API; ``save_view`` writes it only under the MLflow series in
-``TESTED`` and otherwise writes nothing (returns None), warning once.
+of the card. The format is the UI's own, not an API; ``save_view`` writes it only under the
+MLflow series in ``TESTED`` and otherwise writes nothing (returns None), warning once.
 
 The table of a saved view nests a sweep's children under their parent only when it is sorted by
 start time (MLflow's ``nestChildren``); sorted by run name, the children are rows of their own,
