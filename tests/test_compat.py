@@ -88,3 +88,23 @@ def test_sklearn_fallback_validation_refuses_what_sklearn_refuses():
         with pytest.raises(sp._InvalidParameterError, match=next(iter(bad))):
             sp._validate(Fallback(**{"epochs": 2, **bad}))
     sp._validate(Fallback(epochs=2, tol=None, slope=0.1, random_state=3))  # accepted
+
+
+def test_a_saved_view_is_written_only_for_a_tested_mlflow(fresh_gate, tmp_path, monkeypatch):
+    """MLflow's saved-view tag (the UI's format) on a real store: written and read back under
+    the tested series; under another, nothing is written and ffexp warns once."""
+    from ffexp._compat import mlflow_views
+    from ffexp.tracking import store
+    client = store.client(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.create_experiment("views")
+    state = mlflow_views.images_state("tags.x = '1'", ["decision_boundary"], 7)
+    query = mlflow_views.save_view(client, exp, "v1", "a view", state)
+    assert query.endswith("compareRunsMode=CHART&viewStateShareKey=v1")
+    import json
+    envelope = json.loads(client.get_experiment(exp).tags["mlflow.sharedViewState.v1"])
+    assert envelope["name"] == "a view" and json.loads(envelope["state"]) == state
+    gate.supported.cache_clear()
+    monkeypatch.setattr(gate.metadata, "version", lambda d: "3.99.0")
+    with pytest.warns(UserWarning, match="saved views"):
+        assert mlflow_views.save_view(client, exp, "v2", "b", state) is None
+    assert "mlflow.sharedViewState.v2" not in client.get_experiment(exp).tags

@@ -168,6 +168,7 @@ class SweepConclusion(Callback):
                   file=sys.stderr, flush=True)
         if config.tracking.enabled:
             lines += _comparison(Path(sweep_dir))
+            lines += _images_view(Path(sweep_dir))
         SweepStatus.conclusion = lines
 
 
@@ -192,3 +193,27 @@ def _comparison(sweep_dir) -> list[str]:
         return []
     return [f"ffexp: comparison figures on the parent run {target.parent_run_id}: "
             + ", ".join(f"{FOLDER}/{n}" for n in names)]
+
+
+def _images_view(sweep_dir) -> list[str]:
+    """Save the view of the children's step images on the experiment (ffexp.tracking.views);
+    the line that names it and its address."""
+    from ffexp.tracking import handoff, store, views
+    target = handoff.read(sweep_dir)
+    if target is None:
+        return []
+    try:
+        made = views.sweep_images_view(store.client(target.tracking_uri), target.experiment_id,
+                                       target.parent_run_id)
+    except Exception as err:
+        print(f"ffexp: warning: no view of the step images: {type(err).__name__}: "
+              f"{str(err).strip().splitlines()[0][:200] if str(err) else ''}",
+              file=sys.stderr, flush=True)
+        return []
+    if made is None:
+        return []
+    name, query = made
+    uri = target.tracking_uri
+    base = uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return [f"ffexp: the children's step images, side by side (the UI's Views menu: {name}):",
+            f"  {base.rstrip('/')}/#/experiments/{target.experiment_id}/runs?{query}"]

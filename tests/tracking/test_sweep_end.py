@@ -4,6 +4,7 @@ comparison figures (read back with MlflowClient) and shows them in its descripti
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -44,6 +45,17 @@ def test_a_sweep_ends_with_its_table_and_its_comparison_figures(tmp_path):
     note = client.get_run(pid).data.tags["mlflow.note.content"]
     assert note.startswith("**Sweep**")                 # the summary stays, the figures follow
     assert f"get-artifact?path=comparison/gradient_flow.png&run_uuid={pid}" in note
+    # the saved view of the children's step images (MLflow's Views menu), and its address
+    view = json.loads(client.get_experiment(parent.info.experiment_id)
+                      .tags[f"mlflow.sharedViewState.{pid}"])
+    assert view["name"] == f"{parent.info.run_name}: step images"
+    state = json.loads(view["state"])
+    assert state["searchFilter"] == f"tags.`mlflow.parentRunId` = '{pid}'"
+    assert state["orderByKey"] == "attributes.run_name"          # the children not nested
+    cards = state["compareRunCharts"]
+    assert [c["imageKeys"] for c in cards] == [["decision_boundary"], ["gradient_flow"]]
+    assert all(c["step"] == 3 and c["showRunParams"] is False for c in cards)
+    assert f"compareRunsMode=CHART&viewStateShareKey={pid}" in tail
 
 
 def test_an_untracked_sweep_still_ends_with_its_table(tmp_path):
