@@ -16,6 +16,11 @@ class MlflowSweep(Callback):
     """Registered in conf/config.yaml under ``hydra.callbacks``."""
 
     def on_multirun_start(self, config, **kwargs: Any) -> None:
+        from ffexp.launch.guards import launcher_problem
+        problem = launcher_problem(config)
+        if problem:  # before a worker starts or the store is touched
+            print(f"ffexp: error: {problem}", file=sys.stderr, flush=True)
+            raise SystemExit(2)
         jobs = _sweep_jobs(config) if config.tracking.enabled else None
         if jobs is not None:
             try:

@@ -57,7 +57,8 @@ def existing_run_id(settings, context) -> str | None:
 
 def check_store(settings, context) -> None:
     """ValueError naming ``tracking.uri`` if the job's store cannot be used (an HTTP server that
-    does not answer, a SQLite file that cannot be created): before training, nothing created.
+    does not answer, a SQLite file that cannot be created, a scheme MLflow cannot record in, an
+experiment name MLflow refuses): before training, nothing created.
     A sweep's job skips it: the launching process checked before the sweep began."""
     if not settings.tracking.enabled:
         return
@@ -65,8 +66,9 @@ def check_store(settings, context) -> None:
     if context.mode == "multirun" and \
             handoff.read(context.sweep_dir, context.sweep_uid) is not None:
         return
-    from .preflight import check_store as check
+    from .preflight import check_experiment_name, check_store as check
     from .store import resolve_uri
+    check_experiment_name(settings.tracking.experiment)
     check(resolve_uri(settings.tracking.uri))
 
 

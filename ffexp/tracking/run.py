@@ -27,7 +27,7 @@ from .signals import TimeLimit, deferred_sigterm, killed, sigterm_raises
 from .snapshots import Snapshots
 from .stale import mark_stale, process_tags, why_stale
 from .summary import NOTE, run_note
-from .tags import clip, config_hash, experiment_tags, run_name, run_tags, short_error
+from .tags import clip, config_hashes, experiment_tags, run_name, run_tags, short_error
 
 log = logging.getLogger("ffexp")
 
@@ -213,19 +213,23 @@ def existing_run_id(settings, context) -> str | None:
     if not settings.tracking.skip_existing:
         return None
     client, _, experiment_id, _ = _target(settings, context)
-    found = client.search_runs([experiment_id],
-                               f"tags.`ffexp.config_hash` = '{config_hash(context.config)}' "
-                               f"and attributes.status = 'FINISHED'", max_results=1)
-    return found[0].info.run_id if found else None
+    for digest in config_hashes(context.config):
+        found = client.search_runs([experiment_id], f"tags.`ffexp.config_hash` = '{digest}' "
+                                   f"and attributes.status = 'FINISHED'", max_results=1)
+        if found:
+            return found[0].info.run_id
+    return None
 
 
 def earlier_attempts(client, experiment_id: str, settings, context) -> list[str]:
     """Ids of the unfinished runs (FAILED, KILLED, or RUNNING but stale, which are closed as
     such here) with this job's config hash: the job reruns them. A RUNNING run that still
     shows signs of life is not an earlier attempt (and is not skipped either)."""
-    found = client.search_runs([experiment_id],
-                               f"tags.`ffexp.config_hash` = '{config_hash(context.config)}' "
-                               f"and attributes.status != 'FINISHED'", max_results=1000)
+    found = [run for digest in config_hashes(context.config)
+             for run in client.search_runs([experiment_id],
+                                           f"tags.`ffexp.config_hash` = '{digest}' "
+                                           f"and attributes.status != 'FINISHED'",
+                                           max_results=1000)]
     ids = []
     for run in found:
         if run.info.status == "RUNNING":

@@ -55,8 +55,9 @@ def begin(config, jobs: list[list[str]] | None) -> None:
 def _check_store(config) -> None:
     """An unusable store (no server at tracking.uri, a directory that cannot be written) ends
     the sweep here, before any job, with one line and exit status 2."""
-    from ffexp.tracking.preflight import StoreError, check_store
+    from ffexp.tracking.preflight import StoreError, check_experiment_name, check_store
     try:
+        check_experiment_name(config.tracking.experiment)
         check_store(store.resolve_uri(config.tracking.uri, base=Path.cwd()))
     except StoreError as err:
         print(f"ffexp: error: {err}", file=sys.stderr, flush=True)
