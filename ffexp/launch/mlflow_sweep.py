@@ -30,6 +30,10 @@ class MlflowSweep(Callback):
                 print(f"ffexp: error: {hydra_error_line(err)}", file=sys.stderr, flush=True)
                 raise SystemExit(2) from None
         begin(config, jobs)
+        from ffexp.launch.lifeline import stop_jobs
+        from ffexp.tracking import signals
+        if stop_jobs not in signals.BEFORE_RAISE:  # SIGTERM, Ctrl-C: the jobs end first
+            signals.BEFORE_RAISE.append(stop_jobs)
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         close_open_sweep("FINISHED")

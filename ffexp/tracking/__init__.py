@@ -79,12 +79,13 @@ def note_skipped(context, run_id: str) -> None:
         handoff.note_skipped(context.output_dir, run_id)
 
 
-def close_sweep(exc: BaseException | None = None) -> None:
+def close_sweep(exc: BaseException | None = None, hint: bool = True) -> None:
     """Close this process's sweep parent run if it is still open: FINISHED without ``exc``,
     KILLED for Ctrl-C / SIGTERM, FAILED otherwise. For the entry point, around Hydra: Hydra
-    skips on_multirun_end when a job raised. A no-op when no sweep is open."""
+    skips on_multirun_end when a job raised. A no-op when no sweep is open. ``hint``: print
+    where to look at the runs."""
     from .sweep import close_open_sweep, status_of
-    close_open_sweep(status_of(exc))
+    close_open_sweep(status_of(exc), hint=hint)
 
 
 __all__ = ["NullRecorder", "check_store", "close_sweep", "existing_run_id", "note_skipped",

@@ -166,8 +166,16 @@ def status_of(exc: BaseException | None) -> str:
         or isinstance(exc, Terminated) else "FAILED"
 
 
-def close_open_sweep(status: str = "FAILED") -> None:
-    """Summarize and close the open parent run, if any (idempotent)."""
+def open_parent():
+    """(client, run id, experiment id) of this process's open sweep parent run, or None."""
+    if "run_id" not in _OPEN:
+        return None
+    return _OPEN["client"], _OPEN["run_id"], _OPEN["experiment_id"]
+
+
+def close_open_sweep(status: str = "FAILED", hint: bool = True) -> None:
+    """Summarize and close the open parent run, if any (idempotent); ``hint``: print where
+    to look at the runs."""
     run_id = _OPEN.pop("run_id", None)
     if run_id is None:
         return
@@ -187,7 +195,8 @@ def close_open_sweep(status: str = "FAILED") -> None:
             step()
         except Exception as err:
             errors.append(err)
-    store.print_ui_command(uri, _OPEN.get("experiment_id"))
+    if hint:
+        store.print_ui_command(uri, _OPEN.get("experiment_id"))
     if errors:
         from ffexp.tracking.faults import STALE_HINT, cause
         fate = f"left RUNNING: {STALE_HINT}" if _still_running(client, run_id) \
