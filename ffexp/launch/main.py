@@ -260,14 +260,19 @@ def run(cfg: DictConfig) -> float | None:
     rerun_of = getattr(recorder, "rerun_of", [])
     _write_status(context, "ok", seconds, result.train.outcome, metric,
                   metrics=result.metrics, run_id=recorder.run_id, rerun_of=rerun_of)
+    lost = getattr(recorder, "metrics_lost", 0)
+    lost_text = (f"{lost} metric value(s) of run {recorder.run_id} could not be stored (the "
+                 f"metrics helper stopped; tag ffexp.metrics_lost={lost})") if lost else ""
     if context.mode == "run":
         print(summary(job, result, context), flush=True)
+        if lost:
+            print(f"ffexp: warning: {lost_text}", file=sys.stderr, flush=True)
         if recorder.hint:
             print(recorder.hint, flush=True)
     else:
+        notes = [f"(rerun of {', '.join(rerun_of)})" if rerun_of else "", lost_text]
         print_job_line(job_line(context.job_num, context.overrides, result.train.outcome,
-                                seconds, metric,
-                                error=f"(rerun of {', '.join(rerun_of)})" if rerun_of else ""))
+                                seconds, metric, error="; ".join(n for n in notes if n)))
     return metric[1] if metric and result.train.outcome != "diverged" else None
 
 

@@ -30,6 +30,8 @@ class NullRecorder:
     run_id = None
     #: what to print after a single run's summary (where to look at the runs)
     hint = ""
+    #: metric values that could not be stored
+    metrics_lost = 0
 
     def finish(self, result) -> None:
         pass

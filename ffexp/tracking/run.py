@@ -56,6 +56,8 @@ class Recorder:
         self.result = None
         #: ids of the unfinished runs of the same config this one reruns (skip_existing)
         self.rerun_of: list[str] = []
+        #: metric values handed over but not stored (a killed metrics helper), once closed
+        self.metrics_lost = 0
 
     @property
     def identity(self) -> str:
@@ -102,7 +104,20 @@ class Recorder:
                 tags["ffexp.diverged_epoch"] = str(train.diverged_epoch)
         self._tags(tags)
         self.buffer.flush()  # last: the helper process stores the history meanwhile
+        self._count_lost(tags.get(NOTE, ""))
         self.client.set_terminated(self.run_id, "FINISHED")
+
+    def _count_lost(self, note: str) -> None:
+        """If values handed to the metrics helper were not stored (it was killed): tag
+        ``ffexp.metrics_lost=<n>`` and say it in the description (and, through
+        ``metrics_lost``, on the console)."""
+        self.metrics_lost = self.buffer.unstored()
+        if self.metrics_lost:
+            warning = (f"{self.metrics_lost} metric value(s) could not be stored (the metrics "
+                       f"helper process stopped): the per-epoch histories have gaps")
+            log.warning("run %s: %s", self.run_id, warning)
+            self._tags({"ffexp.metrics_lost": str(self.metrics_lost),
+                        NOTE: clip(f"**{warning}**\n\n{note}" if note else f"**{warning}**")})
 
     def close_broken(self, exc: BaseException) -> bool:
         """Close the run FAILED (KILLED, or timeout, when interrupted) with the error; each
@@ -117,7 +132,9 @@ class Recorder:
         steps = [("flush the metrics", self.buffer.flush),
                  ("tag the error", lambda: self._tags({
                      "ffexp.outcome": outcome, "ffexp.error": clip(message),
-                     NOTE: clip(f"**{self.name}**: {outcome}: {message}")}))]
+                     NOTE: clip(f"**{self.name}**: {outcome}: {message}")})),
+                 ("count the metrics lost", lambda: self._count_lost(
+                     f"**{self.name}**: {outcome}: {message}"))]
         if not interrupted and not store_cause:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             steps.append(("log the traceback",
