@@ -35,6 +35,7 @@ def _study(uri: str, parent_id: str | None = None):
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_optuna_study_records_trials_best_and_failures(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc, _ = run_ffexp(tmp_path, ARGS, uri, check=False)

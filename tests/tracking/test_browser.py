@@ -22,7 +22,7 @@ from helpers_tracking import FAST, all_runs, run_ffexp
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from readme_assets import chromium, free_port  # noqa: E402  (one copy of each)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 SWEEP = ["activation=relu,tanh", "seed=0,1", "train.epochs=6", "tracking.snapshots=3", *FAST]
 PORTS = range(5200, 5300)
