@@ -61,12 +61,18 @@ REFUSED = [
 ]
 
 
+def _command(*args: str) -> list[str]:
+    """The arguments in order, a case's overriding the defaults before it, with ``-m`` first
+    (Hydra's parser takes no flag after an override)."""
+    return ["-m"] * ("-m" in args) + [a for a in args if a != "-m"]
+
+
 @pytest.mark.parametrize("args, needles", [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
 def test_refused_in_one_line_with_nothing_created(tmp_path, store, args, needles):
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     # the timeout only guards against a hang (an unreachable database: MLflow retries 2 min)
-    proc = ffexp(cwd, *args, *FAST, "train.epochs=3", uri=store, timeout=300)
+    proc = ffexp(cwd, *_command(*FAST, "train.epochs=3", *args), uri=store, timeout=300)
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stdout + proc.stderr and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
@@ -126,8 +132,8 @@ def _alive(pid: int) -> bool:
 def test_a_signal_leaves_every_run_closed_and_no_worker_behind(tmp_path, store, args, signum,
                                                                status, line):
     sweep = "-m" in args
-    proc = start(tmp_path, *args, *FAST, "train.epochs=100000", "tracking.flush_seconds=0.3",
-                 uri=store)
+    proc = start(tmp_path, *_command(*FAST, "train.epochs=100000", "tracking.flush_seconds=0.3",
+                                     *args), uri=store)
     try:
         in_flight = _in_flight(proc, store, 2 if sweep else 1)
         pids = {int(r.data.tags["ffexp.pid"]) for r in in_flight}
@@ -197,8 +203,9 @@ def test_commands_at_the_same_instant_keep_their_runs_apart(tmp_path, store, com
     second): each single run gets its own ``outputs/<date>/<time>[-n]``, each run's seed is
     the one its Hydra record (the ``hydra/overrides.yaml`` artifact) says, and each status
     file names its own run."""
-    procs = [start(tmp_path, *args, *FAST, "train.epochs=3", "tracking.log_plots=false",
-                   uri=store, FFEXP_TEST_NOW="2026-01-31T12:00:00") for args in commands]
+    procs = [start(tmp_path, *_command(*FAST, "train.epochs=3", "tracking.log_plots=false",
+                                       *args), uri=store, FFEXP_TEST_NOW="2026-01-31T12:00:00")
+             for args in commands]
     for p in procs:
         out, err = p.communicate(timeout=600)
         assert p.returncode == 0, (p.args, out, err)
