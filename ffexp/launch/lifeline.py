@@ -7,9 +7,11 @@ by killing its workers with SIGKILL, which would leave the runs they were record
 and loky kills every worker as soon as one of them ends. So before that, the launcher sends
 SIGTERM to the process of each RUNNING run of its sweep (the ``ffexp.pid`` tag: a child of the
 launcher on this host, not the launcher itself), again for a job started meanwhile, until none
-is left or STOP_SECONDS have passed. Each such job raises Terminated, closes its run as KILLED
-and then ``hold``s: it waits, without taking another job, until the launcher's unwinding ends
-it. A worker between jobs is ended by that unwinding.
+is left or STOP_SECONDS have passed, after leaving STOPPING in the sweep directory. Each such
+job raises Terminated, closes its run as KILLED and then ``hold``s: it waits, without taking
+another job, until the launcher's unwinding ends it. A worker between jobs is ended by that
+unwinding. A job stopped by a signal sent to its worker alone (no STOPPING file, the launcher
+alive) ends as before: its exception reaches the launcher.
 
 The worker's side, ``watch_parent`` (started by a sweep job in a process other than its
 launcher's): Ctrl-C at a terminal reaches the whole process group, and the launcher decides
@@ -34,6 +36,10 @@ from pathlib import Path
 
 #: how long the launcher waits for its jobs to close their runs
 STOP_SECONDS = 60.0
+#: in the sweep directory while its launcher stops its jobs: a job stopped by a signal then
+#: ``hold``s; one stopped otherwise (a SIGTERM to the worker alone) ends as before, its
+#: exception reaching the launcher
+STOPPING = ".ffexp_stopping"
 #: how often a worker looks for its parent
 POLL_SECONDS = 1.0
 #: how long a worker whose parent is gone may take to close its run
@@ -81,6 +87,12 @@ def stop_jobs(signum: int = signal.SIGTERM, seconds: float = STOP_SECONDS) -> li
     if parent is None:
         return []
     client, parent_id, experiment_id = parent
+    from ffexp.launch.status import SweepStatus
+    if SweepStatus.sweep_dir:
+        try:
+            Path(SweepStatus.sweep_dir, STOPPING).touch()
+        except OSError:
+            pass
     signalled: list[int] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -127,9 +139,17 @@ def _watch(parent: int) -> None:
     os._exit(128 + signal.SIGTERM)
 
 
+def launcher_stopping(sweep_dir: str | None) -> bool:
+    """Whether this worker's launcher is stopping the sweep (``stop_jobs``'s file in the sweep
+    directory) or is gone."""
+    gone = bool(_WATCHING) and os.getppid() != _WATCHING[0]
+    return gone or bool(sweep_dir and Path(sweep_dir, STOPPING).exists())
+
+
 def hold() -> None:
-    """In a worker whose job was stopped by a signal (its run closed): take no other job; wait
-    until the launcher ends this process, or end it once the launcher is gone."""
+    """In a worker whose job was stopped by its launcher's signal (its run closed): take no
+    other job; wait until the launcher ends this process, or end it once the launcher is
+    gone."""
     import logging
     logging.shutdown()
     for handler in ("SIGTERM", "SIGINT"):  # a second signal ends the worker at once

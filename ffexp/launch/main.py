@@ -193,7 +193,7 @@ def _interrupted(context: RunContext, settings: Settings, err: BaseException,
         return
     print_job_line(job_line(context.job_num, context.overrides, "KILLED", seconds,
                             error=reason))
-    if lifeline.in_worker():
+    if lifeline.in_worker() and lifeline.launcher_stopping(context.sweep_dir):
         lifeline.hold()
 
 

@@ -29,6 +29,10 @@ class MlflowSweep(Callback):
                 from ffexp.launch.config import hydra_error_line
                 print(f"ffexp: error: {hydra_error_line(err)}", file=sys.stderr, flush=True)
                 raise SystemExit(2) from None
+        from pathlib import Path
+
+        from ffexp.launch.lifeline import STOPPING
+        (Path(str(config.hydra.sweep.dir)) / STOPPING).unlink(missing_ok=True)  # a reused dir
         begin(config, jobs)
         from ffexp.launch.lifeline import stop_jobs
         from ffexp.tracking import signals
