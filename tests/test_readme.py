@@ -11,11 +11,15 @@ def _code_lines(text: str) -> list[str]:
 
 
 def test_ci_runs_the_readme_test_command():
+    """CI's first pytest line is the README's test command (the install included); its last
+    runs the integration slice, which the README shows too."""
     readme = (ROOT / "README.md").read_text()
     ci_lines = _code_lines((ROOT / ".ci" / "run").read_text())
-    command = ci_lines[-1]
-    assert "pytest" in command
+    tests = [line for line in ci_lines if "pytest" in line]
+    command = tests[0]
     assert command in readme, f"the README does not show CI's command: {command}"
+    assert "-m integration" not in command
+    assert tests[-1].endswith("-m integration") and "pytest -m integration" in readme
 
 
 def _slug(heading: str) -> str:

@@ -89,6 +89,7 @@ def _mlflow_ui(cwd: Path, line: str, env: dict) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_the_tour_runs_as_written(tmp_path):
     commands = tour_commands((ROOT / "README.md").read_text())
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ffexp.job.footprint import check_fits
 from ffexp.job.settings import Settings
 from ffexp.job.data import DATASETS, Dataset, dataset_task, load_dataset
 from ffexp.job.metrics import MAIN_METRIC, evaluate
@@ -274,6 +275,9 @@ def prepare(settings: Settings) -> Job:
     data, task = _load(settings.dataset)
     output = _resolve_output(settings, data, task)
     loss = _resolve_loss(settings, data, task, output)
+    check_fits(settings.model.hidden_sizes, [data.n_features, *settings.model.hidden_sizes,
+               data.n_outputs], settings.model.dtype,
+               max(data.X_train.shape[1], data.X_val.shape[1], data.X_test.shape[1]))
     net = _build(settings, data, output)
     check_pair(net.activations[-1], make_loss(loss))
     for X, Y in ((data.X_train, data.Y_train), (data.X_val, data.Y_val),

@@ -37,7 +37,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
-from ffexp.launch import cli, stacked
+from ffexp.launch import cli, interrupted, lifeline, stacked
 from ffexp.job.app import Job, JobResult, execute, prepare
 from ffexp.job.settings import RunContext, Settings, activation_label
 from ffexp.launch.config import (hydra_error_line, hydra_main_kwargs, register_schemas,
@@ -52,7 +52,7 @@ from ffexp.launch.status import (STATUS_FILE, SWEEP_UID_ENV, USAGE_EXIT, SweepSt
 from ffexp.tracking import check_store, existing_run_id, job_ended, note_skipped, record_job
 from ffexp.tracking.faults import as_fault, run_id_of
 from ffexp.tracking.store import resolve_uri
-from ffexp.tracking.signals import TimeLimit
+from ffexp.tracking.signals import Terminated, TimeLimit
 
 log = logging.getLogger("ffexp")
 
@@ -98,7 +98,8 @@ def _write_status(context: RunContext, status: str, seconds: float, outcome: str
                   rerun_of: list[str] | None = None) -> None:
     """``<output dir>/ffexp_status.json``: the job's verdict, read by ``main`` after a sweep.
 
-    ``status``: ok | failed | skipped (``run_id`` is then the earlier FINISHED run); ``pid``:
+    ``status``: ok | failed | killed (Ctrl-C, SIGTERM) | skipped (``run_id`` is then the
+    earlier FINISHED run); ``pid``:
     the process that ran the job (a joblib worker, or this process)."""
     record = {"job_num": context.job_num, "job_id": context.job_id,
               "overrides": context.overrides, "status": status, "outcome": outcome,
@@ -183,6 +184,27 @@ def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str,
                             error=message, varied=context.varied))
 
 
+def _interrupted(context: RunContext, settings: Settings, err: BaseException,
+                 t0: float) -> None:
+    """A job stopped by Ctrl-C or SIGTERM (its run is closed KILLED): its status file, and one
+    line: a single run's says which run and its state (ffexp.launch.interrupted); a sweep job's
+    is its job line. A joblib worker then holds until its launcher ends it (it would take the
+    sweep's next job; ffexp.launch.lifeline)."""
+    seconds, run_id = time.perf_counter() - t0, run_id_of(err)
+    reason = f"interrupted ({interrupted.what(err)})"
+    _write_status(context, "killed", seconds, outcome="killed", error=reason, run_id=run_id)
+    if context.mode == "run":
+        uri = resolve_uri(settings.tracking.uri) if settings.tracking.enabled else None
+        print(interrupted.run_line(err, uri, run_id, context.output_dir), file=sys.stderr,
+              flush=True)
+        err.ffexp_reported = True
+        return
+    print_job_line(job_line(context.job_num, context.overrides, "KILLED", seconds,
+                            error=reason))
+    if lifeline.in_worker() and lifeline.launcher_stopping(context.sweep_dir):
+        lifeline.hold()
+
+
 def _discard_output(out: Path) -> None:
     """A refused single run leaves no folder: Hydra creates ``outputs/<date>/<time>/`` (its
     ``.hydra`` record, the log) before ffexp can check anything, so ffexp removes what Hydra put
@@ -203,6 +225,8 @@ def run(cfg: DictConfig) -> float | None:
     if stacked.is_group(HydraConfig.get()):   # train.stack: a group of jobs (ffexp.launch.stacked)
         return stacked.run_group(HydraConfig.get())
     context = run_context(cfg, HydraConfig.get())
+    if context.mode == "multirun" and lifeline.in_worker():
+        lifeline.watch_parent()  # ends this worker if its launcher is killed
     try:
         settings = to_settings(cfg, context.overrides)
         job = prepare(settings)
@@ -225,6 +249,9 @@ def run(cfg: DictConfig) -> float | None:
             raise
         _job_failed(context, err, t0, "timeout", outcome="timeout")
         return None
+    except (KeyboardInterrupt, Terminated) as err:  # the run closed as KILLED
+        _interrupted(context, settings, err, t0)
+        raise
     except Exception as err:  # a sweep goes on; a single run lets Hydra report it
         fault = as_fault(err, resolve_uri(settings.tracking.uri))
         if context.mode == "run":
@@ -243,14 +270,19 @@ def run(cfg: DictConfig) -> float | None:
     rerun_of = getattr(recorder, "rerun_of", [])
     _write_status(context, "ok", seconds, result.train.outcome, metric,
                   metrics=result.metrics, run_id=recorder.run_id, rerun_of=rerun_of)
+    lost = getattr(recorder, "metrics_lost", 0)
+    lost_text = (f"{lost} metric value(s) of run {recorder.run_id} could not be stored (the "
+                 f"metrics helper stopped; tag ffexp.metrics_lost={lost})") if lost else ""
     if context.mode == "run":
         print(summary(job, result, context), flush=True)
+        if lost:
+            print(f"ffexp: warning: {lost_text}", file=sys.stderr, flush=True)
         if recorder.hint:
             print(recorder.hint, flush=True)
     else:
+        notes = [f"(rerun of {', '.join(rerun_of)})" if rerun_of else "", lost_text]
         print_job_line(job_line(context.job_num, context.overrides, result.train.outcome,
-                                seconds, metric,
-                                error=f"(rerun of {', '.join(rerun_of)})" if rerun_of else "",
+                                seconds, metric, error="; ".join(n for n in notes if n),
                                 varied=context.varied))
     return metric[1] if metric and result.train.outcome != "diverged" else None
 
@@ -263,13 +295,16 @@ def main() -> int:
     from ffexp._compat import joblib_workers as workers
     from ffexp.tracking import handoff
     try:
-        return _main()
+        code = _main()
     except BrokenPipeError:  # `ffexp --help | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
         handoff.release()  # the sweep directory's lock (claim_sweep_dir)
         workers.stop()     # those started for a sweep refused before its launch
+    if code == interrupted.CTRL_C:
+        interrupted.quiet_exit_by_sigint()  # the line is printed; end by SIGINT
+    return code
 
 
 def _main() -> int:
@@ -290,6 +325,14 @@ def _main() -> int:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing: we print
     try:
         run()
+    except (KeyboardInterrupt, Terminated) as err:  # one line, no traceback; runs KILLED
+        if SweepStatus.sweep_dir is not None:
+            print(interrupted.sweep_line(err, SweepStatus.sweep_dir), file=sys.stderr,
+                  flush=True)
+        elif not getattr(err, "ffexp_reported", False):
+            print(f"ffexp: interrupted ({interrupted.what(err)}) before the run started; "
+                  f"nothing was recorded", file=sys.stderr, flush=True)
+        return interrupted.exit_code(err)
     except (HydraException, OmegaConfBaseException) as err:
         if full_error:
             raise

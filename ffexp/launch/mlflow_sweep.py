@@ -16,6 +16,11 @@ class MlflowSweep(Callback):
     """Registered in conf/config.yaml under ``hydra.callbacks``."""
 
     def on_multirun_start(self, config, **kwargs: Any) -> None:
+        from ffexp.launch.guards import launcher_problem
+        problem = launcher_problem(config)
+        if problem:  # before a worker starts or the store is touched
+            print(f"ffexp: error: {problem}", file=sys.stderr, flush=True)
+            raise SystemExit(2)
         jobs = _sweep_jobs(config) if config.tracking.enabled else None
         if jobs is not None or (config.tracking.enabled and _is_search(config)):
             try:
@@ -28,7 +33,15 @@ class MlflowSweep(Callback):
         if jobs is None and config.tracking.enabled and _is_search(config):
             from ffexp.launch.optuna_search import searched_keys
             searched = tuple(searched_keys(config))
+        from pathlib import Path
+
+        from ffexp.launch.lifeline import STOPPING
+        (Path(str(config.hydra.sweep.dir)) / STOPPING).unlink(missing_ok=True)  # a reused dir
         begin(config, jobs, searched)
+        from ffexp.launch.lifeline import stop_jobs
+        from ffexp.tracking import signals
+        if stop_jobs not in signals.BEFORE_RAISE:  # SIGTERM, Ctrl-C: the jobs end first
+            signals.BEFORE_RAISE.append(stop_jobs)
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         close_open_sweep("FINISHED", hint=False)   # report_sweep prints it with the result

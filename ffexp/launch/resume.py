@@ -30,20 +30,21 @@ log = logging.getLogger("ffexp")
 SKIPPED_DIR = "skipped"
 
 
-def _hash(loader, config, overrides) -> str | None:
-    """The config hash of the job ``overrides``, as its run would carry it; None if it cannot
-    be computed here."""
+def _hashes(loader, config, overrides) -> list[str]:
+    """The config hashes a run of the job ``overrides`` may carry (ffexp.tracking.tags.
+    config_hashes: today's, then the one runs recorded before canonical values carry); none
+    if they cannot be computed here."""
     from omegaconf import OmegaConf, open_dict
 
-    from ffexp.tracking.tags import config_hash
+    from ffexp.tracking.tags import config_hashes
     try:
         cfg = loader.load_sweep_config(config, list(overrides))
         with open_dict(cfg):
             del cfg["hydra"]
-        return config_hash(OmegaConf.to_container(cfg, resolve=True))
+        return config_hashes(OmegaConf.to_container(cfg, resolve=True))
     except Exception as err:  # the launcher's own composition will tell the user
         log.debug("could not hash job %s before launch: %s", overrides, err)
-        return None
+        return []
 
 
 def sift(config, loader, batches: list[list[list[str]]], sweep_dir: Path):
@@ -66,7 +67,8 @@ def sift(config, loader, batches: list[list[list[str]]], sweep_dir: Path):
     for batch in batches:
         left = []
         for job in batch:
-            run_id = finished.get(_hash(loader, config, job) or "")
+            run_id = next((finished[h] for h in _hashes(loader, config, job) if h in finished),
+                          None)
             (skipped.append((job, run_id)) if run_id else left.append(job))
         if left:
             kept.append(left)

@@ -30,6 +30,8 @@ class NullRecorder:
     run_id = None
     #: what to print after a single run's summary (where to look at the runs)
     hint = ""
+    #: metric values that could not be stored
+    metrics_lost = 0
 
     def finish(self, result) -> None:
         pass
@@ -57,7 +59,8 @@ def existing_run_id(settings, context) -> str | None:
 
 def check_store(settings, context) -> None:
     """ValueError naming ``tracking.uri`` if the job's store cannot be used (an HTTP server that
-    does not answer, a SQLite file that cannot be created): before training, nothing created.
+    does not answer, a SQLite file that cannot be created, a scheme MLflow cannot record in, an
+experiment name MLflow refuses): before training, nothing created.
     A sweep's job skips it: the launching process checked before the sweep began."""
     if not settings.tracking.enabled:
         return
@@ -65,8 +68,9 @@ def check_store(settings, context) -> None:
     if context.mode == "multirun" and \
             handoff.read(context.sweep_dir, context.sweep_uid) is not None:
         return
-    from .preflight import check_store as check
+    from .preflight import check_experiment_name, check_store as check
     from .store import resolve_uri
+    check_experiment_name(settings.tracking.experiment)
     check(resolve_uri(settings.tracking.uri))
 
 
@@ -91,12 +95,13 @@ def job_ended(context) -> None:
             update_parent(context.sweep_dir, target)
 
 
-def close_sweep(exc: BaseException | None = None) -> None:
+def close_sweep(exc: BaseException | None = None, hint: bool = True) -> None:
     """Close this process's sweep parent run if it is still open: FINISHED without ``exc``,
     KILLED for Ctrl-C / SIGTERM, FAILED otherwise. For the entry point, around Hydra: Hydra
-    skips on_multirun_end when a job raised. A no-op when no sweep is open."""
+    skips on_multirun_end when a job raised. A no-op when no sweep is open. ``hint``: print
+    where to look at the runs."""
     from .sweep import close_open_sweep, status_of
-    close_open_sweep(status_of(exc))
+    close_open_sweep(status_of(exc), hint=hint)
 
 
 __all__ = ["NullRecorder", "check_store", "close_sweep", "existing_run_id", "job_ended",

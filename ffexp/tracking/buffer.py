@@ -13,7 +13,8 @@ or through a helper an earlier job of the process started: a second interpreter 
 MLflow (~1-2 s of CPU) would cost more than the writes.
 ``flush()`` (when the run is closed: finished, failed or killed) sends the rest and waits until
 everything is stored. If the helper cannot run, or dies, the writer thread calls log_batch
-itself; what a dead helper may have lost is counted in the job's log.
+itself; what a dead helper held and did not store is counted (``unstored``: the values sent
+minus those read back) and the run says so (ffexp.tracking.run: tag ``ffexp.metrics_lost``).
 
 The same flush path advances the run's heartbeat tag (ffexp.tracking.stale), at most every
 HEARTBEAT_SECONDS: one set_tag off the training thread, nothing per epoch.
@@ -120,6 +121,10 @@ class MetricsBuffer(Callback):
         self._epochs = 0
         self._long = False  # more than IN_PROCESS_ROWS values expected
         self._path_logged = False
+        #: the keys of the values handed over (for ``unstored``)
+        self._keys: set[str] = set()
+        #: whether the helper process stopped while it held values of this run
+        self.helper_lost = False
 
     def on_train_begin(self, net, info) -> None:
         self._epochs = int(info.get("epochs") or 0)
@@ -130,6 +135,7 @@ class MetricsBuffer(Callback):
         values = stats.flat()
         self._long = self._long or len(values) * self._epochs > IN_PROCESS_ROWS
         self.pending.extend((k, v, ts, step) for k, v in values.items())
+        self._keys.update(values)
         streaming = self._long or self._helper is not None
         if (streaming and len(self.pending) >= BATCH_LIMIT) or \
                 time.monotonic() - self._last_send >= self.flush_seconds:
@@ -174,7 +180,18 @@ class MetricsBuffer(Callback):
         log.warning("the metrics helper stopped (%s: %s); up to %d metric value(s) sent to it "
                     "since its last sync may not be stored; the rest is written from the "
                     "training process", type(err).__name__, err, self._since_sync)
+        self.helper_lost = self.helper_lost or self._since_sync > 0
         self._helper, self.use_helper, self._since_sync = None, False, 0
+
+    def unstored(self) -> int:
+        """After ``flush``: how many of the values handed over are not in the store (the
+        values a stopped helper held: sent minus stored, counted by reading the run's metric
+        histories back, once); 0 when the helper never stopped holding values."""
+        if not self.helper_lost:
+            return 0
+        stored = sum(len(self.client.get_metric_history(self.run_id, key))
+                     for key in sorted(self._keys))
+        return max(self.sent - stored, 0)
 
     def _beat(self) -> None:
         try:

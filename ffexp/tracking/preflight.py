@@ -1,13 +1,18 @@
 """Can the store be used? Asked before training, so that a wrong ``tracking.uri`` costs a second
 and one line, not a trained job lost at its end (or minutes of MLflow's HTTP back-off).
 
-Nothing is created here: an HTTP store gets one GET (any HTTP answer, even 401 behind an
-authenticating proxy, means a server is there) and one read with the user's credentials
-(MLflow's MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD: a 401 is refused here); a SQLite store needs its file, or the nearest
-existing directory above it, to be writable (tested by writing, since permission bits do not
-tell for root or read-only mounts), and an existing one to be a readable SQLite database (a
-garbage or truncated file is found here by reading its header and schema, not in the middle of
-a job).
+Nothing is created here. The URI must name a store MLflow records runs in: ``sqlite:///<file>``,
+``http(s)://`` (a tracking server) or a database (``postgresql``, ``mysql``, ``mssql``, with an
+optional ``+driver``); anything else (``file://``, a plain path such as ``./mlruns``: MLflow's
+file store refuses to open, ``ftp://``, a typo) is refused naming the accepted forms. An HTTP
+store gets one GET (any HTTP answer, even 401 behind an authenticating proxy, means a server
+is there) and one read with the user's credentials (MLflow's MLFLOW_TRACKING_USERNAME and
+MLFLOW_TRACKING_PASSWORD: a 401 is refused here); a database gets one connection with a
+CONNECT_TIMEOUT (a database that does not answer costs seconds, not MLflow's two minutes of
+retries); a SQLite store needs its file, or the nearest existing directory above it, to be
+writable (tested by writing, since permission bits do not tell for root or read-only mounts),
+and an existing one to be a readable SQLite database (a garbage or truncated file is found here
+by reading its header and schema, not in the middle of a job).
 """
 
 from __future__ import annotations
@@ -21,7 +26,15 @@ from pathlib import Path
 from . import store
 
 TIMEOUT = 5.0
+#: seconds a database server gets to accept one connection
+CONNECT_TIMEOUT = 5
 HINT = "set tracking.uri (or MLFLOW_TRACKING_URI), or tracking.enabled=false"
+#: the database schemes of MLflow's SQL store (each with an optional ``+driver``)
+DATABASES = ("postgresql", "mysql", "mssql")
+ACCEPTED = ("accepted: sqlite:///<file>, http(s)://<server>[:<port>], or a database "
+            "postgresql|mysql|mssql[+driver]://<user>:<password>@<host>[:<port>]/<database>")
+#: MLflow's limit on an experiment's name (mlflow.utils.validation.MAX_EXPERIMENT_NAME_LENGTH)
+MAX_EXPERIMENT_NAME = 500
 
 
 class StoreError(ValueError):
@@ -128,11 +141,73 @@ def _sqlite(uri: str, db: Path) -> None:
                          f"writable directory, or {HINT}")
 
 
+def shown(uri: str) -> str:
+    """``uri`` with its password masked (``postgresql://u:***@host/db``), for a message."""
+    import re
+    return re.sub(r"^([a-z][\w+.-]*://[^:/@]*):[^@]*@", r"\1:***@", uri)
+
+
+def scheme(uri: str) -> str:
+    """``postgresql`` for ``postgresql+psycopg://...``; "" without a scheme."""
+    head, sep, _ = uri.partition("://")
+    return head.split("+", 1)[0].lower() if sep else ""
+
+
+def _database(uri: str) -> None:
+    """One connection with CONNECT_TIMEOUT; StoreError saying why none could be made."""
+    import sqlalchemy
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+    options = {"connect_timeout": CONNECT_TIMEOUT} if scheme(uri) in ("postgresql", "mysql") \
+        else {}
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args=options,
+                                          poolclass=sqlalchemy.pool.NullPool)
+    except (NoSuchModuleError, ModuleNotFoundError, ImportError) as err:
+        extra = " (pip install 'ffexp[postgres]')" if scheme(uri) == "postgresql" else ""
+        raise StoreError(f"tracking.uri={shown(uri)}: the database driver is not installed "
+                         f"({type(err).__name__}: {str(err).splitlines()[0]}){extra}; "
+                         f"{HINT}") from None
+    except ArgumentError as err:
+        raise StoreError(f"tracking.uri={shown(uri)}: not a database URI "
+                         f"({str(err).splitlines()[0]}); {ACCEPTED}") from None
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as err:
+        reason = " ".join(str(getattr(err, "orig", None) or err).split())
+        raise StoreError(f"tracking.uri={shown(uri)}: the database does not answer "
+                         f"({reason[:300]}); start it, or {HINT}") from None
+    finally:
+        engine.dispose()
+
+
 def check_store(uri: str) -> None:
-    """StoreError (a ValueError naming tracking.uri) if the store at ``uri`` cannot be used."""
+    """StoreError (a ValueError naming tracking.uri) if the store at ``uri`` cannot be used:
+    a scheme MLflow cannot record runs in, no server or database answering, a SQLite file
+    that cannot be written or is damaged."""
     if uri.startswith(("http://", "https://")):
         _http(uri)
         return
     db = store.sqlite_path(uri)
     if db is not None:
         _sqlite(uri, db)
+        return
+    if scheme(uri) in DATABASES:
+        _database(uri)
+        return
+    kind = "a directory for MLflow's file store, which MLflow no longer opens" \
+        if not scheme(uri) or scheme(uri) == "file" else f"the scheme {scheme(uri)}://"
+    raise StoreError(f"tracking.uri={shown(uri)}: not a store ffexp can record runs in "
+                     f"({kind}); {ACCEPTED}; or tracking.enabled=false")
+
+
+def check_experiment_name(name: str | None) -> None:
+    """StoreError naming tracking.experiment if MLflow would refuse the name (empty, or longer
+    than MAX_EXPERIMENT_NAME characters)."""
+    if name is None:
+        return
+    if not str(name).strip() or len(str(name)) > MAX_EXPERIMENT_NAME:
+        short = name if len(name) <= 40 else f"{name[:37]}..."
+        raise StoreError(f"tracking.experiment={short}: an experiment name must have 1 to "
+                         f"{MAX_EXPERIMENT_NAME} characters (MLflow's limit), this one has "
+                         f"{len(name)}")

@@ -27,8 +27,8 @@ from .signals import TimeLimit, deferred_sigterm, killed, sigterm_raises
 from .snapshots import Snapshots
 from .stale import mark_stale, process_tags, why_stale
 from .summary import NOTE, run_note
-from .tags import (RUN_KEY, USER, clip, config_hash, current_user, experiment_tags, run_key,
-                   run_name, run_tags, short_error)
+from .tags import (RUN_KEY, USER, clip, config_hash, config_hashes, current_user,
+                   experiment_tags, run_key, run_name, run_tags, short_error)
 
 log = logging.getLogger("ffexp")
 
@@ -57,6 +57,8 @@ class Recorder:
         self.result = None
         #: ids of the unfinished runs of the same config this one reruns (skip_existing)
         self.rerun_of: list[str] = []
+        #: metric values handed over but not stored (a killed metrics helper), once closed
+        self.metrics_lost = 0
 
     @property
     def identity(self) -> str:
@@ -103,7 +105,20 @@ class Recorder:
                 tags["ffexp.diverged_epoch"] = str(train.diverged_epoch)
         self._tags(tags)
         self.buffer.flush()  # last: the helper process stores the history meanwhile
+        self._count_lost(tags.get(NOTE, ""))
         self.client.set_terminated(self.run_id, "FINISHED")
+
+    def _count_lost(self, note: str) -> None:
+        """If values handed to the metrics helper were not stored (it was killed): tag
+        ``ffexp.metrics_lost=<n>`` and say it in the description (and, through
+        ``metrics_lost``, on the console)."""
+        self.metrics_lost = self.buffer.unstored()
+        if self.metrics_lost:
+            warning = (f"{self.metrics_lost} metric value(s) could not be stored (the metrics "
+                       f"helper process stopped): the per-epoch histories have gaps")
+            log.warning("run %s: %s", self.run_id, warning)
+            self._tags({"ffexp.metrics_lost": str(self.metrics_lost),
+                        NOTE: clip(f"**{warning}**\n\n{note}" if note else f"**{warning}**")})
 
     def close_broken(self, exc: BaseException) -> bool:
         """Close the run FAILED (KILLED, or timeout, when interrupted) with the error; each
@@ -118,7 +133,9 @@ class Recorder:
         steps = [("flush the metrics", self.buffer.flush),
                  ("tag the error", lambda: self._tags({
                      "ffexp.outcome": outcome, "ffexp.error": clip(message),
-                     NOTE: clip(f"**{self.name}**: {outcome}: {message}")}))]
+                     NOTE: clip(f"**{self.name}**: {outcome}: {message}")})),
+                 ("count the metrics lost", lambda: self._count_lost(
+                     f"**{self.name}**: {outcome}: {message}"))]
         if not interrupted and not store_cause:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             steps.append(("log the traceback",
@@ -226,12 +243,14 @@ def existing_run_id(settings, context) -> str | None:
     if not settings.tracking.skip_existing:
         return None
     client, _, experiment_id, _ = _target(settings, context)
-    found = client.search_runs([experiment_id],
-                               f"tags.`ffexp.config_hash` = '{config_hash(context.config)}' "
-                               f"and attributes.status = 'FINISHED'"
-                               + _same_user(settings.tracking.skip_existing_any_user),
-                               max_results=1)
-    return found[0].info.run_id if found else None
+    for digest in config_hashes(context.config):
+        found = client.search_runs([experiment_id], f"tags.`ffexp.config_hash` = '{digest}' "
+                                   f"and attributes.status = 'FINISHED'"
+                                   + _same_user(settings.tracking.skip_existing_any_user),
+                                   max_results=1)
+        if found:
+            return found[0].info.run_id
+    return None
 
 
 #: the most runs ``finished_configs`` reads (MLflow's limit for one search)
@@ -256,11 +275,12 @@ def earlier_attempts(client, experiment_id: str, settings, context) -> list[str]
     """Ids of the unfinished runs (FAILED, KILLED, or RUNNING but stale, which are closed as
     such here) with this job's config hash: the job reruns them. A RUNNING run that still
     shows signs of life is not an earlier attempt (and is not skipped either)."""
-    found = client.search_runs([experiment_id],
-                               f"tags.`ffexp.config_hash` = '{config_hash(context.config)}' "
-                               f"and attributes.status != 'FINISHED'"
-                               + _same_user(settings.tracking.skip_existing_any_user),
-                               max_results=1000)
+    found = [run for digest in config_hashes(context.config)
+             for run in client.search_runs([experiment_id],
+                                           f"tags.`ffexp.config_hash` = '{digest}' "
+                                           f"and attributes.status != 'FINISHED'"
+                                           + _same_user(settings.tracking.skip_existing_any_user),
+                                           max_results=1000)]
     ids = []
     for run in found:
         if run.info.status == "RUNNING":

@@ -38,10 +38,26 @@ class TimeLimit(SystemExit):
 
 #: signals turned into exceptions by this process (read when closing a sweep at exit)
 RECEIVED: list[int] = []
+#: called with the signal number by the process handlers (``install_process_handlers``)
+#: before they raise, once per process: a sweep's launcher stops its jobs' processes there
+#: (ffexp.launch.lifeline), before its launcher unwinds and kills them
+BEFORE_RAISE: list = []
+
+
+def _before_raise(signum: int) -> None:
+    """The hooks, on the first signal only (a second one, while they wait, raises at once)."""
+    if len(RECEIVED) > 1:
+        return
+    for hook in list(BEFORE_RAISE):
+        try:
+            hook(signum)
+        except Exception:  # noqa: BLE001 - stopping must not keep the process from ending
+            pass
 
 
 def _raise(signum, frame) -> None:
     RECEIVED.append(signum)
+    _before_raise(signum)
     raise Terminated()
 
 
@@ -51,6 +67,7 @@ def _time_limit(signum, frame) -> None:
 
 def _interrupt(signum, frame) -> None:
     RECEIVED.append(signum)
+    _before_raise(signum)
     raise KeyboardInterrupt()
 
 

@@ -61,8 +61,9 @@ def begin(config, jobs: list[list[str]] | None, searched: tuple[str, ...] = ()) 
 def _check_store(config) -> None:
     """An unusable store (no server at tracking.uri, a directory that cannot be written) ends
     the sweep here, before any job, with one line and exit status 2."""
-    from ffexp.tracking.preflight import StoreError, check_store
+    from ffexp.tracking.preflight import StoreError, check_experiment_name, check_store
     try:
+        check_experiment_name(config.tracking.experiment)
         check_store(store.resolve_uri(config.tracking.uri, base=Path.cwd()))
     except StoreError as err:
         print(f"ffexp: error: {err}", file=sys.stderr, flush=True)
@@ -170,6 +171,13 @@ def status_of(exc: BaseException | None) -> str:
         return "FINISHED"
     return "KILLED" if killed(exc) and not isinstance(exc, SystemExit) \
         or isinstance(exc, Terminated) else "FAILED"
+
+
+def open_parent():
+    """(client, run id, experiment id) of this process's open sweep parent run, or None."""
+    if "run_id" not in _OPEN:
+        return None
+    return _OPEN["client"], _OPEN["run_id"], _OPEN["experiment_id"]
 
 
 def close_open_sweep(status: str = "FAILED", hint: bool = True) -> None:

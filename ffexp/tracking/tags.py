@@ -45,15 +45,47 @@ def git_state() -> tuple[str, str]:
     return commit, "unknown" if status is None else str(bool(status)).lower()
 
 
-def config_hash(config: Mapping[str, Any]) -> str:
-    """A stable 12-hex-digit hash of the resolved config without the tracking settings and
-    ``UNHASHED_KEYS``: two runs with the same hash computed the same thing (same code aside)."""
+def _canonical(value: Any) -> Any:
+    """A config value as the hash sees it: a float that is a whole number as that integer
+    (``noise=1`` and ``noise=1.0`` compute the same thing), containers element by element;
+    booleans, other floats (NaN, ±inf included) and strings as they are."""
+    if isinstance(value, float) and not isinstance(value, bool) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def _digest(body: Any) -> str:
+    text = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _hashed(config: Mapping[str, Any]) -> dict:
+    """The resolved config without the tracking settings and ``UNHASHED_KEYS``."""
     body = {k: v for k, v in config.items() if k not in UNHASHED}
     for group, key in UNHASHED_KEYS:
         if isinstance(body.get(group), Mapping) and key in body[group]:
             body[group] = {k: v for k, v in body[group].items() if k != key}
-    text = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return body
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A stable 12-hex-digit hash of the resolved config without the tracking settings and
+    ``UNHASHED_KEYS``: two runs with the same hash computed the same thing (same code aside).
+    Numerically equal values hash alike (``1`` and ``1.0``: ``_canonical``)."""
+    return _digest(_canonical(_hashed(config)))
+
+
+def config_hashes(config: Mapping[str, Any]) -> list[str]:
+    """The hashes a run of this config may carry in ``ffexp.config_hash``: ``config_hash``,
+    then (when it differs) the hash ffexp 0.1 gave it before values were made canonical, so
+    that ``tracking.skip_existing`` still finds runs recorded before."""
+    legacy = _digest(_hashed(config))
+    current = config_hash(config)
+    return [current] if legacy == current else [current, legacy]
 
 
 def clip(text: str, limit: int = MAX_TAG) -> str:

@@ -4,6 +4,7 @@ PYTHONPATH, and the store read back through MLflow's client."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,9 +25,18 @@ def env(uri: str | None = None, **extra: str) -> dict:
     return {**e, **extra}
 
 
+def default_sigint() -> None:
+    """In a child about to start: Ctrl-C (SIGINT) acts as at a terminal. A process started
+    with SIGINT ignored (pytest run in the background by a non-interactive shell, ``cmd &``)
+    passes that on, and Python then installs no KeyboardInterrupt handler: a test's SIGINT
+    would be ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(cwd: Path, *args: str, uri: str | None = None, **extra: str) -> subprocess.Popen:
     return subprocess.Popen([FFEXP, *args], cwd=cwd, env=env(uri, **extra),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
 
 
 def ffexp(cwd: Path, *args: str, uri: str | None = None, timeout: float = 300,

@@ -108,6 +108,25 @@ class MlflowServer:
 
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+ENSURE_PACKAGES = Path(__file__).resolve().parents[2] / "scripts" / "ensure-packages"
+
+
+def ensure_packages(*packages: str) -> str | None:
+    """Install the missing Debian ``packages`` (scripts/ensure-packages: nothing to do when
+    they are installed); None when done, else why they could not be installed."""
+    import shutil
+    if shutil.which("dpkg-query") is None:
+        return "not a Debian system"
+    proc = subprocess.run([str(ENSURE_PACKAGES), *packages], capture_output=True, text=True,
+                          timeout=1800)
+    return None if proc.returncode == 0 else (proc.stderr.strip() or proc.stdout.strip())
+
+
+def ensure_postgres() -> str | None:
+    """PostgreSQL 15's server (PG_BIN), installed when missing; None when there, else why not."""
+    if (PG_BIN / "initdb").exists():
+        return None
+    return ensure_packages("postgresql-15")
 
 
 class Postgres:

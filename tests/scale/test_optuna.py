@@ -198,6 +198,7 @@ def test_search_spaces_parse_as_optuna_distributions_and_back_into_overrides():
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_joblib_search_prunes_in_worker_processes_and_a_killed_sweep_resumes(tmp_path):
     """Two trials in flight in joblib workers: each worker reports to the study through the
     SQLite storage and the pruner stops it there. A sweep killed (SIGTERM) with trials in

@@ -78,6 +78,7 @@ def _sweep_dir(cwd: Path) -> Path:
     return max(dirs, key=lambda p: p.stat().st_mtime)
 
 
+@pytest.mark.integration
 def test_sweep_on_slurm_against_a_tracking_server(tmp_path, cluster, server):
     """docs/scaling.md's command: one array job, one task per ffexp job, all recorded."""
     n = 4

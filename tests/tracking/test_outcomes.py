@@ -17,9 +17,14 @@ from helpers_tracking import FAST, FFEXP, all_runs, ffexp_env, run_ffexp
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_to_a_running_job_kills_its_run(tmp_path, store, signum):
+    # SIGINT as at a terminal: pytest started in the background by a non-interactive shell
+    # (`pytest -m slow &`) runs with SIGINT ignored, its children inherit that, Python then
+    # installs no KeyboardInterrupt handler and the run would never see this Ctrl-C (the run
+    # "did not end within 60 s of Ctrl-C")
     proc = subprocess.Popen([FFEXP, *FAST, "train.epochs=1000000", "tracking.flush_seconds=0.3"],
                             cwd=tmp_path, env=ffexp_env(store), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     client = MlflowClient(store)
     try:
         deadline = time.monotonic() + 120

@@ -15,6 +15,10 @@ environment variable:
 - ``FFEXP_TEST_FOREIGN_HANDOFF=1``: before each job is prepared, ``<sweep dir>/mlflow_sweep.json``
   is rewritten as another sweep would (another sweep id and parent run), as if a second sweep
   had taken the directory meanwhile (e.g. from another host, where no lock is shared).
+- ``FFEXP_TEST_SENDER_SIGKILL=<n>``: the metrics helper process (``python -m
+  ffexp.tracking.sender``) stores <n> batches, then SIGKILLs itself when the next one comes,
+  as ``kill -9`` of the helper mid-run would: that batch and whatever is queued in its pipe
+  are lost.
 """
 
 import os
@@ -77,3 +81,21 @@ if os.environ.get("FFEXP_TEST_FOREIGN_HANDOFF"):
         return _real_prepare(settings)
 
     _entry.prepare = _prepare
+
+if os.environ.get("FFEXP_TEST_SENDER_SIGKILL") and \
+        getattr(__import__("sys"), "orig_argv", [])[-1:] == ["ffexp.tracking.sender"]:
+    import signal as _signal
+
+    import ffexp.tracking.buffer as _buffer
+
+    _batches = int(os.environ["FFEXP_TEST_SENDER_SIGKILL"])
+    _stored = [0]
+    _store_rows = _buffer.store_rows
+
+    def _store_then_die(client, uri, run_id, rows):
+        if _stored[0] >= _batches:
+            os.kill(os.getpid(), _signal.SIGKILL)
+        _stored[0] += 1
+        return _store_rows(client, uri, run_id, rows)
+
+    _buffer.store_rows = _store_then_die
