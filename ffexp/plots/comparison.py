@@ -291,7 +291,8 @@ def decision_boundaries(tiles: Sequence[tuple[str, np.ndarray]], title: str = ""
     n = len(tiles)
     scale = 1.0 if n <= 6 else 0.75 if n <= 12 else 0.55
     height, width = tiles[0][1].shape[:2] if tiles else (240, 220)
-    fig, axes = _tiles(n, size=(width / DPI * scale, height / DPI * scale + 0.3))
+    fig, axes = _tiles(n, size=(max(2.0, width / DPI * scale),
+                                max(2.0, height / DPI * scale) + 0.3))
     for ax, (label, rgb) in zip(axes, tiles):
         ax.imshow(rgb, interpolation="antialiased")
         ax.set_axis_off()
