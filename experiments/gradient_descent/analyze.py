@@ -52,8 +52,11 @@ def spread(changes: np.ndarray) -> float:
     return float(np.std(changes, ddof=1)) if len(changes) > 1 else float("nan")
 
 
-def main() -> None:
-    args = parse_args(HERE, __doc__.split("\n\n")[0])
+def main(here: Path = HERE, study: str = "Study 4, gradient_descent",
+         doc: str = __doc__) -> None:
+    """The analysis of the study in folder ``here`` (its store, its report/), titled ``study``:
+    gradient_descent's own, and large_training_set's (the same measures at m = 12,000)."""
+    args = parse_args(here, doc.split("\n\n")[0])
     probe, _ = load_sweep(args.tracking_uri, [])
     L = int(probe["params.hidden_sizes"].map(depth).max())
     runs, hist = load_sweep(args.tracking_uri, ["train/cost", "time/elapsed", "val/accuracy",
@@ -109,7 +112,7 @@ def main() -> None:
     axes[0].legend(fontsize=8)
     save_figure(fig, args.output / "full_gradients.png")
 
-    write_markdown(args.output, "Study 4, gradient_descent: analysis", [
+    write_markdown(args.output, f"{study}: analysis", [
         f"{len(runs)} runs of {epochs} epochs. Target: training cost ≤ {TARGET}. Smoothness over "
         f"epochs {epochs // 2 + 1}–{epochs}. Gradient norms: of the full training cost at the "
         "last epoch's end, the same quantity for every variant. Mean ± std over seeds. The "
@@ -120,7 +123,7 @@ def main() -> None:
         "![training cost against epochs and against seconds](cost_curves.png)",
         "![full-gradient norms of the first and last layer against epochs](full_gradients.png)",
     ])
-    write_markdown(args.output, "Study 4, gradient_descent: wall clock", [
+    write_markdown(args.output, f"{study}: wall clock", [
         f"Measured seconds (time/elapsed), so these change from one run of the study to the next. "
         f"Equal wall clock: T = {fmt(T)} s, the shortest total time of any run. The epochs "
         "include the extra full-gradient pass of train.epoch_gradients=full, the same for "
