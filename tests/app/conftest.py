@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import ffexp_command
 from ffexp.job.settings import Settings
 from ffexp.launch.config import to_settings
 
@@ -23,11 +25,8 @@ def settings_of(hydra_conf):
 
 def ffexp(*args: str, cwd: Path, module: bool = False) -> subprocess.CompletedProcess:
     """Run the real command (console script, or ``python -m ffexp``) in ``cwd``."""
-    exe = [sys.executable, "-m", "ffexp"] if module else [str(Path(sys.executable).with_name("ffexp"))]
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    env.pop("FFEXP_COMMAND_LINE", None)
-    return subprocess.run([*exe, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env=env)
+    return ffexp_command.run(cwd, *args, module=module, env=ffexp_command.command_env(
+        drop=("FFEXP_COMMAND_LINE",), HYDRA_FULL_ERROR="0"))
 
 
 def statuses(root: Path) -> list[dict]:

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+import ffexp_command
+
 from ffexp.launch.sweeper import plan
 
-FFEXP = str(Path(sys.executable).with_name("ffexp"))
+FFEXP = ffexp_command.FFEXP
 #: a grid of 3 x 3 x 4 = 36 jobs; each case adds a swept key with one bad value last
 GRID = ["activation=sigmoid,tanh,relu", "init=random,xavier,he", "seed=0,1,2,3",
         "train.epochs=2", "model.hidden_sizes=[4]"]
@@ -41,18 +43,16 @@ BAD = [
 
 
 def _env(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FFEXP_"))}
-    return {**env, "HYDRA_FULL_ERROR": "0", **extra}
+    return ffexp_command.command_env(drop=("MLFLOW_", "FFEXP_"), **{"HYDRA_FULL_ERROR": "0",
+                                                                    **extra})
 
 
 def _start(cwd: Path, *args: str, **extra: str) -> subprocess.Popen:
-    return subprocess.Popen([FFEXP, *args], cwd=cwd, env=_env(**extra), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return ffexp_command.start(cwd, *args, env=_env(**extra))
 
 
 def _run(cwd: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([FFEXP, *args], cwd=cwd, env=_env(**extra), capture_output=True,
-                          text=True, timeout=600)
+    return ffexp_command.run(cwd, *args, env=_env(**extra), timeout=600)
 
 
 def _runs(uri: str) -> list:

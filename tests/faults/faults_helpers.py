@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-FFEXP = str(Path(sys.executable).with_name("ffexp"))
+import ffexp_command
+
+FFEXP = ffexp_command.FFEXP
 PLUGIN = str(Path(__file__).with_name("plugin"))
 #: a small, fast job; tests add what they vary
 FAST = ["model.hidden_sizes=[8,8]", "dataset.params.n_samples=200", "tracking.log_plots=false",
@@ -18,11 +20,9 @@ FAST = ["model.hidden_sizes=[8,8]", "dataset.params.n_samples=200", "tracking.lo
 
 
 def env(uri: str | None = None, **extra: str) -> dict:
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FFEXP_"))}
-    e["PYTHONPATH"] = os.pathsep.join(p for p in (PLUGIN, e.get("PYTHONPATH")) if p)
-    if uri:
-        e["MLFLOW_TRACKING_URI"] = uri
-    return {**e, **extra}
+    path = os.pathsep.join(p for p in (PLUGIN, os.environ.get("PYTHONPATH")) if p)
+    return ffexp_command.command_env(uri, drop=("MLFLOW_", "FFEXP_"),
+                                     **{"PYTHONPATH": path, **extra})
 
 
 def default_sigint() -> None:
@@ -34,15 +34,12 @@ def default_sigint() -> None:
 
 
 def start(cwd: Path, *args: str, uri: str | None = None, **extra: str) -> subprocess.Popen:
-    return subprocess.Popen([FFEXP, *args], cwd=cwd, env=env(uri, **extra),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_sigint)
+    return ffexp_command.start(cwd, *args, env=env(uri, **extra), preexec_fn=default_sigint)
 
 
 def ffexp(cwd: Path, *args: str, uri: str | None = None, timeout: float = 300,
           **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([FFEXP, *args], cwd=cwd, env=env(uri, **extra), capture_output=True,
-                          text=True, timeout=timeout)
+    return ffexp_command.run(cwd, *args, env=env(uri, **extra), timeout=timeout)
 
 
 def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ffexp_command
 import pytest
 from mlflow import MlflowClient
 
@@ -28,8 +29,12 @@ SWEEP = ["activation=relu,tanh", "init=he,xavier", "seed=0,1", "train.epochs=3"]
 def real_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
     uri = f"sqlite:///{root}/mlflow.db"
+    # the environment of a fresh shell: no store, switch or command line a test of this
+    # process may have left in os.environ (an in-process ffexp sets FFEXP_COMMAND_LINE)
     done = subprocess.run([FFEXP, "-m", *SWEEP, f"tracking.uri={uri}"], cwd=root,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600,
+                          env=ffexp_command.command_env(drop=("MLFLOW_", "FFEXP_"),
+                                                        HYDRA_FULL_ERROR="0"))
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(tracking_uri=uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])

@@ -12,7 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-FFEXP = str(Path(sys.executable).with_name("ffexp"))
+import ffexp_command
+
+FFEXP = ffexp_command.FFEXP
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 #: the test servers' options: one uvicorn process. With several, uvicorn's supervisor restarts
 #: a worker that misses its health ping, and on this loaded 2-core machine (load average
@@ -23,8 +25,7 @@ TINY = ["model.hidden_sizes=[8,8]", "dataset.params.n_samples=200"]
 
 
 def env_without_mlflow(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    return {**env, **extra}
+    return ffexp_command.command_env(**extra)
 
 
 def free_port(lo: int = 5600, hi: int = 5700) -> int:
@@ -208,14 +209,9 @@ def run_ffexp(cwd: Path, args: list[str], uri: str | None, timeout: float = 1800
     """The real command (with ``tracking.uri=<uri>`` unless None: the default store); returns
     (process, wall seconds)."""
     t0 = time.perf_counter()
-    proc = subprocess.run([FFEXP, *args, *([f"tracking.uri={uri}"] if uri else [])], cwd=cwd,
-                          env=env_without_mlflow(**(env or {})), capture_output=True,
-                          text=True, timeout=timeout)
-    seconds = time.perf_counter() - t0
-    if check and proc.returncode != 0:
-        raise AssertionError(f"ffexp exited {proc.returncode}\nstdout:\n{proc.stdout[-5000:]}\n"
-                             f"stderr:\n{proc.stderr[-5000:]}")
-    return proc, seconds
+    proc = ffexp_command.run(cwd, *args, *([f"tracking.uri={uri}"] if uri else []),
+                             env=env_without_mlflow(**(env or {})), timeout=timeout, check=check)
+    return proc, time.perf_counter() - t0
 
 
 def check_sweep_store(uri: str, n_jobs: int, exclude_tag: str | None = None):
