@@ -91,26 +91,35 @@ def client(uri: str):
 
 
 @contextmanager
-def creation_lock(db: Path | None):
-    """An exclusive lock on the SQLite file's directory among this host's processes, for the
-    schema migration and the experiment's creation (no-op for servers, or without flock)."""
-    if db is None:
-        yield
-        return
+def flocked(path: Path, flags: int = os.O_RDONLY, mode: int = 0o644):
+    """An exclusive flock on ``path`` (opened with ``flags``) among this host's processes
+    while the block runs; a no-op where the file cannot be opened or flock is unavailable."""
     try:
         import fcntl
-        fd = os.open(db.parent, os.O_RDONLY)
+        fd = os.open(path, flags, mode)
     except (ImportError, OSError):
         yield
         return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # e.g. a filesystem without flock: MLflow's own locking remains
+        except OSError:  # e.g. a filesystem without flock
             pass
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextmanager
+def creation_lock(db: Path | None):
+    """An exclusive lock on the SQLite file's directory among this host's processes, for the
+    schema migration and the experiment's creation (no-op for servers, or without flock:
+    MLflow's own locking remains)."""
+    if db is None:
+        yield
+        return
+    with flocked(db.parent):
+        yield
 
 
 def cache_dir() -> Path:

@@ -34,7 +34,6 @@ import math
 import os
 import time
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger("ffexp")
@@ -108,23 +107,10 @@ def line(c: dict[str, int], n_jobs: int | None = None) -> str:
     return text
 
 
-@contextmanager
 def _turn(sweep_dir: Path):
     """One update at a time per sweep directory (no-op where flock is unavailable)."""
-    try:
-        import fcntl
-        fd = os.open(sweep_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except (ImportError, OSError):
-        yield
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            pass
-        yield
-    finally:
-        os.close(fd)
+    from .store import flocked
+    return flocked(sweep_dir / LOCK, os.O_RDWR | os.O_CREAT)
 
 
 def update_parent(sweep_dir, target=None) -> dict[str, int] | None:
