@@ -67,6 +67,51 @@ def version_text() -> str:
     return f"ffexp {version('ffexp')} ({libs})"
 
 
+#: Hydra's flags that take no value, and those that take one (``--info``'s is optional: one of
+#: its choices, else none); ``--flag=value`` is one token either way
+_BARE_FLAGS = frozenset({"-m", "--multirun", "-r", "--run", "--resolve", "-h", "--help",
+                         "-hc", "--hydra-help", "--version"})
+_VALUE_FLAGS = frozenset({"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn",
+                          "--config-name", "-cd", "--config-dir", "--experimental-rerun",
+                          "-sc", "--shell-completion"})
+_INFO_FLAGS = frozenset({"-i", "--info"})
+_INFO_CHOICES = frozenset({"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"})
+
+
+def flags_first(argv: list[str]) -> list[str]:
+    """``argv`` with Hydra's flags (and their values) moved before the overrides, each group in
+    its order.
+
+    Hydra's argparse takes the overrides as one positional list, so ``ffexp seed=1 -m
+    activation=relu,tanh`` would stop at "unrecognized arguments: activation=relu,tanh" and
+    print the usage; flags and overrides may come in any order here. A token after ``--`` and
+    anything unknown stays where it is among the overrides."""
+    flags: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        name = token.split("=", 1)[0]
+        if token == "--":
+            rest.extend(argv[i:])
+            break
+        if name in _BARE_FLAGS or ("=" in token and token.startswith("-")
+                                   and name in _VALUE_FLAGS | _INFO_FLAGS):
+            flags.append(token)
+        elif token in _VALUE_FLAGS:
+            flags.extend(argv[i:i + 2])
+            i += 1
+        elif token in _INFO_FLAGS:
+            flags.append(token)
+            if i + 1 < len(argv) and argv[i + 1] in _INFO_CHOICES:
+                flags.append(argv[i + 1])
+                i += 1
+        else:
+            rest.append(token)
+        i += 1
+    return flags + rest
+
+
 def _has(argv: list[str], *flags: str) -> bool:
     return any(a in flags or a.split("=", 1)[0] in flags for a in argv)
 

@@ -319,6 +319,7 @@ def _main() -> int:
         print(f"ffexp: error: {problem}", file=sys.stderr, flush=True)
         return USAGE_EXIT
     os.environ.setdefault(COMMAND_ENV, shlex.join(["ffexp", *sys.argv[1:]]))
+    sys.argv[1:] = cli.flags_first(sys.argv[1:])  # `ffexp seed=1 -m ...` as `ffexp -m seed=1 ...`
     register()
     SweepStatus.sweep_dir = None
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"

@@ -89,3 +89,20 @@ def test_help_into_a_closed_pipe_prints_no_traceback(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.stdout.startswith("ffexp trains") and len(run.stdout.splitlines()) == 1
     assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr
+
+
+def test_flags_may_come_after_overrides():
+    assert cli.flags_first(["seed=1", "-m", "activation=relu,tanh"]) == \
+        ["-m", "seed=1", "activation=relu,tanh"]
+    assert cli.flags_first(["a=1", "--cfg", "job", "b=2", "-p", "model", "--resolve"]) == \
+        ["--cfg", "job", "-p", "model", "--resolve", "a=1", "b=2"]
+    assert cli.flags_first(["a=1", "--info", "b=2", "-i", "plugins", "--cfg=job"]) == \
+        ["--info", "-i", "plugins", "--cfg=job", "a=1", "b=2"]
+    assert cli.flags_first(["a=1", "--", "-m"]) == ["a=1", "--", "-m"]
+
+
+def test_an_override_before_a_flag_is_composed_not_refused(tmp_path):
+    run = ffexp("seed=7", "--cfg", "job", "activation=tanh", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "\nseed: 7\n" in run.stdout and "activation:\n  name: tanh\n" in run.stdout
+    assert "usage:" not in run.stderr
