@@ -1,6 +1,8 @@
 """A resumed grid sweep (``tracking.skip_existing=true``) submits only what is missing.
 
-Before the launcher gets the jobs, ``sift`` asks the store once for the experiment's FINISHED
+Before the launcher gets the jobs, ``sift`` uploads what jobs of an earlier sweep in the same
+folder spooled while the store was unreachable (ffexp.tracking.sync: a spooled job is finished
+and is not trained again), then asks the store once for the experiment's FINISHED
 runs (the user's own, unless ``tracking.skip_existing_any_user``: ffexp.tracking.run.
 finished_configs) and composes each job's config (with the sweep's loader: each combination of
 group choices once) into its config hash (ffexp.tracking.tags.config_hash, the hash the job's
@@ -58,6 +60,7 @@ def sift(config, loader, batches: list[list[list[str]]], sweep_dir: Path):
     target = handoff.read(sweep_dir)
     if target is None:
         return batches, 0
+    _sync_spools(sweep_dir)
     client = store.client(target.tracking_uri)
     finished = finished_configs(client, target.experiment_id,
                                 bool(tracking.get("skip_existing_any_user")))
@@ -75,6 +78,17 @@ def sift(config, loader, batches: list[list[list[str]]], sweep_dir: Path):
     if skipped:
         _record(sweep_dir, skipped, sum(len(b) for b in kept), target)
     return kept, len(skipped)
+
+
+def _sync_spools(sweep_dir: Path) -> None:
+    """Upload the records that jobs of an earlier sweep in this folder spooled while the store
+    was unreachable (ffexp-sync, ffexp.tracking.sync), so that their configs count as finished
+    and are not trained again; their lines on the console."""
+    import sys
+
+    from ffexp.tracking.sync import pending, sync
+    if pending([sweep_dir]):
+        sync([sweep_dir], out=sys.stdout)
 
 
 def _record(sweep_dir: Path, skipped, first: int, target) -> None:
