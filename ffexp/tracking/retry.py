@@ -10,7 +10,7 @@ restarting: the server answers 503 TEMPORARILY_UNAVAILABLE or 500), a server tha
 the request was not processed, so the call can be made again: ``RetryingClient`` does that for
 every MlflowClient method, with tenacity (exponential backoff with full jitter: before attempt
 k+1 a random pause of up to ``FIRST_PAUSE`` × 2^k s, at most ``MAX_PAUSE``), until ``WINDOW``
-seconds after the first attempt. A
+seconds after the first attempt (``$FFEXP_RETRY_WINDOW`` sets another window). A
 failure of the store itself (a full disk, ffexp.tracking.faults.cause) and every other error
 pass through at once.
 
@@ -152,8 +152,9 @@ def _guarded(uri: str, call):
         ago = time.monotonic() - down[0]
         if ago < DOWN_SECONDS:
             raise TrackingServerUnreachable(
-                f"the tracking server {uri} is unreachable ({down[1]} for {window_seconds():.0f} s, "
-                f"{ago:.0f} s ago; no new attempt for {DOWN_SECONDS:.0f} s)")
+                f"the tracking server {uri} is unreachable ({down[1]} for "
+                f"{window_seconds():.0f} s, {ago:.0f} s ago; no new attempt for "
+                f"{DOWN_SECONDS:.0f} s)")
     try:
         result = call()
     except Exception as err:

@@ -156,3 +156,46 @@ def test_jobs_whose_server_dies_mid_run_are_completed_by_the_sync(tmp_path):
             assert steps == list(range(501)), run.info.run_name
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_the_resume_uploads_the_spools_first_and_retrains_nothing(tmp_path):
+    """The same sweep run again with tracking.skip_existing=true once the server is back, in a
+    new folder (the default multirun/<date>/<time>): it finds the earlier sweep's folder
+    through its parent run, uploads its spools, and skips every job."""
+    server = MlflowServer(tmp_path / "server", *SERVER_OPTS).start()
+    env = env_without_mlflow(MLFLOW_TRACKING_URI=server.uri, FFEXP_RETRY_WINDOW="2",
+                             MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY, "train.epochs=20",
+            "tracking.snapshots=0", "seed=0,1,2,3"]
+    try:
+        proc = ffexp_command.start(tmp_path, *args, "hydra.sweep.dir=first", env=env)
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "first" / "mlflow_sweep.json").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        server.stop(signal.SIGKILL)
+        out, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, (out[-3000:], err[-3000:])
+        spooled = sum(": spooled " in x for x in out.splitlines())
+        server.start()
+        again = ffexp_command.run(tmp_path, *args, "tracking.skip_existing=true", env=env,
+                                  timeout=900)
+        print("\n" + again.stdout)
+        assert again.returncode == 0, again.stdout + again.stderr
+        uploaded = [x for x in again.stdout.splitlines() if x.startswith("ffexp-sync: ")
+                    and "/first/" in x and " run " in x]
+        skipped = [x for x in again.stdout.splitlines() if x.startswith("[job ")
+                   and ": skipped " in x]
+        print(f"first pass: {spooled} spooled; resume: {len(uploaded)} uploaded, "
+              f"{len(skipped)} skipped")
+        assert spooled >= 2 and len(uploaded) == spooled and len(skipped) == 4
+        client = MlflowClient(server.uri)
+        first = json.loads((tmp_path / "first" / "mlflow_sweep.json").read_text())
+        children = _children(client, client.get_run(first["parent_run_id"]))
+        assert sorted(r.data.params["seed"] for r in children) == ["0", "1", "2", "3"]
+        assert {r.info.status for r in children} == {"FINISHED"}
+        jobs = client.search_runs([first["experiment_id"]], "attributes.status = 'FINISHED'")
+        assert len([r for r in jobs if r.data.tags.get("ffexp.kind") != "sweep"]) == 4
+    finally:
+        server.stop()
