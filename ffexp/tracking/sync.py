@@ -219,6 +219,8 @@ def _upload_steps(client, uri: str, experiment_id: str, run, record: dict, folde
                 {**(record.get("create_tags") or {}), **record.get("tags", {})}.items()]
         for i in range(0, len(tags), PER_CALL):
             client.log_batch(run_id, tags=tags[i:i + PER_CALL])
+        if "ffexp.error" in run.data.tags and "ffexp.error" not in record.get("tags", {}):
+            client.delete_tag(run_id, "ffexp.error")   # set by a stale check meanwhile
         if record.get("inputs") and not run.inputs.dataset_inputs:
             client.log_inputs(run_id, datasets=[dataset_from_record(d)
                                                 for d in record["inputs"]])
