@@ -26,8 +26,9 @@ by the next one without doing anything twice:
 
 Then every parent run a spool belonged to is recounted: ffexp.tracking.tally from the sweep's
 status files (while the sweep folder's ``mlflow_sweep.json`` is still that sweep's) and the
-summary read from its children (ffexp.tracking.summary); a parent left RUNNING by a sweep
-that ended while the store was away (its submitter could not close it) is closed FINISHED.
+summary read from its children (ffexp.tracking.summary); a parent its sweep could not close
+(the store was away when the sweep ended; the sweep noted how it ended in its folder,
+``mlflow_sweep_end.json``) is closed so, also if a stale check closed it KILLED meanwhile.
 
 Exit status 0 when every spool found is uploaded (or was before), 1 if one could not be (the
 store still away: the first such spool stops the sync), 2 for a bad argument; one line each.
@@ -278,28 +279,26 @@ def _status_synced(folder: Path, record: dict, run_id: str) -> None:
     write_json(path, status)
 
 
-def _sweep_over(sweep_dir: Path, sweep_uid: str) -> bool:
-    """Whether the sweep ``sweep_uid`` has ended: its folder holds another sweep's handoff now,
-    or no process holds its lock."""
-    from . import handoff
+def _close_parent(client, run, sweep_dir: Path | None) -> str:
+    """A parent its sweep could not close (the store was away when the sweep ended: the sweep
+    noted how it ended in its folder, ffexp.tracking.sweep.END_FILE) is closed so now, also
+    if a stale check closed it KILLED meanwhile; what is said about it."""
+    from .sweep import END_FILE
     try:
-        target = handoff.read(sweep_dir)
+        end = json.loads((sweep_dir / END_FILE).read_text()) if sweep_dir else None
     except (OSError, ValueError):
-        target = None
-    if target is None or target.sweep_uid != sweep_uid:
-        return True
-    import fcntl
-    try:
-        fd = os.open(Path(sweep_dir) / handoff.LOCK, os.O_RDONLY)
-    except OSError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+        end = None
+    if not end or end.get("parent_run_id") != run.info.run_id:
+        return ""
+    tags = run.data.tags
+    stale = run.info.status == "KILLED" and tags.get("ffexp.outcome") == "stale"
+    if run.info.status != "RUNNING" and not stale:
+        return ""
+    client.set_tag(run.info.run_id, "ffexp.outcome", end["outcome"])
+    if stale and "ffexp.error" in tags:
+        client.delete_tag(run.info.run_id, "ffexp.error")
+    client.set_terminated(run.info.run_id, end["status"], end_time=end.get("end_time"))
+    return f"; closed {end['status']} (its sweep ended while the store was away)"
 
 
 def recount(done: list[Synced], uri: str | None = None) -> list[str]:
@@ -329,12 +328,7 @@ def recount(done: list[Synced], uri: str | None = None) -> list[str]:
             counts = summarize(client, run.info.experiment_id, parent,
                                handoff.skipped(sweep_dir) if own else [],
                                sweep_dir if own else None)
-            closed = ""
-            if run.info.status == "RUNNING" and sweep_dir and \
-                    _sweep_over(sweep_dir, r.get("sweep_uid") or ""):
-                client.set_tag(parent, "ffexp.outcome", "finished")
-                client.set_terminated(parent, "FINISHED")
-                closed = "; closed FINISHED (its sweep had ended while the store was away)"
+            closed = _close_parent(client, run, sweep_dir)
             summary = client.get_run(parent).data.tags.get("ffexp.summary", "")
             lines.append(f"ffexp-sync: parent run {parent}: {summary or counts}{closed}")
         except Exception as err:

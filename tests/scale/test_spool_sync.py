@@ -194,6 +194,8 @@ def test_the_resume_uploads_the_spools_first_and_retrains_nothing(tmp_path):
         first = json.loads((tmp_path / "first" / "mlflow_sweep.json").read_text())
         children = _children(client, client.get_run(first["parent_run_id"]))
         assert sorted(r.data.params["seed"] for r in children) == ["0", "1", "2", "3"]
+        # closed by the resume's stale check (its submitter was gone), then as the sweep ended
+        assert client.get_run(first["parent_run_id"]).info.status == "FINISHED"
         assert {r.info.status for r in children} == {"FINISHED"}
         jobs = client.search_runs([first["experiment_id"]], "attributes.status = 'FINISHED'")
         assert len([r for r in jobs if r.data.tags.get("ffexp.kind") != "sweep"]) == 4
