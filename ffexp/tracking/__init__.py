@@ -15,7 +15,9 @@ yields a NullRecorder and MLflow is not even imported.
 Modules: store (URI, experiment, UI command), params, tags, buffer (the metrics callback),
 diagnose, model (npz + pyfunc), run (record_job), sweep (the Hydra callback of a multirun),
 handoff (the parent run's id, passed to jobs through a file in the sweep directory), signals,
-stale (heartbeats, stale runs, ffexp-stale), preflight (is the store usable, before training).
+stale (heartbeats, stale runs, ffexp-stale), preflight (is the store usable, before training),
+spool (a job's record kept in its folder while the store is unreachable) and sync (ffexp-sync:
+spooled records uploaded once the store is back).
 """
 
 from __future__ import annotations

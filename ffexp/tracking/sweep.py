@@ -207,7 +207,8 @@ def close_open_sweep(status: str = "FAILED", hint: bool = True) -> None:
     if errors:
         from ffexp.tracking.faults import STALE_HINT, cause
         still = _still_running(client, run_id)
-        fate = f"left RUNNING: {STALE_HINT}" if still else f"closed {status}"
+        fate = (f"left RUNNING (ffexp-sync {_OPEN.get('sweep_dir')} closes it {status} once "
+                f"the store is back; else {STALE_HINT})") if still else f"closed {status}"
         if still:   # how the sweep ended, for ffexp-sync to set once the store is back
             _note_end(_OPEN.get("sweep_dir"), run_id, status, outcome)
         reason = cause(errors[0]) or (str(errors[0]).strip().splitlines() or [""])[0][:200]
