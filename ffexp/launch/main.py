@@ -49,7 +49,8 @@ from ffexp.launch.search import recorded_value, register_resolver
 from ffexp.launch.sweeper import register as register_sweeper
 from ffexp.launch.status import (STATUS_FILE, SWEEP_UID_ENV, USAGE_EXIT, SweepStatus, report_sweep,
                                  sweep_failures, sweep_records, varied_keys)
-from ffexp.tracking import check_store, existing_run_id, job_ended, note_skipped, record_job
+from ffexp.tracking import (check_store, existing_run_id, job_ended, note_skipped, record_job,
+                            spooled)
 from ffexp.tracking.faults import as_fault, run_id_of
 from ffexp.tracking.store import resolve_uri
 from ffexp.tracking.signals import Terminated, TimeLimit
@@ -95,17 +96,20 @@ def run_context(cfg: DictConfig, hc: DictConfig) -> RunContext:
 def _write_status(context: RunContext, status: str, seconds: float, outcome: str = "",
                   metric: tuple[str, float] | None = None, error: str = "",
                   metrics: dict[str, float] | None = None, run_id: str | None = None,
-                  rerun_of: list[str] | None = None) -> None:
+                  rerun_of: list[str] | None = None, spool: str | None = None) -> None:
     """``<output dir>/ffexp_status.json``: the job's verdict, read by ``main`` after a sweep.
 
     ``status``: ok | failed | killed (Ctrl-C, SIGTERM) | skipped (``run_id`` is then the
-    earlier FINISHED run); ``pid``:
+    earlier FINISHED run) | spooled (the store was unreachable: the record is in ``spool``,
+    ``run_id`` is the run created before the outage, if any); ``pid``:
     the process that ran the job (a joblib worker, or this process)."""
     record = {"job_num": context.job_num, "job_id": context.job_id,
               "overrides": context.overrides, "status": status, "outcome": outcome,
               "metric": metric[0] if metric else None, "value": metric[1] if metric else None,
               "error": error, "seconds": round(seconds, 3), "metrics": metrics or {},
               "run_id": run_id, "rerun_of": rerun_of or [], "pid": os.getpid()}
+    if spool:
+        record["spool"] = spool
     Path(context.output_dir, STATUS_FILE).write_text(json.dumps(record, indent=1) + "\n")
     job_ended(context)  # the sweep's parent counts it (ffexp.tracking.tally)
 
@@ -268,6 +272,9 @@ def run(cfg: DictConfig) -> float | None:
     seconds = time.perf_counter() - t0
     log.info("%s: %s; metrics %s", result.train.outcome, result.train.message, result.metrics)
     rerun_of = getattr(recorder, "rerun_of", [])
+    spool = spooled(recorder)
+    if spool is not None:   # the store was unreachable: the record waits in the job's folder
+        return _spooled(context, job, result, spool, metric, seconds)
     _write_status(context, "ok", seconds, result.train.outcome, metric,
                   metrics=result.metrics, run_id=recorder.run_id, rerun_of=rerun_of)
     lost = getattr(recorder, "metrics_lost", 0)
@@ -283,6 +290,29 @@ def run(cfg: DictConfig) -> float | None:
         notes = [f"(rerun of {', '.join(rerun_of)})" if rerun_of else "", lost_text]
         print_job_line(job_line(context.job_num, context.overrides, result.train.outcome,
                                 seconds, metric, error="; ".join(n for n in notes if n),
+                                varied=context.varied))
+    return metric[1] if metric and result.train.outcome != "diverged" else None
+
+
+def _spooled(context: RunContext, job: Job, result: JobResult, spool, metric,
+             seconds: float) -> float | None:
+    """A job that trained while its store was unreachable: status ``spooled`` (with the
+    spool's folder), one line saying where the record is and the command that uploads it.
+    Not a failure: the training is done and its record is safe; ffexp-sync (or a resume with
+    tracking.skip_existing=true) uploads it."""
+    where = context.sweep_dir if context.mode == "multirun" else context.output_dir
+    text = (f"the MLflow store was unreachable ({spool.reason}); the record is in "
+            f"{spool.folder}; upload it with: ffexp-sync {shlex.quote(str(where))}")
+    log.warning("spooled: %s", text)
+    _write_status(context, "spooled", seconds, result.train.outcome, metric,
+                  metrics=result.metrics, run_id=spool.created_run_id,
+                  spool=str(spool.folder))
+    if context.mode == "run":
+        print(summary(job, result, context), flush=True)
+        print(f"ffexp: warning: {text}", file=sys.stderr, flush=True)
+    else:
+        print_job_line(job_line(context.job_num, context.overrides, "spooled", seconds, metric,
+                                error=f"(store unreachable: record in {spool.folder})",
                                 varied=context.varied))
     return metric[1] if metric and result.train.outcome != "diverged" else None
 

@@ -1,6 +1,9 @@
 """A resumed grid sweep (``tracking.skip_existing=true``) submits only what is missing.
 
-Before the launcher gets the jobs, ``sift`` asks the store once for the experiment's FINISHED
+Before the launcher gets the jobs, ``sift`` uploads what jobs of earlier sweeps (in the same
+folder, or in the folders of the experiment's latest sweeps) spooled while the store was
+unreachable (ffexp.tracking.sync: a spooled job is finished and is not trained again), then
+asks the store once for the experiment's FINISHED
 runs (the user's own, unless ``tracking.skip_existing_any_user``: ffexp.tracking.run.
 finished_configs) and composes each job's config (with the sweep's loader: each combination of
 group choices once) into its config hash (ffexp.tracking.tags.config_hash, the hash the job's
@@ -59,6 +62,7 @@ def sift(config, loader, batches: list[list[list[str]]], sweep_dir: Path):
     if target is None:
         return batches, 0
     client = store.client(target.tracking_uri)
+    _sync_spools(sweep_dir, client, target.experiment_id)
     finished = finished_configs(client, target.experiment_id,
                                 bool(tracking.get("skip_existing_any_user")))
     if not finished:
@@ -75,6 +79,44 @@ def sift(config, loader, batches: list[list[list[str]]], sweep_dir: Path):
     if skipped:
         _record(sweep_dir, skipped, sum(len(b) for b in kept), target)
     return kept, len(skipped)
+
+
+#: how many of the experiment's latest sweeps a resume looks through for spooled records
+EARLIER_SWEEPS = 20
+
+
+def earlier_sweep_dirs(client, experiment_id: str, sweep_dir: Path) -> list[Path]:
+    """This folder and those of the user's latest ``EARLIER_SWEEPS`` sweeps of the experiment
+    (their parent runs' ``ffexp.sweep_id``: relative to the folder ffexp starts in, or
+    absolute) that exist on this filesystem."""
+    from ffexp.tracking.run import _same_user
+    folders = [Path(sweep_dir)]
+    try:
+        parents = client.search_runs([experiment_id], "tags.`ffexp.kind` = 'sweep'"
+                                     + _same_user(False), max_results=EARLIER_SWEEPS,
+                                     order_by=["attributes.start_time DESC"])
+    except Exception as err:   # the resume goes on; ffexp-sync can still be run by hand
+        log.warning("could not look for earlier sweeps' folders: %s", err)
+        return folders
+    for run in parents:
+        sweep_id = run.data.tags.get("ffexp.sweep_id")
+        folder = Path(sweep_id).resolve() if sweep_id else None
+        if folder is not None and folder.is_dir() and folder not in folders:
+            folders.append(folder)
+    return folders
+
+
+def _sync_spools(sweep_dir: Path, client, experiment_id: str) -> None:
+    """Upload the records that jobs of earlier sweeps (in this folder, or in the folders of the
+    experiment's latest sweeps) spooled while the store was unreachable (ffexp-sync,
+    ffexp.tracking.sync), so that their configs count as finished and are not trained again;
+    their lines on the console."""
+    import sys
+
+    from ffexp.tracking.sync import pending, sync
+    folders = [f for f in earlier_sweep_dirs(client, experiment_id, sweep_dir) if pending([f])]
+    if folders:
+        sync(folders, out=sys.stdout)
 
 
 def _record(sweep_dir: Path, skipped, first: int, target) -> None:

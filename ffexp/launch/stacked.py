@@ -239,7 +239,7 @@ def run_group(hc) -> None:
     from ffexp.job.stacked import stack_groups
     from ffexp.launch import main as app
     from ffexp.launch.config import to_settings
-    from ffexp.tracking import check_store
+    from ffexp.tracking import check_store, spooled
     from ffexp.tracking.faults import as_fault
     from ffexp.tracking.signals import TimeLimit
     from ffexp.tracking.stacked import record_stacked
@@ -303,6 +303,10 @@ def run_group(hc) -> None:
                          result.metrics)
                 rerun_of = getattr(recorder, "rerun_of", [])
                 seconds = m.own + shared
+                spool = spooled(recorder)
+                if spool is not None:   # the store was unreachable (ffexp.tracking.spool)
+                    app._spooled(m.context, m.job, result, spool, metric, seconds)
+                    continue
                 app._write_status(m.context, "ok", seconds, result.train.outcome, metric,
                                   metrics=result.metrics, run_id=recorder.run_id,
                                   rerun_of=rerun_of)

@@ -20,9 +20,14 @@ from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, open_dict, read_write
 
 STATUS_FILE = "ffexp_status.json"
+#: a job's spool folder (ffexp.tracking.spool.SPOOL_DIR)
+SPOOL_DIR = "mlflow_spool"
 #: the sweep's unique id, in every job's Hydra config (hydra.job.env_set), whatever the launcher
 SWEEP_UID_ENV = "FFEXP_SWEEP_UID"
 USAGE_EXIT = 2
+#: a job's statuses that are not failures: trained and recorded, finished before (a resume's
+#: skip), trained with its record spooled while the store was away (ffexp-sync uploads it)
+SUCCEEDED = ("ok", "skipped", "spooled")
 
 
 class SweepStatus(HydraCallback):
@@ -115,7 +120,7 @@ def sweep_failures(sweep_dir: Path) -> tuple[list[dict], int]:
     """(failed jobs' status records, number of jobs) of a finished sweep; a skipped job
     (tracking.skip_existing) is a success."""
     records = sweep_records(sweep_dir)
-    return [r for r in records if r["status"] not in ("ok", "skipped")], len(records)
+    return [r for r in records if r["status"] not in SUCCEEDED], len(records)
 
 
 def _resumed(records: list[dict]) -> str:
@@ -191,10 +196,16 @@ def report_sweep(sweep_dir: Path) -> int:
     commands that open its parent run and write its report; 0 if every job succeeded (or was
     skipped), else 1."""
     records = sweep_records(sweep_dir)
-    failed = [r for r in records if r["status"] not in ("ok", "skipped")]
+    failed = [r for r in records if r["status"] not in SUCCEEDED]
     total, resumed = len(records), _resumed(records)
     for line in [*SweepStatus.conclusion, *next_commands(sweep_dir)]:
         print(line, flush=True)
+    spooled = sum(r["status"] == "spooled" for r in records)
+    if spooled:
+        print(f"ffexp: warning: {spooled} of {total} jobs trained while the MLflow store was "
+              f"unreachable; their records are spooled in their folders ({SPOOL_DIR}/); "
+              f"upload them with: ffexp-sync {shlex.quote(str(sweep_dir))} (a rerun with "
+              f"tracking.skip_existing=true does it first)", file=sys.stderr, flush=True)
     if not failed:
         print(f"ffexp: {total} job(s) done{resumed}; outputs in {sweep_dir}", flush=True)
         return 0

@@ -33,9 +33,12 @@ def line_of(record: dict) -> str:
     if status == "skipped":
         return job_line(num, overrides, "skipped", seconds,
                         error=f"run {record.get('run_id')} finished it before")
+    metric = (record["metric"], float(record["value"])) \
+        if record.get("metric") and record.get("value") is not None else None
+    if status == "spooled":
+        return job_line(num, overrides, "spooled", seconds, metric,
+                        error=f"(store unreachable: record in {record.get('spool')})")
     if status == "ok":
-        metric = (record["metric"], float(record["value"])) \
-            if record.get("metric") and record.get("value") is not None else None
         rerun = record.get("rerun_of") or []
         return job_line(num, overrides, outcome, seconds, metric,
                         error=f"(rerun of {', '.join(rerun)})" if rerun else "")

@@ -15,7 +15,9 @@ yields a NullRecorder and MLflow is not even imported.
 Modules: store (URI, experiment, UI command), params, tags, buffer (the metrics callback),
 diagnose, model (npz + pyfunc), run (record_job), sweep (the Hydra callback of a multirun),
 handoff (the parent run's id, passed to jobs through a file in the sweep directory), signals,
-stale (heartbeats, stale runs, ffexp-stale), preflight (is the store usable, before training).
+stale (heartbeats, stale runs, ffexp-stale), preflight (is the store usable, before training),
+spool (a job's record kept in its folder while the store is unreachable) and sync (ffexp-sync:
+spooled records uploaded once the store is back).
 """
 
 from __future__ import annotations
@@ -95,6 +97,16 @@ def job_ended(context) -> None:
             update_parent(context.sweep_dir, target)
 
 
+def spooled(recorder):
+    """The job's spool (ffexp.tracking.spool.SpoolingClient: ``folder``, ``reason``,
+    ``created_run_id``) if its record went there because the store was unreachable, else
+    None."""
+    if isinstance(recorder, NullRecorder):
+        return None
+    from .spool import spooled as spool_of
+    return spool_of(recorder)
+
+
 def close_sweep(exc: BaseException | None = None, hint: bool = True) -> None:
     """Close this process's sweep parent run if it is still open: FINISHED without ``exc``,
     KILLED for Ctrl-C / SIGTERM, FAILED otherwise. For the entry point, around Hydra: Hydra
@@ -105,4 +117,4 @@ def close_sweep(exc: BaseException | None = None, hint: bool = True) -> None:
 
 
 __all__ = ["NullRecorder", "check_store", "close_sweep", "existing_run_id", "job_ended",
-           "note_skipped", "record_job"]
+           "note_skipped", "record_job", "spooled"]

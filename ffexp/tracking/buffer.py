@@ -74,13 +74,35 @@ def send_metrics(client, run_id: str, metrics: list) -> None:
 def store_rows(client, uri: str, run_id: str, rows: list) -> None:
     """Store rows (key, value, timestamp ms, step) of the run: with SQLAlchemy Core where
     ffexp._compat.mlflow_metrics.choose allows it (retried like the client's calls on SQLite's
-    lock errors), else log_batch; the same values, steps and latest metrics either way."""
-    writer = mlflow_metrics.choose(client, uri).writer
-    for i in range(0, len(rows), CORE_ROWS):
-        chunk = rows[i:i + CORE_ROWS]
-        if writer is None or not call_with_retries(writer.write, run_id, chunk):
-            from mlflow.entities import Metric
-            send_metrics(client, run_id, [Metric(*row) for row in chunk])
+    lock errors), else log_batch; the same values, steps and latest metrics either way.
+    Nothing while the job's client spools (ffexp.tracking.spool: its journal has the rows), and
+    a store that is away makes it spool."""
+    if getattr(client, "spooling", False):
+        return
+    try:
+        writer = mlflow_metrics.choose(client, uri).writer
+        for i in range(0, len(rows), CORE_ROWS):
+            chunk = rows[i:i + CORE_ROWS]
+            if writer is None or not call_with_retries(writer.write, run_id, chunk):
+                from mlflow.entities import Metric
+                send_metrics(client, run_id, [Metric(*row) for row in chunk])
+    except Exception as err:
+        if not _absorbed(client, err):
+            raise
+
+
+def _absorbed(client, err: BaseException, probe: bool = False) -> bool:
+    """Whether the job's client took ``err`` as the store being away (it spools from now on;
+    ffexp.tracking.spool.SpoolingClient.absorb)."""
+    absorb = getattr(client, "absorb", None)
+    return absorb is not None and absorb(err, probe)
+
+
+def _journal(client, rows) -> None:
+    """The job's client keeps every value it was handed (ffexp.tracking.spool)."""
+    note = getattr(client, "journal_rows", None)
+    if note is not None:
+        note(rows)
 
 
 def store_metrics(client, uri: str, run_id: str, metrics: list) -> None:
@@ -163,11 +185,13 @@ class MetricsBuffer(Callback):
     def store_final(self, metrics: list) -> None:
         """Store metric entities now, in this thread (the values measured once, at the end)."""
         self.log_path()
+        _journal(self.client, [(m.key, m.value, m.timestamp, m.step, m.model_id)
+                               for m in metrics])
         store_metrics(self.client, self.uri, self.run_id, metrics)
 
     def _deliver(self, rows: list) -> None:
         self.log_path()
-        if self._helper is not None:
+        if self._helper is not None and not getattr(self.client, "spooling", False):
             try:
                 self._helper.send(self.uri, self.run_id, rows, self._log)
                 self._since_sync += len(rows)
@@ -204,6 +228,7 @@ class MetricsBuffer(Callback):
         self._last_send = now = time.monotonic()
         if not pending:
             return
+        _journal(self.client, pending)
         self._pick_helper(start_helper)
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="ffexp-mlflow-metrics")
@@ -239,4 +264,6 @@ class MetricsBuffer(Callback):
                 return
             self._since_sync = 0
             if errors:
-                raise RuntimeError(f"MLflow did not store some metrics: {errors[0]}")
+                err = RuntimeError(f"MLflow did not store some metrics: {errors[0]}")
+                if not _absorbed(self.client, err, probe=True):
+                    raise err

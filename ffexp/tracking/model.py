@@ -110,41 +110,74 @@ def model_name(text: str) -> str:
     return re.sub(r"[/:.%\"'·\s]+", "-", text).strip("-") or "model"
 
 
-def log_network(client, run_id: str, uri: str, experiment_id: str, net, dataset,
-                step: int, name: str = "model", params: dict | None = None) -> str:
-    """Log network.npz and the pyfunc LoggedModel ``name`` of the run (from code, no pickle,
-    no requirement inference); returns the model's id."""
-    from mlflow.entities import LoggedModelOutput
-    from mlflow.models import Model
-
-    from .retry import call_with_retries
+def save_network(net, dataset, folder) -> dict:
+    """Write ``network.npz`` and ``scaling.npz`` into ``folder``; returns what logging them as
+    the run's model needs besides (``log_saved_network``): the feature and output names."""
     n, k = net.layer_sizes[0], net.layer_sizes[-1]
     features = list(dataset.feature_names) if dataset is not None else \
         [f"x{i}" for i in range(1, n + 1)]
     outputs = list(dataset.target_names) if dataset is not None else \
         [f"y{i}" for i in range(1, k + 1)]
-    with tempfile.TemporaryDirectory(prefix="ffexp-model-") as tmp:
-        npz, scal = Path(tmp, "network.npz"), Path(tmp, "scaling.npz")
-        net.save(npz)
-        np.savez(scal, features=np.array(features), outputs=np.array(outputs),
-                 **(_scaling(dataset) if dataset is not None else _identity(n, k)))
-        client.log_artifact(run_id, str(npz), "model_npz")
+    folder = Path(folder)
+    net.save(folder / "network.npz")
+    np.savez(folder / "scaling.npz", features=np.array(features), outputs=np.array(outputs),
+             **(_scaling(dataset) if dataset is not None else _identity(n, k)))
+    return {"features": [str(f) for f in features], "outputs": [str(o) for o in outputs],
+            "signature": dataset is not None}
+
+
+def _signature_of(names: dict):
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    return ModelSignature(Schema([ColSpec("double", n) for n in names["features"]]),
+                          Schema([ColSpec("double", n) for n in names["outputs"]]))
+
+
+def log_saved_network(client, run_id: str, uri: str, experiment_id: str, folder, names: dict,
+                      step: int, name: str = "model", params: dict | None = None,
+                      on_created=None, model_id: str | None = None) -> str:
+    """Log the files ``save_network`` wrote in ``folder`` as the run's ``model_npz/network.npz``
+    and pyfunc LoggedModel ``name``; returns the model's id. ``on_created(model_id)`` is called
+    once the LoggedModel exists (ffexp-sync notes it, so that a sync made again after a crash
+    completes that model instead of making a second one: ``model_id``)."""
+    from mlflow.entities import LoggedModelOutput
+    from mlflow.models import Model
+
+    from .retry import call_with_retries
+    npz, scal = Path(folder, "network.npz"), Path(folder, "scaling.npz")
+    client.log_artifact(run_id, str(npz), "model_npz")
+    if model_id is None:
         # The LoggedModel is created here, in our experiment and from our run: Model.log would
         # put it in the *fluent* experiment, and, given a run id, re-read every metric history
         # of the run (~0.2 s at 100 epochs, more with every epoch) to link the step's values.
         logged = client.create_logged_model(experiment_id, name=model_name(name),
                                             source_run_id=run_id, params=params)
-        mlflow.set_tracking_uri(uri)
-        with _quiet():  # MLflow's own client: retried here like ffexp's calls (same model id)
-            call_with_retries(Model.log, artifact_path=None, name=logged.name,
-                              flavor=mlflow.pyfunc, model_id=logged.model_id,
-                              python_model=str(CODE),
-                              artifacts={"network": str(npz), "scaling": str(scal)},
-                              signature=signature(dataset) if dataset is not None else None,
-                              pip_requirements=requirements(),
-                              remote=uri.startswith(("http://", "https://")))
-        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
-    return logged.model_id
+        model_id, model = logged.model_id, logged.name
+        if on_created is not None:
+            on_created(model_id)
+    else:
+        model = client.get_logged_model(model_id).name
+    mlflow.set_tracking_uri(uri)
+    with _quiet():  # MLflow's own client: retried here like ffexp's calls (same model id)
+        call_with_retries(Model.log, artifact_path=None, name=model,
+                          flavor=mlflow.pyfunc, model_id=model_id,
+                          python_model=str(CODE),
+                          artifacts={"network": str(npz), "scaling": str(scal)},
+                          signature=_signature_of(names) if names.get("signature") else None,
+                          pip_requirements=requirements(),
+                          remote=uri.startswith(("http://", "https://")))
+    client.log_outputs(run_id, [LoggedModelOutput(model_id, step)])
+    return model_id
+
+
+def log_network(client, run_id: str, uri: str, experiment_id: str, net, dataset,
+                step: int, name: str = "model", params: dict | None = None) -> str:
+    """Log network.npz and the pyfunc LoggedModel ``name`` of the run (from code, no pickle,
+    no requirement inference); returns the model's id."""
+    with tempfile.TemporaryDirectory(prefix="ffexp-model-") as tmp:
+        names = save_network(net, dataset, tmp)
+        return log_saved_network(client, run_id, uri, experiment_id, tmp, names, step, name,
+                                 params)
 
 
 def _identity(n: int, k: int) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ restarting: the server answers 503 TEMPORARILY_UNAVAILABLE or 500), a server tha
 the request was not processed, so the call can be made again: ``RetryingClient`` does that for
 every MlflowClient method, with tenacity (exponential backoff with full jitter: before attempt
 k+1 a random pause of up to ``FIRST_PAUSE`` × 2^k s, at most ``MAX_PAUSE``), until ``WINDOW``
-seconds after the first attempt. A
+seconds after the first attempt (``$FFEXP_RETRY_WINDOW`` sets another window). A
 failure of the store itself (a full disk, ffexp.tracking.faults.cause) and every other error
 pass through at once.
 
@@ -58,6 +58,9 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
 
 #: seconds after a call's first attempt during which a transient failure is tried again
 WINDOW = 60.0
+#: the environment variable that sets another window (seconds; tests, a site that would rather
+#: spool a job's record sooner, ffexp.tracking.spool)
+WINDOW_ENV = "FFEXP_RETRY_WINDOW"
 #: the first pause (seconds, doubling) and the longest pause between two attempts
 FIRST_PAUSE = 0.1
 MAX_PAUSE = 4.0
@@ -66,8 +69,18 @@ DOWN_SECONDS = 30.0
 #: tracking URI -> (time.monotonic(), reason) of its last unreachable-server failure
 _DOWN: dict[str, tuple[float, str]] = {}
 
-__all__ = ["HTTP_DEFAULTS", "WINDOW", "RetryingClient", "TrackingServerUnreachable",
-           "call_with_retries", "configure_http", "transient"]
+__all__ = ["HTTP_DEFAULTS", "WINDOW", "WINDOW_ENV", "RetryingClient", "TrackingServerUnreachable",
+           "call_with_retries", "configure_http", "transient", "window_seconds"]
+
+
+def window_seconds() -> float:
+    """The retry window: ``$FFEXP_RETRY_WINDOW`` seconds when set to a number >= 0, else
+    ``WINDOW``."""
+    try:
+        value = float(os.environ.get(WINDOW_ENV, ""))
+    except ValueError:
+        return WINDOW
+    return value if value >= 0 else WINDOW
 
 
 def configure_http() -> None:
@@ -113,7 +126,7 @@ def _retryable(remote: bool):
 
 def retrying(remote: bool = False, window: float | None = None) -> Retrying:
     """tenacity's loop for one call (see the module doc)."""
-    window = WINDOW if window is None else window
+    window = window_seconds() if window is None else window
     return Retrying(retry=retry_if_exception(_retryable(remote)),
                     stop=_slept_or_elapsed(window),
                     wait=wait_random_exponential(multiplier=FIRST_PAUSE, max=MAX_PAUSE),
@@ -139,8 +152,9 @@ def _guarded(uri: str, call):
         ago = time.monotonic() - down[0]
         if ago < DOWN_SECONDS:
             raise TrackingServerUnreachable(
-                f"the tracking server {uri} is unreachable ({down[1]} for {WINDOW:.0f} s, "
-                f"{ago:.0f} s ago; no new attempt for {DOWN_SECONDS:.0f} s)")
+                f"the tracking server {uri} is unreachable ({down[1]} for "
+                f"{window_seconds():.0f} s, {ago:.0f} s ago; no new attempt for "
+                f"{DOWN_SECONDS:.0f} s)")
     try:
         result = call()
     except Exception as err:

@@ -19,7 +19,7 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import faults, handoff, store
+from . import faults, handoff, spool, store
 from .buffer import MetricsBuffer, finite_metrics
 from .diagnose import diagnose, diagnosis_tags
 from .params import headline, run_params
@@ -90,10 +90,9 @@ class Recorder:
                                         self.identity, s.train.epoch_gradients)
             model_id = None
             if s.tracking.log_model and r.net is not None:
-                from .model import log_network
-                model_id = log_network(self.client, self.run_id, self.uri, self.experiment_id,
-                                       r.net, r.dataset, step, self.identity,
-                                       headline(s, self.job))
+                model_id = spool.log_model(self.client, self.run_id, self.uri,
+                                           self.experiment_id, r.net, r.dataset, step,
+                                           self.identity, headline(s, self.job))
             # the final train/ and test/ values, linked to the LoggedModel they measure
             self.buffer.store_final(_linked(finite_metrics(final, step), model_id))
             found = diagnose(train.history, r.net)
@@ -292,7 +291,10 @@ def earlier_attempts(client, experiment_id: str, settings, context) -> list[str]
 
 
 def open_run(settings, job, context) -> Recorder:
-    client, uri, experiment_id, sweep = _target(settings, context)
+    # the job's client journals its run and spools it if the store goes away (spool.py)
+    client, uri, experiment_id, sweep = spool.target(
+        _target, settings, context, experiment_name(settings),
+        experiment_tags(settings.dataset.task))
     tags = run_tags(context.config, context.overrides,
                     sweep.sweep_id if sweep else context.sweep_dir)
     tags.update(process_tags())

@@ -175,10 +175,11 @@ def summarize(client, experiment_id: str, parent_id: str,
     import time
     runs = children(client, experiment_id, parent_id)
     counts = Counter(_state(r) for r in runs)
-    without_run = 0
+    without_run = spooled = 0
     if sweep_dir is not None:
         from .tally import counts as tally_counts, records
-        without_run = tally_counts(records(sweep_dir))["failed_without_run"]
+        by_status = tally_counts(records(sweep_dir))
+        without_run, spooled = by_status["failed_without_run"], by_status["spooled"]
         counts["failed"] += without_run
     names = ("finished", "diverged", "failed", "killed", "running", "pruned")
     ts = int(time.time() * 1000)
@@ -195,7 +196,10 @@ def summarize(client, experiment_id: str, parent_id: str,
         line += f", {counts['pruned']} pruned"
     tags = []
     metrics += [Metric("sweep/skipped", float(len(skipped)), ts, 0),
-                Metric("sweep/rerun", float(rerun), ts, 0)]
+                Metric("sweep/rerun", float(rerun), ts, 0),
+                Metric("sweep/spooled", float(spooled), ts, 0)]
+    if spooled:   # trained while the store was away, not uploaded yet (ffexp.tracking.spool)
+        line += f"; {spooled} spooled (not uploaded yet: ffexp-sync)"
     if skipped or rerun:
         line += f"; {len(skipped)} skipped (finished before), {rerun} rerun"
     if skipped:

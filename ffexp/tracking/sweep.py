@@ -206,11 +206,32 @@ def close_open_sweep(status: str = "FAILED", hint: bool = True) -> None:
         store.print_ui_command(uri, _OPEN.get("experiment_id"))
     if errors:
         from ffexp.tracking.faults import STALE_HINT, cause
-        fate = f"left RUNNING: {STALE_HINT}" if _still_running(client, run_id) \
-            else f"closed {status}"
+        still = _still_running(client, run_id)
+        fate = (f"left RUNNING (ffexp-sync {_OPEN.get('sweep_dir')} closes it {status} once "
+                f"the store is back; else {STALE_HINT})") if still else f"closed {status}"
+        if still:   # how the sweep ended, for ffexp-sync to set once the store is back
+            _note_end(_OPEN.get("sweep_dir"), run_id, status, outcome)
         reason = cause(errors[0]) or (str(errors[0]).strip().splitlines() or [""])[0][:200]
         print(f"ffexp: warning: the sweep's parent run {run_id} in {uri}: {reason}; {fate}",
               file=sys.stderr, flush=True)
+
+
+#: in a sweep's folder: how it ended, when its parent run could not be closed (the store was
+#: away); ffexp-sync (ffexp.tracking.sync) closes the parent so once the store is back
+END_FILE = "mlflow_sweep_end.json"
+
+
+def _note_end(sweep_dir, run_id: str, status: str, outcome: str) -> None:
+    import json
+    import time
+    if sweep_dir is None:
+        return
+    try:
+        (Path(sweep_dir) / END_FILE).write_text(json.dumps(
+            {"parent_run_id": run_id, "status": status, "outcome": outcome,
+             "end_time": int(time.time() * 1000)}) + "\n")
+    except OSError:
+        pass
 
 
 def _still_running(client, run_id: str) -> bool:

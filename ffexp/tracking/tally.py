@@ -8,7 +8,9 @@ writes onto the parent run, in one ``log_batch``:
 
 - metrics ``sweep/ended`` (status files), ``sweep/finished``, ``sweep/diverged``,
   ``sweep/failed`` (of which ``sweep/failed_without_run``: refused or failed before their run
-  existed), ``sweep/killed`` (time limit), ``sweep/skipped`` (finished before, resume) and,
+  existed), ``sweep/killed`` (time limit), ``sweep/skipped`` (finished before, resume),
+  ``sweep/spooled`` (trained while the store was unreachable, their records not uploaded yet:
+  ffexp.tracking.spool; ffexp-sync recounts once it uploaded them) and,
   when the number of jobs is known up front (a grid), ``sweep/not_ended`` (running, pending
   or lost: cancelled before it could write its status);
 - tags ``ffexp.summary`` (one line, the same counts) and ``ffexp.best_run_id`` /
@@ -42,7 +44,7 @@ log = logging.getLogger("ffexp")
 STATUS_FILE = "ffexp_status.json"
 LOCK = ".ffexp_tally.lock"
 #: the counts, in the order the summary line shows them
-COUNTS = ("finished", "diverged", "failed", "killed", "skipped")
+COUNTS = ("finished", "diverged", "failed", "killed", "skipped", "spooled")
 
 
 def records(sweep_dir) -> list[dict]:
@@ -61,8 +63,8 @@ def records(sweep_dir) -> list[dict]:
 def state(record: dict) -> str:
     """One of COUNTS for an ended job's record."""
     status, outcome = record.get("status"), record.get("outcome")
-    if status == "skipped":
-        return "skipped"
+    if status in ("skipped", "spooled"):
+        return status
     if status == "ok":
         return "diverged" if outcome == "diverged" else "finished"
     return "killed" if outcome in ("timeout", "killed") else "failed"
@@ -102,6 +104,9 @@ def line(c: dict[str, int], n_jobs: int | None = None) -> str:
                             f"{c['failed']} failed ({c['failed_without_run']} without a run)")
     if c["skipped"]:
         text += f"; {c['skipped']} skipped (finished before)"
+    if c.get("spooled"):
+        text += (f"; {c['spooled']} spooled (trained while the store was unreachable, not "
+                 f"uploaded yet: ffexp-sync)")
     if c.get("not_ended"):
         text += f"; {c['not_ended']} not ended yet"
     return text

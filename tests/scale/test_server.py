@@ -81,7 +81,7 @@ def test_server_restarted_mid_sweep_every_job_completes(tmp_path, server_db):
 
 
 @pytest.mark.slow
-def test_server_gone_mid_sweep_jobs_fail_clearly_nothing_lost(tmp_path, server_db):
+def test_server_gone_mid_sweep_jobs_spool_clearly_nothing_lost(tmp_path, server_db):
     n = 4
     server = MlflowServer(tmp_path / "server", *SERVER_OPTS, db=server_db).start()
     proc = _start_sweep(tmp_path, server.uri, n, epochs=300)
@@ -98,11 +98,13 @@ def test_server_gone_mid_sweep_jobs_fail_clearly_nothing_lost(tmp_path, server_d
         if proc.poll() is None:
             proc.kill()
         server.stop()
-    assert proc.returncode != 0
     print(f"sweep ended {seconds:.0f} s after the server died\n{out[-2000:]}\n{err[-2000:]}")
-    # the failure is reported and names the jobs; no job hangs for minutes on a dead server
-    assert "failed" in (out + err).lower()
-    assert "Connection refused" in out + err
+    # the jobs the outage met trained on and spooled their records (ffexp.tracking.spool),
+    # each says so in its line, the sweep says how to upload them; no job hangs for minutes
+    assert proc.returncode == 0, out + err
+    spooled = [x for x in out.splitlines() if x.startswith("[job ") and ": spooled " in x]
+    assert spooled and "ffexp-sync" in err
+    assert "Traceback" not in out + err
     # a call fails at the end of ffexp's retry window (ffexp.tracking.retry.WINDOW); the
     # metrics helper's own window runs alongside; then the server is known down: fail fast
     assert seconds < 2 * WINDOW + 30

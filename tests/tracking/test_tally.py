@@ -37,7 +37,7 @@ def test_the_parent_is_recounted_by_each_job_even_after_the_submitter_closed_it(
     _status(sweep, 2, "failed", "failed")           # refused: no run
     assert tally.update_parent(sweep, target) == {
         "ended": 3, "finished": 2, "diverged": 0, "failed": 1, "killed": 0, "skipped": 0,
-        "failed_without_run": 1, "not_ended": 2}
+        "spooled": 0, "failed_without_run": 1, "not_ended": 2}
     run = client.get_run(parent)
     assert run.data.tags["ffexp.summary"] == \
         "5 jobs: 2 finished, 0 diverged, 1 failed (1 without a run), 0 killed; 2 not ended yet"
@@ -56,6 +56,25 @@ def test_the_parent_is_recounted_by_each_job_even_after_the_submitter_closed_it(
                                               "without a run), 1 killed; 1 skipped (finished "
                                               "before)")
     assert run.data.metrics["sweep/not_ended"] == 0 and run.data.metrics["sweep/ended"] == 5
+
+
+def test_a_job_that_spooled_its_record_is_counted_apart(tmp_path, store):
+    """A job that trained while the store was unreachable (ffexp.tracking.spool) is neither
+    finished in the store nor failed: the count says it waits for ffexp-sync."""
+    client = MlflowClient(store)
+    exp = client.create_experiment("spooled")
+    parent = client.create_run(exp, run_name="sweep").info.run_id
+    sweep = tmp_path / "sweep"
+    target = handoff.SweepTarget(store, exp, parent, "sweep", (), "uid", n_jobs=2)
+    _status(sweep, 0, "spooled", "finished")
+    _status(sweep, 1, "spooled", "finished")
+    counts = tally.update_parent(sweep, target)
+    assert counts["spooled"] == 2 and counts["finished"] == counts["failed"] == 0
+    run = client.get_run(parent)
+    assert run.data.metrics["sweep/spooled"] == 2
+    assert run.data.tags["ffexp.summary"] == (
+        "2 jobs: 0 finished, 0 diverged, 0 failed, 0 killed; 2 spooled (trained while the "
+        "store was unreachable, not uploaded yet: ffexp-sync)")
 
 
 def test_a_sweep_counts_refused_jobs_and_shares_a_tie(tmp_path, store):
