@@ -105,7 +105,11 @@ def test_a_stacked_sweep_resumes_by_config_hash(tmp_path):
     assert "6 job(s) done (4 skipped: finished before; 0 rerun)" in again.stdout
     records = statuses(tmp_path / "again")
     assert [r["job_num"] for r in records] == list(range(6))
-    assert [r["status"] for r in records] == ["skipped", "skipped", "ok"] * 2   # seed 2 is new
+    # the finished configs are skipped before the launch (ffexp.launch.resume): the two new
+    # jobs (seed 2) are numbered first and trained as one stack, the skipped ones after them
+    assert [r["status"] for r in records] == ["ok", "ok"] + ["skipped"] * 4
+    assert {tuple(r["overrides"][:2]) for r in records[:2]} == \
+        {("activation=relu", "seed=2"), ("activation=tanh", "seed=2")}
 
 
 @pytest.mark.slow
