@@ -72,8 +72,12 @@ def _hydras(loader, master, job, num):
     return task, HydraConfig.instance().cfg, cfg
 
 
-def test_every_member_gets_the_config_hydra_composes(sweep, monkeypatch):
+@pytest.mark.parametrize("derived", [True, False], ids=["derived", "public-only"])
+def test_every_member_gets_the_config_hydra_composes(sweep, monkeypatch, derived):
+    """``derived=False``: an untested Hydra (``derivable`` false): Hydra composes them all."""
     master, plain = sweep
+    if not derived:
+        monkeypatch.setattr(fc, "derivable", lambda: False)
     loader = fc.SweepLoader.of(plain, master)
     composed = []
     real = loader.load_sweep_config
@@ -95,7 +99,7 @@ def test_every_member_gets_the_config_hydra_composes(sweep, monkeypatch):
     # derived: the tanh/he members by value after job 0, the relu one after job 2; composed:
     # the first of each combination, a changed key set (train.epochs), ``+`` appends, and
     # the hydra override's first job
-    assert composed == [JOBS[i] for i in (0, 2, 5, 6, 7, 8)]
+    assert composed == ([JOBS[i] for i in (0, 2, 5, 6, 7, 8)] if derived else JOBS)
     for num, task, resolved, hydra_node, files in got:
         job = JOBS[num - 10]
         want_task, want_hydra, want_cfg = _hydras(plain, master, job, num)
