@@ -38,8 +38,14 @@ the floor under the tracked sweep's ratio.
 
 ``--stack`` adds ``untracked stack`` and ``tracked stack``: the same commands with
 ``train.stack=true`` (ffexp.launch.stacked; the sweep's jobs differ only in activation, init and
-seed, so all of them are one group: one joblib task trains them as one stacked computation),
-with issue 27's target untracked stack / bare ≤ 1.0 (CPU seconds).
+seed, so all of them are one group, cut into one sub-stack per joblib worker: two tasks of 50),
+with issue 27's target untracked stack / bare ≤ 1.0 (CPU seconds); and three more untracked
+variants: ``stack 1 proc`` (``hydra.launcher.n_jobs=1``: the group is one task, trained in the
+launching process, no worker process), ``stack launch`` (the same command ended at Hydra's line
+that it launches the task: the command's cost before any job, i.e. Python, imports, Hydra and
+the sweeper's check composing the 20 combinations of activation and init) and ``one job`` (the
+command's fixed cost: ``ffexp -m seed=0 train.epochs=1`` stacked, one job in the launching
+process, including the sweep's end).
 
     python benchmarks/sweep.py [--jobs 100] [--epochs 50] [--repeats 1] [--n-jobs 2] [--start]
                                [--floor] [--log-batch] [--stack]
@@ -230,6 +236,12 @@ def main() -> None:
                                                   args.n_jobs, extra=STACK)
         runs["tracked stack"] = lambda: command(True, acts, inits, seeds, args.epochs,
                                                 args.n_jobs, extra=STACK)
+        runs["stack 1 proc"] = lambda: command(False, acts, inits, seeds, args.epochs, 1,
+                                               extra=STACK)
+        runs["stack launch"] = lambda: command(False, acts, inits, seeds, args.epochs, 1,
+                                               extra=STACK, stop_at_launch=True)
+        runs["one job"] = lambda: command(False, acts[:1], inits[:1], seeds[:1], 1,
+                                          args.n_jobs, extra=STACK)
     if args.log_batch:
         for name in [k for k in runs if k in ("tracked", "no pictures")]:
             runs[f"{name} lb"] = lambda f=runs[name]: f(env={"FFEXP_MLFLOW_CORE": "0"})
@@ -265,9 +277,13 @@ def main() -> None:
               f"{'OK' if ratio <= 1.0 else 'OVER'}), {wall['untracked stack'] / wall['bare']:.2f}"
               f" wall")
         for num, den in (("untracked stack", "untracked"), ("tracked stack", "tracked"),
-                         ("tracked stack", "untracked stack"), ("tracked stack", "untracked")):
+                         ("tracked stack", "untracked stack"), ("tracked stack", "untracked"),
+                         ("stack 1 proc", "bare"), ("stack 1 proc", "untracked stack"),
+                         ("stack launch", "bare"), ("one job", "bare")):
             print(f"{num} / {den}: {cpu[num] / cpu[den]:.2f} cpu, "
                   f"{wall[num] / wall[den]:.2f} wall")
+        print(f"stack 1 proc after its launch (the members, their training, the sweep's end): "
+              f"{cpu['stack 1 proc'] - cpu['stack launch']:.1f} cpu s")
     for name in [k for k in runs if k.endswith(" lb")]:
         after = name[:-3]
         print(f"{after}: log_batch -> Core: {cpu[name]:.1f} -> {cpu[after]:.1f} cpu s "

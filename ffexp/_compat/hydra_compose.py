@@ -251,3 +251,67 @@ def rejoin(loader, handle_: tuple[str, str | None] | None):
     sweep.__dict__.update({k: v for k, v in vars(loader).items() if k not in ("token", "shared")})
     sweep.token, sweep.shared = handle_
     return sweep
+
+
+# ---- a job's config derived by value from another job's (ffexp.launch.stacked) -------------
+
+#: the fields of a sweep job's config that Hydra and its launcher set per job, besides the
+#: values its overrides set: what ``derive`` sets (``hydra.runtime.output_dir`` is set where
+#: the job runs, as Hydra's ``run_job`` sets it)
+PER_JOB = ("hydra.overrides.task", "hydra.job.override_dirname", "hydra.job.id", "hydra.job.num")
+
+
+def derivable() -> bool:
+    """Whether ``derive`` may be used (a tested hydra-core series)."""
+    return _impl is not None and supported("a stack's configs derived by value", "hydra-core",
+                                           TESTED)
+
+
+#: overrides parsed by ``derive`` in this process, by line
+_PARSED: dict[str, Any] = {}
+
+
+def _parsed(lines: list[str]) -> list:
+    new = [line for line in dict.fromkeys(lines) if line not in _PARSED]
+    if new:
+        _PARSED.update(zip(new, OverridesParser.create().parse_overrides(overrides=new)))
+    return [_PARSED[line] for line in lines]
+
+
+def derive(cfgs, hydra_nodes, overrides: list[str], values: list[str], job_id, job_num: int,
+           before: list[str] = ()) -> None:
+    """Make a job's composed config another job's of the same sweep, in place: the other job's
+    ``overrides`` set the same keys as the first job's, by value (``key=value`` or
+    ``++key=value``, none a config group; the same hydra overrides). ``cfgs``: the job's config
+    with or without its ``hydra`` node (the same config in several copies), whose values the
+    overrides set as Hydra's ``_apply_overrides_to_config`` sets them after composing;
+    ``hydra_nodes``: its ``hydra`` nodes (of ``cfgs`` and others, e.g. ``HydraConfig``'s
+    copy), whose per-job fields (``PER_JOB``) are set as ``_load_configuration_impl`` and the
+    launcher set them. ``values``: those of the ``overrides`` that set values (the others,
+    config groups and hydra overrides, equal the first job's); ``before``: the value overrides
+    the configs hold now, which need not be applied again. ``key=v2`` applied over ``key=v1``
+    gives what ``key=v2`` alone gives: both replace the value (tests/app/test_derive.py
+    compares every job with Hydra's)."""
+    from omegaconf import open_dict, read_write
+    app = [o for o in _parsed(list(overrides)) if not o.is_hydra_override()]
+    held = set(before)
+    apply = _parsed([line for line in values if line not in held])
+    for cfg in cfgs:
+        if apply:
+            with read_write(cfg), open_dict(cfg):
+                ConfigLoaderImpl._apply_overrides_to_config(apply, cfg)
+    lines = [o.input_line for o in app]
+    for node in hydra_nodes:
+        with read_write(node), open_dict(node):
+            job, task = node.job, node.overrides.task
+            if len(task) == len(lines):
+                for i, line in enumerate(lines):
+                    if task[i] != line:
+                        task[i] = line
+            else:
+                node.overrides.task = lines
+            job.override_dirname = _impl.get_overrides_dirname(
+                overrides=app, kv_sep=job.config.override_dirname.kv_sep,
+                item_sep=job.config.override_dirname.item_sep,
+                exclude_keys=job.config.override_dirname.exclude_keys)
+            job.id, job.num = job_id, job_num

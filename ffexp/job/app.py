@@ -269,10 +269,20 @@ def _build(s: Settings, data: Dataset, output: str) -> Network:
     return net
 
 
-def prepare(settings: Settings) -> Job:
-    """Load, resolve and check everything a job needs; ValueError naming the key if not."""
+def prepare(settings: Settings, datasets: dict | None = None) -> Job:
+    """Load, resolve and check everything a job needs; ValueError naming the key if not.
+
+    ``datasets``: a memo of loaded datasets shared by several jobs (a stack's members, ffexp.
+    launch.stacked), keyed by the ``dataset`` settings: jobs with equal ones get the same
+    Dataset (its arrays are read, never written); None loads the job's own."""
     _check_choices(settings)
-    data, task = _load(settings.dataset)
+    if datasets is None:
+        data, task = _load(settings.dataset)
+    else:
+        key = repr(settings.dataset)
+        if key not in datasets:
+            datasets[key] = _load(settings.dataset)
+        data, task = datasets[key]
     output = _resolve_output(settings, data, task)
     loss = _resolve_loss(settings, data, task, output)
     check_fits(settings.model.hidden_sizes, [data.n_features, *settings.model.hidden_sizes,

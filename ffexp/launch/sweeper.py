@@ -169,7 +169,11 @@ def check(config, jobs: Sequence[Sequence[str]], loader=None) -> int:
         return 0
     if str(config.hydra.sweeper.get("_target_")) == FFEXP_SWEEPER:  # it waits for them
         from ffexp._compat import joblib_workers as workers
-        workers.start(config)
+        from ffexp.launch import stacked
+        size = config.hydra.sweeper.get("max_batch_size") or -1
+        batches = [jobs] if size < 1 else [jobs[i:i + size] for i in range(0, len(jobs), size)]
+        if not stacked.in_process(config, batches):   # a stacked sweep of one task: none
+            workers.start(config)
     if loader is None:      # the tracking callback's, before the sweeper is set up
         from hydra.core.global_hydra import GlobalHydra
 
@@ -216,6 +220,7 @@ class GridSweeper(Sweeper):
         self.hydra_context: Any = None
         self.config: Any = None
         self.launcher: Any = None
+        self.task_function: Any = None
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
         """The launcher composes the jobs with ffexp._compat.hydra_compose's loader where the
@@ -228,7 +233,7 @@ class GridSweeper(Sweeper):
         loader = hydra_compose.sweep_loader(hydra_context.config_loader, config)
         if loader is not None:
             hydra_context = HydraContext(config_loader=loader, callbacks=hydra_context.callbacks)
-        self.hydra_context, self.config = hydra_context, config
+        self.hydra_context, self.config, self.task_function = hydra_context, config, task_function
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)
 
@@ -263,10 +268,14 @@ class GridSweeper(Sweeper):
             returns, first = [], 0
             from ffexp.launch import stacked   # train.stack: one task per group of jobs
             stack = stacked.enabled(self.config, [job for batch in batches for job in batch])
+            launcher = self.launcher
+            if stack and stacked.in_process(self.config, batches):   # no worker processes
+                launcher = stacked.local_launcher(self.hydra_context, self.task_function,
+                                                  self.config)
             with self._watch(sweep_dir):
                 for batch in batches:
-                    results = stacked.launch(self.launcher, self.config, batch, first, loader) \
-                        if stack else self.launcher.launch(batch, initial_job_idx=first)
+                    results = stacked.launch(launcher, self.config, batch, first, loader) \
+                        if stack else launcher.launch(batch, initial_job_idx=first)
                     for r in results:
                         _ = r.return_value   # raises a job's exception, as Hydra's sweeper does
                     first += len(batch)

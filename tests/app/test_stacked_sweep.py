@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.conftest import ffexp, statuses
+from conftest import ffexp, statuses
 
 TIMES = ("time/epoch", "time/elapsed")
 #: a step image's file name carries when it was logged and a fresh id
@@ -105,7 +105,11 @@ def test_a_stacked_sweep_resumes_by_config_hash(tmp_path):
     assert "6 job(s) done (4 skipped: finished before; 0 rerun)" in again.stdout
     records = statuses(tmp_path / "again")
     assert [r["job_num"] for r in records] == list(range(6))
-    assert [r["status"] for r in records] == ["skipped", "skipped", "ok"] * 2   # seed 2 is new
+    # the finished configs are skipped before the launch (ffexp.launch.resume): the two new
+    # jobs (seed 2) are numbered first and trained as one stack, the skipped ones after them
+    assert [r["status"] for r in records] == ["ok", "ok"] + ["skipped"] * 4
+    assert {tuple(r["overrides"][:2]) for r in records[:2]} == \
+        {("activation=relu", "seed=2"), ("activation=tanh", "seed=2")}
 
 
 @pytest.mark.slow
@@ -137,3 +141,67 @@ def test_jobs_group_by_the_overrides_a_stack_must_share():
     assert groups(off, jobs) == [[i] for i in range(8)]
     mixed = [[*job, f"train.stack={s}"] for job in jobs[:4] for s in ("true", "false")]
     assert groups(off, mixed) == [[0, 2, 4, 6], [1], [3], [5], [7]]
+
+
+def _launcher(n_jobs=None):
+    from omegaconf import OmegaConf
+
+    from ffexp.launch.stacked import JOBLIB
+    launcher = {"_target_": JOBLIB, "n_jobs": n_jobs} if n_jobs else {"_target_": "basic"}
+    return OmegaConf.create({"train": {"stack": True}, "hydra": {"launcher": launcher}})
+
+
+def test_a_group_is_cut_into_one_sub_stack_per_worker():
+    from ffexp.launch.stacked import in_process, tasks
+    seeds = lambda n, act="relu": [[f"activation={act}", f"seed={s}", "model.hidden_sizes=[8]"]
+                                   for s in range(n)]
+    two = _launcher(2)
+    assert tasks(two, seeds(100)) == [list(range(50)), list(range(50, 100))]
+    assert tasks(two, seeds(25)) == [list(range(13)), list(range(13, 25))]
+    assert tasks(two, seeds(15)) == [list(range(15))]          # sub-stacks of 10 at least
+    assert tasks(_launcher(4), seeds(30)) == [list(range(10)), list(range(10, 20)),
+                                              list(range(20, 30))]
+    other = [[*job[:2], "model.hidden_sizes=[4]"] for job in seeds(20)]
+    assert tasks(two, seeds(20) + other) == [list(range(20)), list(range(20, 40))]  # 2 groups
+    assert tasks(_launcher(), seeds(100)) == [list(range(100))]   # basic: one at a time
+    # one task: in the launching process, unless the launcher is not joblib's
+    assert in_process(two, [seeds(15)]) and not in_process(two, [seeds(25)])
+    assert in_process(_launcher(1), [seeds(100)]) and not in_process(_launcher(), [seeds(9)])
+    off = [[*job, "train.stack=false"] for job in seeds(3)]
+    assert not in_process(two, [off])
+
+
+def test_members_with_equal_data_settings_share_one_dataset(settings_of):
+    from ffexp.job.app import prepare
+    memo: dict = {}
+    a, b, c = (prepare(settings_of("dataset.params.n_samples=120", *o), memo)
+               for o in (["seed=0"], ["seed=1", "activation=tanh"], ["dataset.seed=4"]))
+    assert a.dataset is b.dataset and c.dataset is not a.dataset and len(memo) == 2
+    alone = prepare(settings_of("dataset.params.n_samples=120", "dataset.seed=4"))
+    assert (alone.dataset.X_train == c.dataset.X_train).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs, tasks", [(3, 1), (20, 2)])
+def test_joblib_trains_one_sub_stack_per_worker_or_none(tmp_path, jobs, tasks):
+    """With joblib's two workers: 20 seeds are two sub-stacks, each in a worker; 3 seeds are
+    one task, trained in the launching process (no worker)."""
+    import ffexp_command
+    proc = ffexp_command.start(
+        tmp_path, "-m", f"seed={','.join(map(str, range(jobs)))}", "train.epochs=3",
+        "dataset.params.n_samples=120", "train.stack=true", "tracking.enabled=false",
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweep.dir=s",
+        env=ffexp_command.command_env(drop=("FFEXP_COMMAND_LINE",)))
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    records = statuses(tmp_path / "s")
+    assert [r["job_num"] for r in records] == list(range(jobs))
+    assert {r["status"] for r in records} == {"ok"}
+    pids = [r["pid"] for r in records]
+    if tasks == 1:
+        assert set(pids) == {proc.pid}
+    else:
+        half = jobs // 2
+        assert len(set(pids[:half])) == len(set(pids[half:])) == 1
+        assert len(set(pids)) == 2 and proc.pid not in pids
+        assert sorted(p.name for p in (tmp_path / "s" / ".stack").iterdir()) == ["0", "10"]
