@@ -37,6 +37,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
+from ffexp._compat import joblib_workers as workers
 from ffexp.launch import cli, interrupted, lifeline, stacked
 from ffexp.job.app import Job, JobResult, execute, prepare
 from ffexp.job.settings import RunContext, Settings, activation_label
@@ -227,6 +228,7 @@ def run(cfg: DictConfig) -> float | None:
     context = run_context(cfg, HydraConfig.get())
     if context.mode == "multirun" and lifeline.in_worker():
         lifeline.watch_parent()  # ends this worker if its launcher is killed
+        workers.settle()  # the modules out of the garbage collector's way
     try:
         settings = to_settings(cfg, context.overrides)
         job = prepare(settings)
@@ -292,7 +294,6 @@ def main() -> int:
 
     Hydra's own errors (a wrong type, an unknown option) come back as one line and exit status
     2, like ffexp's; HYDRA_FULL_ERROR=1 shows Hydra's full report instead."""
-    from ffexp._compat import joblib_workers as workers
     from ffexp.tracking import handoff
     try:
         code = _main()
