@@ -96,17 +96,20 @@ def run_context(cfg: DictConfig, hc: DictConfig) -> RunContext:
 def _write_status(context: RunContext, status: str, seconds: float, outcome: str = "",
                   metric: tuple[str, float] | None = None, error: str = "",
                   metrics: dict[str, float] | None = None, run_id: str | None = None,
-                  rerun_of: list[str] | None = None) -> None:
+                  rerun_of: list[str] | None = None, run_name: str | None = None) -> None:
     """``<output dir>/ffexp_status.json``: the job's verdict, read by ``main`` after a sweep.
 
     ``status``: ok | failed | killed (Ctrl-C, SIGTERM) | skipped (``run_id`` is then the
     earlier FINISHED run); ``pid``:
-    the process that ran the job (a joblib worker, or this process)."""
+    the process that ran the job (a joblib worker, or this process); ``run_name``: the name
+    of the run ``run_id`` when the job made it (the sweep's tally need not read it back)."""
     record = {"job_num": context.job_num, "job_id": context.job_id,
               "overrides": context.overrides, "status": status, "outcome": outcome,
               "metric": metric[0] if metric else None, "value": metric[1] if metric else None,
               "error": error, "seconds": round(seconds, 3), "metrics": metrics or {},
               "run_id": run_id, "rerun_of": rerun_of or [], "pid": os.getpid()}
+    if run_name is not None:
+        record["run_name"] = run_name
     Path(context.output_dir, STATUS_FILE).write_text(json.dumps(record, indent=1) + "\n")
     job_ended(context)  # the sweep's parent counts it (ffexp.tracking.tally)
 
@@ -271,7 +274,8 @@ def run(cfg: DictConfig) -> float | None:
     log.info("%s: %s; metrics %s", result.train.outcome, result.train.message, result.metrics)
     rerun_of = getattr(recorder, "rerun_of", [])
     _write_status(context, "ok", seconds, result.train.outcome, metric,
-                  metrics=result.metrics, run_id=recorder.run_id, rerun_of=rerun_of)
+                  metrics=result.metrics, run_id=recorder.run_id, rerun_of=rerun_of,
+                  run_name=getattr(recorder, "name", None))
     lost = getattr(recorder, "metrics_lost", 0)
     lost_text = (f"{lost} metric value(s) of run {recorder.run_id} could not be stored (the "
                  f"metrics helper stopped; tag ffexp.metrics_lost={lost})") if lost else ""

@@ -21,6 +21,7 @@ import re
 import tempfile
 import warnings
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -87,12 +88,18 @@ def _quiet():
 
 
 def requirements() -> list[str]:
+    """The model's pip requirements: the installed releases (read once per process)."""
+    return list(_requirements())
+
+
+@cache
+def _requirements() -> tuple[str, ...]:
     import mlflow
     import pandas
     from importlib.metadata import version
     __version__ = version("ffexp")
-    return [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}",
-            f"pandas=={pandas.__version__}", f"ffexp=={__version__}"]
+    return (f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}",
+            f"pandas=={pandas.__version__}", f"ffexp=={__version__}")
 
 
 def signature(dataset):
@@ -117,6 +124,8 @@ def log_network(client, run_id: str, uri: str, experiment_id: str, net, dataset,
     from mlflow.entities import LoggedModelOutput
     from mlflow.models import Model
 
+    from ffexp._compat.mlflow_artifacts import prime
+
     from .retry import call_with_retries
     n, k = net.layer_sizes[0], net.layer_sizes[-1]
     features = list(dataset.feature_names) if dataset is not None else \
@@ -134,6 +143,7 @@ def log_network(client, run_id: str, uri: str, experiment_id: str, net, dataset,
         # of the run (~0.2 s at 100 epochs, more with every epoch) to link the step's values.
         logged = client.create_logged_model(experiment_id, name=model_name(name),
                                             source_run_id=run_id, params=params)
+        prime(client, logged.model_id, logged.artifact_location)  # Model.log: no read
         mlflow.set_tracking_uri(uri)
         with _quiet():  # MLflow's own client: retried here like ffexp's calls (same model id)
             call_with_retries(Model.log, artifact_path=None, name=logged.name,
