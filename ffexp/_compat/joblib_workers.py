@@ -95,12 +95,14 @@ _JOBS: list[int] = []
 
 
 def settle() -> None:
-    """At the start of each of a worker's jobs: at the first two, ``freeze_imports`` (the
-    second also freezes what the first imported and cached on its way: Hydra's plugins,
-    MLflow's store and engine, the SQLite dialect, ~100 modules); later, nothing, so that a
-    job's garbage is never frozen (the second job's arguments, alive then, are: once)."""
-    if len(_JOBS) < 2:
-        _JOBS.append(os.getpid())
+    """At the start of each of a worker's jobs: at the second, ``freeze_imports`` (what the
+    first job imported and cached on its way too: Hydra's plugins, MLflow's store and engine,
+    the SQLite dialect, ~100 modules; the worker's first task froze the imports before). Not
+    at the first (a process that runs one job, as submitit's, pays no collection for it),
+    nor later, so that later jobs' garbage is never frozen (the second job's arguments, alive
+    then, are: once)."""
+    _JOBS.append(os.getpid())
+    if len(_JOBS) == 2:
         freeze_imports()
 
 
