@@ -37,6 +37,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
+from ffexp._compat import joblib_workers as workers
 from ffexp.launch import cli, interrupted, lifeline, stacked
 from ffexp.job.app import Job, JobResult, execute, prepare
 from ffexp.job.settings import RunContext, Settings, activation_label
@@ -96,13 +97,15 @@ def run_context(cfg: DictConfig, hc: DictConfig) -> RunContext:
 def _write_status(context: RunContext, status: str, seconds: float, outcome: str = "",
                   metric: tuple[str, float] | None = None, error: str = "",
                   metrics: dict[str, float] | None = None, run_id: str | None = None,
-                  rerun_of: list[str] | None = None, spool: str | None = None) -> None:
+                  rerun_of: list[str] | None = None, spool: str | None = None,
+                  run_name: str | None = None) -> None:
     """``<output dir>/ffexp_status.json``: the job's verdict, read by ``main`` after a sweep.
 
     ``status``: ok | failed | killed (Ctrl-C, SIGTERM) | skipped (``run_id`` is then the
     earlier FINISHED run) | spooled (the store was unreachable: the record is in ``spool``,
     ``run_id`` is the run created before the outage, if any); ``pid``:
-    the process that ran the job (a joblib worker, or this process)."""
+    the process that ran the job (a joblib worker, or this process); ``run_name``: the name
+    of the run ``run_id`` when the job made it (the sweep's tally need not read it back)."""
     record = {"job_num": context.job_num, "job_id": context.job_id,
               "overrides": context.overrides, "status": status, "outcome": outcome,
               "metric": metric[0] if metric else None, "value": metric[1] if metric else None,
@@ -110,6 +113,8 @@ def _write_status(context: RunContext, status: str, seconds: float, outcome: str
               "run_id": run_id, "rerun_of": rerun_of or [], "pid": os.getpid()}
     if spool:
         record["spool"] = spool
+    if run_name is not None:
+        record["run_name"] = run_name
     Path(context.output_dir, STATUS_FILE).write_text(json.dumps(record, indent=1) + "\n")
     job_ended(context)  # the sweep's parent counts it (ffexp.tracking.tally)
 
@@ -231,6 +236,7 @@ def run(cfg: DictConfig) -> float | None:
     context = run_context(cfg, HydraConfig.get())
     if context.mode == "multirun" and lifeline.in_worker():
         lifeline.watch_parent()  # ends this worker if its launcher is killed
+        workers.settle()  # the modules out of the garbage collector's way
     try:
         settings = to_settings(cfg, context.overrides)
         job = prepare(settings)
@@ -276,7 +282,8 @@ def run(cfg: DictConfig) -> float | None:
     if spool is not None:   # the store was unreachable: the record waits in the job's folder
         return _spooled(context, job, result, spool, metric, seconds)
     _write_status(context, "ok", seconds, result.train.outcome, metric,
-                  metrics=result.metrics, run_id=recorder.run_id, rerun_of=rerun_of)
+                  metrics=result.metrics, run_id=recorder.run_id, rerun_of=rerun_of,
+                  run_name=getattr(recorder, "name", None))
     lost = getattr(recorder, "metrics_lost", 0)
     lost_text = (f"{lost} metric value(s) of run {recorder.run_id} could not be stored (the "
                  f"metrics helper stopped; tag ffexp.metrics_lost={lost})") if lost else ""
@@ -322,7 +329,6 @@ def main() -> int:
 
     Hydra's own errors (a wrong type, an unknown option) come back as one line and exit status
     2, like ffexp's; HYDRA_FULL_ERROR=1 shows Hydra's full report instead."""
-    from ffexp._compat import joblib_workers as workers
     from ffexp.tracking import handoff
     try:
         code = _main()

@@ -433,7 +433,7 @@ def run_group(hc) -> None:
                     continue
                 app._write_status(m.context, "ok", seconds, result.train.outcome, metric,
                                   metrics=result.metrics, run_id=recorder.run_id,
-                                  rerun_of=rerun_of)
+                                  rerun_of=rerun_of, run_name=getattr(recorder, "name", None))
                 print_job_line(job_line(
                     m.num, m.context.overrides, result.train.outcome, seconds, metric,
                     error=f"(rerun of {', '.join(rerun_of)})" if rerun_of else "",

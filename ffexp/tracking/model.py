@@ -21,6 +21,7 @@ import re
 import tempfile
 import warnings
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -87,19 +88,18 @@ def _quiet():
 
 
 def requirements() -> list[str]:
+    """The model's pip requirements: the installed releases (read once per process)."""
+    return list(_requirements())
+
+
+@cache
+def _requirements() -> tuple[str, ...]:
     import mlflow
     import pandas
     from importlib.metadata import version
     __version__ = version("ffexp")
-    return [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}",
-            f"pandas=={pandas.__version__}", f"ffexp=={__version__}"]
-
-
-def signature(dataset):
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-    return ModelSignature(Schema([ColSpec("double", n) for n in dataset.feature_names]),
-                          Schema([ColSpec("double", n) for n in dataset.target_names]))
+    return (f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}",
+            f"pandas=={pandas.__version__}", f"ffexp=={__version__}")
 
 
 CODE = Path(__file__).with_name("model_code.py")
@@ -143,6 +143,8 @@ def log_saved_network(client, run_id: str, uri: str, experiment_id: str, folder,
     from mlflow.entities import LoggedModelOutput
     from mlflow.models import Model
 
+    from ffexp._compat.mlflow_artifacts import prime
+
     from .retry import call_with_retries
     npz, scal = Path(folder, "network.npz"), Path(folder, "scaling.npz")
     client.log_artifact(run_id, str(npz), "model_npz")
@@ -152,11 +154,12 @@ def log_saved_network(client, run_id: str, uri: str, experiment_id: str, folder,
         # of the run (~0.2 s at 100 epochs, more with every epoch) to link the step's values.
         logged = client.create_logged_model(experiment_id, name=model_name(name),
                                             source_run_id=run_id, params=params)
-        model_id, model = logged.model_id, logged.name
         if on_created is not None:
-            on_created(model_id)
+            on_created(logged.model_id)
     else:
-        model = client.get_logged_model(model_id).name
+        logged = client.get_logged_model(model_id)
+    model_id, model = logged.model_id, logged.name
+    prime(client, model_id, logged.artifact_location)  # Model.log: no read of the model
     mlflow.set_tracking_uri(uri)
     with _quiet():  # MLflow's own client: retried here like ffexp's calls (same model id)
         call_with_retries(Model.log, artifact_path=None, name=model,

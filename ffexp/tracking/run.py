@@ -19,6 +19,8 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
+from ffexp._compat.mlflow_artifacts import prime as prime_artifacts
+
 from . import faults, handoff, spool, store
 from .buffer import MetricsBuffer, finite_metrics
 from .diagnose import diagnose, diagnosis_tags
@@ -309,6 +311,7 @@ def open_run(settings, job, context) -> Recorder:
     name = run_name(settings, context.overrides, sweep.varied if sweep else ())
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     run_id = run.info.run_id
+    prime_artifacts(client, run_id, run.info.artifact_uri)  # no read of the run to upload
     try:
         _log_params(client, run_id, run_params(settings, context.config, job))
         if job is not None:

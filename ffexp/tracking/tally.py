@@ -16,6 +16,10 @@ writes onto the parent run, in one ``log_batch``:
 - tags ``ffexp.summary`` (one line, the same counts) and ``ffexp.best_run_id`` /
   ``ffexp.best_run_name`` / ``ffexp.best_metric`` (below).
 
+The metrics go through ``buffer.store_rows`` (SQLAlchemy Core where the store allows it, as a
+job's own metrics), the tags through one ``log_batch``; the best runs' names come from their
+status records (``run_name``), read from the store only for a record without one.
+
 So the parent tells what happened while the sweep runs and after its submitter is gone (a
 ``scancel`` of the submitter, an array that outlives it). The updates of jobs that end at the
 same moment take turns through an exclusive ``flock`` on ``<sweep dir>/.ffexp_tally.lock``,
@@ -126,6 +130,7 @@ def update_parent(sweep_dir, target=None) -> dict[str, int] | None:
     from mlflow.entities import Metric, RunTag
 
     from . import handoff, store
+    from .buffer import store_rows
     from .tags import clip
     sweep_dir = Path(sweep_dir)
     try:
@@ -149,10 +154,13 @@ def update_parent(sweep_dir, target=None) -> dict[str, int] | None:
                 ids = [r["run_id"] for r in tied]
                 tags += [RunTag("ffexp.best_run_id", clip(",".join(ids))),
                          RunTag("ffexp.best_metric", metric)]
-                names = [client.get_run(i).info.run_name or "" for i in ids[:10]]
+                names = [r["run_name"] if isinstance(r.get("run_name"), str) else
+                         client.get_run(r["run_id"]).info.run_name or "" for r in tied[:10]]
                 tags.append(RunTag("ffexp.best_run_name", clip(",".join(names))))
                 metrics.append(Metric(f"best/{metric}", float(value), ts, 0))
-            client.log_batch(target.parent_run_id, metrics=metrics, tags=tags)
+            store_rows(client, target.tracking_uri, target.parent_run_id,
+                       [(m.key, m.value, m.timestamp, m.step) for m in metrics])
+            client.log_batch(target.parent_run_id, tags=tags)
         return c
     except Exception as err:
         log.warning("could not update the sweep's parent run %s: %s", target.parent_run_id,

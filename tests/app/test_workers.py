@@ -93,3 +93,35 @@ def test_a_workers_first_task_imports_what_a_job_of_the_sweep_imports(hydra_conf
     assert "mlflow.store.tracking.sqlalchemy_store" not in server and "ffexp.plots.figures" in server
     # a misspelled module would end the workers' start in the thread, with a debug line only
     assert all(importlib.util.find_spec(m) is not None for m in tracked)
+
+
+def test_a_worker_freezes_its_imports_at_its_second_job_and_still_collects_a_jobs_garbage():
+    """``settle`` (at the start of a worker's jobs): the objects alive at the second job's
+    start leave the collector's reach, the imports of the first job included; the first and
+    later jobs freeze nothing; cyclic garbage made after it is collected as before. In a fresh
+    interpreter (freezing is for the whole process)."""
+    import subprocess
+    import sys
+    code = """
+import gc, weakref
+from ffexp._compat import joblib_workers as workers
+import ffexp.launch.main
+counts = []
+for _ in range(3):
+    workers.settle()
+    counts.append(gc.get_freeze_count())
+    import sklearn.preprocessing   # what a first job imports on its way
+class Node: pass
+a, b = Node(), Node()
+a.other, b.other = b, a        # a cycle: only the collector frees it
+alive = weakref.ref(a)
+del a, b
+gc.collect()
+print(counts, alive() is None)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    counts, collected = done.stdout.strip().rsplit(" ", 1)
+    first, second, third = eval(counts)
+    assert first == 0 and 10_000 < second == third, counts   # the second froze the imports
+    assert collected == "True"

@@ -77,6 +77,29 @@ def test_a_job_that_spooled_its_record_is_counted_apart(tmp_path, store):
         "store was unreachable, not uploaded yet: ffexp-sync)")
 
 
+def test_the_best_runs_names_come_from_their_status_records_when_they_have_them(tmp_path,
+                                                                                store):
+    """A job's status record names its run (``run_name``): the tally does not read the run
+    back; a record without one (an older ffexp) is looked up. The counts are metrics of the
+    parent as log_batch would store them (history and latest value)."""
+    client = MlflowClient(store)
+    exp = client.create_experiment("tally")
+    parent = client.create_run(exp, run_name="sweep").info.run_id
+    a, b = (client.create_run(exp, run_name=n).info.run_id for n in ("a", "b"))
+    sweep = tmp_path / "sweep"
+    target = handoff.SweepTarget(store, exp, parent, "sweep", (), "uid", n_jobs=2)
+    _status(sweep, 0, "ok", "finished", a, 0.9)
+    record = json.loads((sweep / "0" / tally.STATUS_FILE).read_text())
+    (sweep / "0" / tally.STATUS_FILE).write_text(json.dumps({**record, "run_name": "named"}))
+    tally.update_parent(sweep, target)
+    _status(sweep, 1, "ok", "finished", b, 0.9)
+    tally.update_parent(sweep, target)
+    run = client.get_run(parent)
+    assert run.data.tags["ffexp.best_run_name"] == "named,b"
+    assert [m.value for m in client.get_metric_history(parent, "sweep/ended")] == [1, 2]
+    assert run.data.metrics["sweep/ended"] == 2 and run.data.metrics["sweep/not_ended"] == 0
+
+
 def test_a_sweep_counts_refused_jobs_and_shares_a_tie(tmp_path, store):
     """Two jobs train the same config (tracking settings differ, not the result): a tie; two
     are refused before their run exists (a negative learning rate)."""
