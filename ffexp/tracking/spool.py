@@ -76,6 +76,7 @@ def outage(err: BaseException, remote: bool) -> str | None:
 class _Info:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
+        self.artifact_uri = None  # nowhere yet: the artifacts stay in the spool
 
 
 class _SpooledRun:
