@@ -639,3 +639,35 @@ def test_boundary_frames_reuse_drawn_axes_only_where_they_are_the_same(moons, bl
     data, net = blobs
     warm = plots.boundary_frames(net, data, [(net.weights, net.biases)], [5], "blobs")
     assert np.array_equal(warm[0], cold(net, data, [(net.weights, net.biases)], [5], "blobs")[0])
+
+
+def test_kept_font_metrics_lay_text_out_as_matplotlib_does(moons, monkeypatch):
+    """The fonts' line metrics kept per font, size and dpi (mpl_text.font_height_metrics) are
+    the numbers Text._get_layout reads from the font's tables itself: every plot and frame is
+    the same pixels with them and without them, and each text's extent is the same."""
+    from matplotlib.font_manager import FontProperties
+    for size, weight in ((10, "normal"), (14, "bold"), (7.5, "normal")):
+        prop = FontProperties(size=size, weight=weight)
+        ascent, descent, gap = text_tiles.font_height_metrics(prop, 80)
+        fig, (ax,) = plots.figure(kind="test-metrics")
+        text = ax.text(0.5, 0.5, "two\nlines", fontproperties=prop)
+        fig.canvas.draw()
+        kept = text.get_window_extent(fig.canvas.get_renderer()).extents
+        monkeypatch.setattr(text_tiles.TextCachingRenderer, "_get_font_height_metrics",
+                            lambda self, prop: (None, None, None))
+        fig.canvas.draw()
+        assert np.array_equal(text.get_window_extent(fig.canvas.get_renderer()).extents, kept)
+        monkeypatch.undo()
+        assert ascent > descent > 0 and gap >= 0
+    _, _, result = moons
+    records = [result.history[0], result.history[10], result.history[-1]]
+
+    def everything():
+        figs = [make() for make in _plots(moons).values()]
+        return [_png_pixels(f) for f in figs] + plots.gradient_flow_frames(records, TITLE)
+
+    kept = everything()
+    monkeypatch.setattr(text_tiles.TextCachingRenderer, "_get_font_height_metrics",
+                        lambda self, prop: (None, None, None))
+    for a, b in zip(kept, everything(), strict=True):
+        assert np.array_equal(a, b)
