@@ -28,7 +28,9 @@ PNGs are the canvas's pixels through ffexp/png.py (no row filter, zlib level 1),
 from __future__ import annotations
 
 import math
+import os
 from functools import cache
+from operator import attrgetter
 from pathlib import Path
 from weakref import WeakKeyDictionary
 
@@ -97,6 +99,89 @@ def _clear(fig: Figure, axes: list) -> None:
         artist.remove()
 
 
+#: ``FFEXP_PLOTS_LAYERED=0``: ``save`` draws every artist of every plot on every call (the
+#: reference benchmarks/plots.py compares against)
+LAYERED = os.environ.get("FFEXP_PLOTS_LAYERED", "1") != "0"
+#: each plot's split for ``save``, by figure: (what its static artists show, its dynamic artists)
+_LAYERS: "WeakKeyDictionary[Figure, tuple]" = WeakKeyDictionary()
+#: each plot's drawn static layer, by figure: (what it shows, the canvas's pixels)
+_STATIC: "WeakKeyDictionary[Figure, tuple]" = WeakKeyDictionary()
+
+
+def _layers(fig: Figure, static: tuple, dynamic: list) -> None:
+    """Split the figure for ``save``: ``static`` says everything its other artists show (a
+    sweep's runs share it: the x axis of the same epochs or layers, the axis labels, legends
+    of the same entries, the boundary's axes and colour bar); ``dynamic``, the run's own
+    artists (the y axes, lines, images, points, titles) and whatever matplotlib draws over
+    them (the spines)."""
+    _LAYERS[fig] = static, dynamic
+
+
+def _draw_order(fig: Figure) -> list:
+    """The figure's artists in the order ``Figure.draw`` draws them: its children by zorder
+    (stable), each Axes's children by zorder after its patch."""
+    def by_z(parent):
+        return sorted((a for a in parent.get_children() if a is not parent.patch),
+                      key=attrgetter("zorder"))
+    order = []
+    for artist in by_z(fig):
+        order.extend(by_z(artist) if artist in fig.axes else [artist])
+    return order
+
+
+def draw(fig: Figure) -> None:
+    """Draw the figure on its canvas: every artist, or, for a plot split by ``_layers``, its
+    static layer restored from the last call whose static artists showed the same (drawn
+    anew otherwise) and its dynamic artists drawn over it in matplotlib's order. The same
+    pixels as ``fig.canvas.draw()`` (tests/test_plots.py): the static artists a dynamic one
+    draws over come before it in that order, and those that come after one (the spines over
+    the lines) are dynamic."""
+    split = _LAYERS.get(fig) if LAYERED else None
+    if split is None:
+        fig.canvas.draw()
+        return
+    static, dynamic = split
+    static = (static, mpl_text.TEXT_CACHE.enabled)
+    kept = _STATIC.get(fig)
+    if kept is not None and kept[0] == static:
+        fig.canvas.restore_region(kept[1])
+    else:
+        for artist in dynamic:
+            artist.set_animated(True)
+        try:
+            fig.canvas.draw()
+        finally:
+            for artist in dynamic:
+                artist.set_animated(False)
+        _STATIC[fig] = static, fig.canvas.copy_from_bbox(fig.bbox)
+    for ax in fig.axes:
+        ax.viewLim              # autoscaled, as Axes.draw does first
+    drawn = {id(a) for a in dynamic}
+    for artist in _draw_order(fig):
+        if id(artist) in drawn:
+            fig.draw_artist(artist)
+
+
+def _line_keys(lines) -> tuple:
+    """What a legend of these lines shows: their labels and styles."""
+    return tuple((l.get_label(), l.get_color(), l.get_linestyle(), l.get_marker(),
+                  l.get_linewidth()) for l in lines)
+
+
+def _axes_key(ax) -> tuple:
+    """What an Axes's x axis and labels show (its y axis is dynamic)."""
+    return (ax.get_xlim(), ax.get_xscale(), ax.get_xlabel(), ax.get_position().bounds)
+
+
+def _plot_layers(fig: Figure, axes: list, legend_lines: list, *extra) -> None:
+    """The split of a plot of lines: dynamic the y axes, lines, spines and the title."""
+    dynamic = list(fig.texts)
+    for ax in axes:
+        dynamic += [ax.yaxis, *ax.lines, *ax.spines.values()]
+    _layers(fig, (tuple(_axes_key(ax) for ax in axes), _line_keys(legend_lines), *extra),
+            dynamic)
+
+
 def _series(columns: dict, name: str):
     y = np.asarray(columns.get(name, []), dtype=float)
     return np.asarray(columns["epoch"], dtype=float)[: len(y)], y
@@ -146,6 +231,7 @@ def learning_curves(result, title: str = "") -> Figure:
             axes[1].set_ylim(0.0, 1.0)
         _legend_right(axes[1])
     _title(fig, title, "learning curves")
+    _plot_layers(fig, axes, [l for a in axes for l in a.lines])
     return fig
 
 
@@ -212,6 +298,7 @@ def gradient_norms(result, title: str = "", gradients: str = "") -> Figure:
     _title(fig, title, "gradient norms per layer" + (
         "" if measure == "full" else ", epochs ≥ 1: the mean over each epoch's updates of the "
         "mini-batch gradients' norms (train.epoch_gradients=mean)"))
+    _plot_layers(fig, axes, lines, len(fig.legends))
     return fig
 
 
@@ -249,6 +336,7 @@ def gradient_flow(first, last, title: str = "", gradients: str = "", size=PANEL,
         what += f" (epoch {last.epoch}: {GRADIENTS.get(last.gradients, last.gradients)}, " \
                 "another measure: in gradient_norms.png)"
     _title(fig, title, what)
+    _plot_layers(fig, axes, axes[0].get_lines())
     return fig
 
 
@@ -430,6 +518,9 @@ def decision_boundary(net, dataset, title: str = "", size=PANEL, dpi: int = DPI,
                  fontsize="medium" if size[0] >= PANEL[0] else "small",
                  color="#b00000" if nothing else "black")
     fig.suptitle(title or "decision boundary", fontsize="medium")
+    _layers(fig, (what, ax.get_xlim(), ax.get_ylim(), ax.get_xlabel(), ax.get_ylabel(),
+                  len(fig.axes)),
+            [*ax.images, *ax.collections, *ax.spines.values(), ax.title, *fig.texts])
     return fig
 
 
@@ -623,7 +714,7 @@ def save(fig: Figure, path) -> Path:
     level 1; 24 ms a figure where ``savefig`` at zlib level 1 took 28). The figures are opaque
     (a white face), so the alpha channel, 255 throughout, is left out."""
     path = Path(path)
-    fig.canvas.draw()
+    draw(fig)
     path.write_bytes(png_bytes(np.asarray(fig.canvas.buffer_rgba())[..., :3]))
     return path
 
