@@ -158,7 +158,8 @@ def per_job(repeats: int) -> None:
     for name, times in rows.items():
         wall, cpu = zip(*times)
         print(f"  {name:44s} {statistics.median(wall) * 1000:7.1f} ms  "
-              f"({statistics.median(cpu) * 1000:6.1f} ms CPU, mean {statistics.mean(cpu) * 1000:6.1f})")
+              f"({statistics.median(cpu) * 1000:6.1f} ms CPU, "
+              f"mean {statistics.mean(cpu) * 1000:6.1f})")
     print(f"load average {load()}")
 
 

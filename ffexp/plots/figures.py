@@ -19,10 +19,13 @@ lines and texts each, are built on the first draw and reused: a quarter of a plo
 fixed margins (constrained/tight layout would double the rendering time); a modest dpi; the
 decision boundary as an image of the prediction grid plus one contour, not filled contours.
 
-Text is drawn from a process-wide cache of rendered strings (ffexp/text_tiles.py: half of a
-figure's drawing time was matplotlib laying out and rendering every glyph on every draw). The
-PNGs are the canvas's pixels through ffexp/png.py (no row filter, zlib level 1), not
-``savefig`` and Pillow.
+Text is drawn from a process-wide cache of rendered strings and font metrics
+(ffexp/_compat/mpl_text.py: half of a figure's drawing time was matplotlib laying out and
+rendering every glyph on every draw). ``save`` draws a plot in layers (``draw``): what a
+sweep's runs share (the x axis, axis labels, legends, the boundary's axes and colour bar) is
+drawn once and kept while the next run shows the same, the run's own artists (y axes, lines,
+fill, points, titles) over it in matplotlib's order. The PNGs are the canvas's pixels through
+ffexp/plots/png.py (no row filter, ISA-L's deflate), not ``savefig`` and Pillow.
 """
 
 from __future__ import annotations
@@ -725,8 +728,8 @@ def rgb(fig: Figure) -> np.ndarray:
 
 
 def save(fig: Figure, path) -> Path:
-    """Draw the figure and write its pixels as an RGB PNG (ffexp.plots.png: no row filter, zlib
-    level 1; 24 ms a figure where ``savefig`` at zlib level 1 took 28). The figures are opaque
+    """Draw the figure (``draw``: in layers) and write its pixels as an RGB PNG
+    (ffexp.plots.png: no row filter, ISA-L's deflate at level 1). The figures are opaque
     (a white face), so the alpha channel, 255 throughout, is left out."""
     path = Path(path)
     draw(fig)
