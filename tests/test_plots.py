@@ -748,3 +748,44 @@ def test_a_static_layer_is_kept_only_for_what_it_shows(moons):
     plots.draw(fig)
     assert plots._STATIC[fig][1] is not layer
     assert not any(a.get_animated() for a in fig.findobj())
+
+
+def test_flow_frames_over_a_kept_x_axis_are_the_frames_drawn_whole(moons, monkeypatch):
+    """The gradient-flow frames of a run drawn after another run of the same depth (its x
+    axes kept) and of another depth (drawn anew) equal, pixel for pixel, frames whose every
+    artist is drawn (``LAYERED`` off)."""
+    data, _, result = moons
+    deep = train(Network([2, 16, 16, 16, 1], "tanh", "sigmoid", seed=3), data.X_train,
+                 data.Y_train, "bce", lr=1.0, epochs=20, seed=1)
+    other = train(Network([2, 8, 8, 1], "tanh", "sigmoid", seed=5), data.X_train,
+                  data.Y_train, "bce", lr=0.1, epochs=20, seed=5)
+    runs = {"a": result.history[::10], "deep": deep.history[::5], "other": other.history[::5]}
+    layered = {}
+    for name in ("a", "deep", "other", "a"):
+        layered[name] = plots.gradient_flow_frames(runs[name], name)
+    monkeypatch.setattr(plots, "LAYERED", False)
+    for name, frames in layered.items():
+        whole = plots.gradient_flow_frames(runs[name], name)
+        assert len(whole) == len(frames)
+        assert all(np.array_equal(a, b) for a, b in zip(frames, whole)), name
+
+
+def test_pngs_deflated_by_isal_read_back_exactly(tmp_path):
+    """ffexp.plots.png's files (ISA-L's deflate) decode to the image with zlib, Pillow and
+    matplotlib, for odd sizes and noisy and flat content."""
+    import zlib
+    from matplotlib.image import imread
+    from PIL import Image
+    from ffexp.plots.png import png_bytes
+    rng = np.random.default_rng(0)
+    for h, w, flat in ((1, 1, False), (37, 53, False), (480, 440, True), (512, 400, False)):
+        rgb = np.full((h, w, 3), 200, np.uint8) if flat else \
+            rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        data = png_bytes(rgb)
+        path = tmp_path / f"{h}x{w}.png"
+        path.write_bytes(data)
+        with Image.open(path) as image:
+            assert np.array_equal(np.asarray(image), rgb)
+        assert np.array_equal(np.round(imread(path) * 255).astype(np.uint8), rgb)
+        idat = data[data.index(b"IDAT") + 4:data.index(b"IEND") - 8]
+        assert len(zlib.decompress(idat)) == h * (1 + 3 * w)
