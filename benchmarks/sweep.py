@@ -177,9 +177,6 @@ def start_main(args, acts, inits, seeds, n: int) -> None:
     runs = {(tracked, hydras): (lambda t=tracked, h=hydras: command(
                 t, acts, inits, seeds, args.epochs, args.n_jobs, h, stop_at_launch=True))
             for tracked in (False, True) for hydras in (True, False)}
-    if args.before:
-        for name in [k for k in runs if k in ("tracked", "no model")]:
-            runs[f"{name} before"] = lambda f=runs[name]: f(env={"PYTHONPATH": args.before})
     load0 = _load()
     times: dict = {k: [] for k in runs}
     for key in _rotated(list(runs), args.repeats):
