@@ -12,12 +12,15 @@ same warm process, interleaved and repeated, medians:
   tick labels and the tick labels' places differ;
 * each figure's ``canvas.draw()`` with the cache off and on (warm);
 * ``gradient_flow_frames`` over 10 records (the step images), cache off and on (warm);
-* a job's pictures (``--per-job``, alone): what a default tracked run draws once training is
-  over, without the store's writes: ``write_plots`` (the four PNGs) and the step images of
-  ``tracking.snapshots=10`` (``Snapshots.frames``, each frame encoded as its PNG and its WebP
-  thumbnail as ``tracking/images.py`` writes them), median of the repeats, in wall and CPU time
+* a job's pictures (``--per-job``, alone): what a tracked run of the sweep's grid draws once
+  training is over, without the store's writes: ``write_plots`` (the four PNGs) and the step
+  images of ``tracking.snapshots=10`` (``Snapshots.frames``, each frame encoded as its PNG and
+  its WebP thumbnail as ``tracking/images.py`` writes them), one job after another of
+  ``--repeats`` different runs in one warm process (activation, init and seed change from job
+  to job, as in a joblib worker of benchmarks/sweep.py), median and mean, in wall and CPU time
   (steadier when other work shares the cores), BLAS on one thread as in a job. To compare with
-  another version of ffexp, run this script with that version's package first on PYTHONPATH.
+  another version of ffexp, run this script with that version's package first on PYTHONPATH;
+  ``FFEXP_PLOTS_LAYERED=0`` draws every artist of the four plots on every job (issue 27).
 
 Ratios are against the first row of each table, measured in the same run. The load averages
 at the start and the end are printed: on the 2 shared cores another process moves every time.
@@ -98,50 +101,65 @@ def table(rows: dict[str, float], unit: str = "ms") -> None:
         print(f"  {name:44s} {seconds * 1000:7.1f} {unit}  {seconds / base:5.2f}")
 
 
-def snapshots_of(seed: int = 0, count: int = 10):
-    """The default run trained for 50 epochs with a Snapshots callback of ``count`` epochs:
-    (TrainResult, network, dataset, Snapshots)."""
+#: the sweep's grid (benchmarks/sweep.py): a warm worker's jobs are of every combination
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "linear")
+INITS = ("random", "xavier", "he", "zeros")
+
+
+def snapshots_of(seed: int = 0, count: int = 10, activation: str = "relu", init: str = "he"):
+    """A job of the sweep's grid trained for 50 epochs with a Snapshots callback of ``count``
+    epochs: (TrainResult, network, dataset, Snapshots, its title)."""
     register()   # what the entry point registers in Hydra (schemas, sweepers)
     with initialize_config_module("ffexp.conf", version_base=None):
-        cfg = compose("config", overrides=["train.epochs=50", f"seed={seed}"])
+        cfg = compose("config", overrides=["train.epochs=50", f"seed={seed}",
+                                           f"activation={activation}", f"init={init}"])
     shots = Snapshots(count, 50)
     r = execute(prepare(to_settings(cfg)), [shots])
-    return r.train, r.net, r.dataset, shots
+    return r.train, r.net, r.dataset, shots, f"moons · {activation}·{init}·s{seed}"
 
 
 def per_job(repeats: int) -> None:
-    """A job's pictures: the four PNGs and the step images' frames, drawn and encoded, with
+    """A job's pictures in a warm worker, one job after another of different runs (the
+    sweep's grid: activation, init and seed change from one job to the next; two jobs first
+    to warm the worker): the four PNGs and the step images' frames, drawn and encoded, with
     BLAS limited to one thread as a job draws them (``train.blas_threads=1``)."""
     from threadpoolctl import threadpool_limits
     threadpool_limits(1, user_api="blas")
-    result, net, dataset, shots = snapshots_of()
+    runs = [snapshots_of(i // 20, 10, ACTIVATIONS[i % 5], INITS[(i // 5) % 4])
+            for i in range(repeats + 2)]
     out = Path(tempfile.mkdtemp(prefix="ffexp-plots-bench-"))
 
-    def step_images():
-        frames = shots.frames(net, dataset, TITLE, "full")
+    def step_images(run):
+        result, net, dataset, shots, title = run
+        frames = shots.frames(net, dataset, title, "full")
         for key, images in frames.items():
             for step, rgb in images:
                 (out / f"{key}-{step}.png").write_bytes(png_bytes(rgb))
                 write_thumbnail(rgb, out / f"{key}-{step}.webp")
         return frames
 
-    frames = step_images()                       # figures made, fonts loaded, cache warm
-    plots.write_plots(result, out, net, dataset, TITLE)
+    def four_pngs(run):
+        result, net, dataset, shots, title = run
+        plots.write_plots(result, out, net, dataset, title)
+
+    for run in runs[:2]:                         # figures made, fonts loaded, caches warm
+        frames = step_images(run)
+        four_pngs(run)
     sizes = ", ".join(f"{k} {len(v)} x {v[0][1].shape[1]}x{v[0][1].shape[0]} px"
                       for k, v in frames.items())
-    print(f"a job's pictures, median of {repeats} (CPU time in brackets); step images: {sizes}")
-    rows = {}
-    for name, call in (("write_plots (4 PNGs)", lambda: plots.write_plots(
-            result, out, net, dataset, TITLE)), ("step images (frames, PNG + WebP)", step_images)):
-        wall, cpu = [], []
-        for _ in range(repeats):
+    print(f"a job's pictures, {repeats} jobs of different runs, median (CPU time in "
+          f"brackets, mean CPU after it); step images: {sizes}")
+    rows = {"write_plots (4 PNGs)": [], "step images (frames, PNG + WebP)": []}
+    for run in runs[2:]:
+        for name, call in zip(rows, (four_pngs, step_images)):
             c = time.process_time()
-            wall.append(timed(call))
-            cpu.append(time.process_time() - c)
-        rows[name] = (statistics.median(wall), statistics.median(cpu))
-    rows["a job's pictures"] = tuple(map(sum, zip(*rows.values())))
-    for name, (wall, cpu) in rows.items():
-        print(f"  {name:44s} {wall * 1000:7.1f} ms  ({cpu * 1000:6.1f} ms CPU)")
+            rows[name].append((timed(lambda: call(run)), time.process_time() - c))
+    rows["a job's pictures"] = [tuple(map(sum, zip(*parts))) for parts in zip(*rows.values())]
+    for name, times in rows.items():
+        wall, cpu = zip(*times)
+        print(f"  {name:44s} {statistics.median(wall) * 1000:7.1f} ms  "
+              f"({statistics.median(cpu) * 1000:6.1f} ms CPU, "
+              f"mean {statistics.mean(cpu) * 1000:6.1f})")
     print(f"load average {load()}")
 
 

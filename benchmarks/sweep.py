@@ -36,6 +36,10 @@ model (``tracking.log_plots=false tracking.snapshots=0 tracking.log_model=false`
 MLflow's store costs by itself for the runs, params, metrics, tags and the remaining artifacts,
 the floor under the tracked sweep's ratio.
 
+``--floor`` also adds ``no model`` (tracked without the model: the pictures' part is
+``no model`` - ``no pictures``). ``--before PATH`` adds the tracked variants (``tracked``,
+``no model``) run with another version's package first on ``PYTHONPATH`` (issue 27's pictures:
+the code before them, in the same sitting).
 ``--stack`` adds ``untracked stack`` and ``tracked stack``: the same commands with
 ``train.stack=true`` (ffexp.launch.stacked; the sweep's jobs differ only in activation, init and
 seed, so all of them are one group, cut into one sub-stack per joblib worker: two tasks of 50),
@@ -48,7 +52,7 @@ command's fixed cost: ``ffexp -m seed=0 train.epochs=1`` stacked, one job in the
 process, including the sweep's end).
 
     python benchmarks/sweep.py [--jobs 100] [--epochs 50] [--repeats 1] [--n-jobs 2] [--start]
-                               [--floor] [--log-batch] [--stack]
+                               [--floor] [--log-batch] [--stack] [--before PATH]
 """
 
 from __future__ import annotations
@@ -118,6 +122,8 @@ def _timed(args: list[str], cwd: str, stop_at_launch: bool = False, env: dict | 
 STACK = ("train.stack=true",)
 #: the tracked sweep without its pictures and model (--floor)
 NO_PICTURES = ("tracking.log_plots=false", "tracking.snapshots=0", "tracking.log_model=false")
+#: the tracked sweep with its pictures, without its model (--floor): the pictures' part
+NO_MODEL = ("tracking.log_model=false",)
 
 
 def command(tracked: bool, acts, inits, seeds, epochs: int, n_jobs: int,
@@ -208,6 +214,10 @@ def main() -> None:
                              "log_batch (FFEXP_MLFLOW_CORE=0)")
     parser.add_argument("--stack", action="store_true",
                         help="also the untracked and tracked sweeps with train.stack=true")
+    parser.add_argument("--before", metavar="PATH",
+                        help="also the tracked variants with another version of ffexp's package "
+                             "first on PYTHONPATH (e.g. an older commit's ffexp/ and "
+                             "hydra_plugins/ unpacked into PATH): before and after in one sitting")
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grid", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -231,6 +241,8 @@ def main() -> None:
     if args.floor:
         runs["no pictures"] = lambda env=None: command(True, acts, inits, seeds, args.epochs,
                                                        args.n_jobs, extra=NO_PICTURES, env=env)
+        runs["no model"] = lambda env=None: command(True, acts, inits, seeds, args.epochs,
+                                                    args.n_jobs, extra=NO_MODEL, env=env)
     if args.stack:
         runs["untracked stack"] = lambda: command(False, acts, inits, seeds, args.epochs,
                                                   args.n_jobs, extra=STACK)
@@ -245,6 +257,9 @@ def main() -> None:
     if args.log_batch:
         for name in [k for k in runs if k in ("tracked", "no pictures")]:
             runs[f"{name} lb"] = lambda f=runs[name]: f(env={"FFEXP_MLFLOW_CORE": "0"})
+    if args.before:
+        for name in [k for k in runs if k in ("tracked", "no model")]:
+            runs[f"{name} before"] = lambda f=runs[name]: f(env={"PYTHONPATH": args.before})
     load0 = _load()
     times: dict[str, list[tuple[float, float, float | None]]] = {k: [] for k in runs}
     for name in _rotated(list(runs), args.repeats):
@@ -270,7 +285,19 @@ def main() -> None:
     if args.floor:
         print(f"no pictures / untracked: {wall['no pictures'] / wall['untracked']:.2f} wall, "
               f"{cpu['no pictures'] / cpu['untracked']:.2f} cpu (the store's floor); pictures and "
-              f"model: {(wall['tracked'] - wall['no pictures']) / n:.3f} s wall a job")
+              f"model: {(wall['tracked'] - wall['no pictures']) / n:.3f} s wall, "
+              f"{(cpu['tracked'] - cpu['no pictures']) / n:.3f} s cpu a job; the pictures alone "
+              f"(no model - no pictures): {(cpu['no model'] - cpu['no pictures']) / n:.3f} s cpu "
+              f"a job")
+    for name in [k for k in runs if k.endswith(" before")]:
+        after = name[:-7]
+        print(f"{after}: before -> after: {cpu[name]:.1f} -> {cpu[after]:.1f} cpu s, "
+              f"{cpu[name] / cpu['untracked']:.2f} -> {cpu[after] / cpu['untracked']:.2f} cpu / "
+              f"untracked; {(cpu[name] - cpu[after]) / n:.3f} cpu s a job less")
+    if args.floor and args.before:
+        print(f"the pictures alone (no model - no pictures): "
+              f"{(cpu['no model before'] - cpu['no pictures']) / n:.3f} -> "
+              f"{(cpu['no model'] - cpu['no pictures']) / n:.3f} cpu s a job")
     if args.stack:
         ratio = cpu["untracked stack"] / cpu["bare"]
         print(f"untracked stack / bare: {ratio:.2f} cpu (target <= 1.0: "

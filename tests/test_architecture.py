@@ -38,7 +38,7 @@ LIBRARIES: dict[str, set[str]] = {
     "ffexp.nn": set(),
     "ffexp.job": {"sklearn", "threadpoolctl", "tqdm"},
     "ffexp.sklearn": {"sklearn", "pandas"},
-    "ffexp.plots": {"matplotlib"},
+    "ffexp.plots": {"matplotlib", "PIL", "isal"},   # Pillow: RGBA to RGB; isal: the PNGs' deflate
 }
 
 

@@ -603,7 +603,8 @@ def test_written_pngs_read_back_as_the_figures_pixels(moons, tmp_path):
     for path in plots.write_plots(result, tmp_path, net, data, TITLE):
         fig = next(f for key, (f, _) in plots._FIGURES.items()
                    if key[0] == path.stem or key[0].startswith(f"{path.stem}:"))
-        drawn = _png_pixels(fig)[..., :3]
+        plots.draw(fig)                             # what save drew: its layers
+        drawn = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
         with Image.open(path) as image:
             assert image.format == "PNG" and image.mode == "RGB"
             assert np.array_equal(np.asarray(image), drawn), path.name
@@ -612,7 +613,7 @@ def test_written_pngs_read_back_as_the_figures_pixels(moons, tmp_path):
         with Image.open(tmp_path / "savefig.png") as image:
             reference = np.asarray(image)
         assert reference.shape[-1] == 4 and (reference[..., 3] == 255).all()
-        assert np.array_equal(reference[..., :3], drawn), path.name
+        _assert_layers_draw_the_figure(drawn, reference[..., :3], path.stem)
 
 
 def test_boundary_frames_reuse_drawn_axes_only_where_they_are_the_same(moons, blobs):
@@ -639,3 +640,152 @@ def test_boundary_frames_reuse_drawn_axes_only_where_they_are_the_same(moons, bl
     data, net = blobs
     warm = plots.boundary_frames(net, data, [(net.weights, net.biases)], [5], "blobs")
     assert np.array_equal(warm[0], cold(net, data, [(net.weights, net.biases)], [5], "blobs")[0])
+
+
+def test_kept_font_metrics_lay_text_out_as_matplotlib_does(moons, monkeypatch):
+    """The fonts' line metrics kept per font, size and dpi (mpl_text.font_height_metrics) are
+    the numbers Text._get_layout reads from the font's tables itself: every plot and frame is
+    the same pixels with them and without them, and each text's extent is the same."""
+    from matplotlib.font_manager import FontProperties
+    for size, weight in ((10, "normal"), (14, "bold"), (7.5, "normal")):
+        prop = FontProperties(size=size, weight=weight)
+        ascent, descent, gap = text_tiles.font_height_metrics(prop, 80)
+        fig, (ax,) = plots.figure(kind="test-metrics")
+        text = ax.text(0.5, 0.5, "two\nlines", fontproperties=prop)
+        fig.canvas.draw()
+        kept = text.get_window_extent(fig.canvas.get_renderer()).extents
+        monkeypatch.setattr(text_tiles.TextCachingRenderer, "_get_font_height_metrics",
+                            lambda self, prop: (None, None, None))
+        fig.canvas.draw()
+        assert np.array_equal(text.get_window_extent(fig.canvas.get_renderer()).extents, kept)
+        monkeypatch.undo()
+        assert ascent > descent > 0 and gap >= 0
+    _, _, result = moons
+    records = [result.history[0], result.history[10], result.history[-1]]
+
+    def everything():
+        figs = [make() for make in _plots(moons).values()]
+        return [_png_pixels(f) for f in figs] + plots.gradient_flow_frames(records, TITLE)
+
+    kept = everything()
+    monkeypatch.setattr(text_tiles.TextCachingRenderer, "_get_font_height_metrics",
+                        lambda self, prop: (None, None, None))
+    for a, b in zip(kept, everything(), strict=True):
+        assert np.array_equal(a, b)
+
+
+
+# --- a plot drawn in layers (plots.draw): its static layer kept across a sweep's runs -------
+
+#: the boundary's layered draw composites its fill over the y axis's tick marks where
+#: matplotlib draws the marks over the fill: the pixels where a mark meets the left spine
+#: (one per y tick) differ by a few levels of near-black (measured: 5 pixels, 4-6 levels)
+TICK_PIXELS, TICK_LEVELS = 12, 8
+
+
+def _assert_layers_draw_the_figure(layered, full, kind):
+    """A plot drawn in layers is the figure matplotlib draws: the same pixels, but for the
+    boundary's tick marks on its left spine (TICK_PIXELS, TICK_LEVELS, near-black both)."""
+    diff = np.abs(layered.astype(int) - full.astype(int)).max(axis=-1)
+    if not kind.startswith("decision_boundary"):
+        assert diff.max() == 0, (kind, diff.max(), int((diff > 0).sum()))
+        return
+    assert diff.max() <= TICK_LEVELS and (diff > 0).sum() <= TICK_PIXELS, \
+        (kind, diff.max(), int((diff > 0).sum()))
+    rows, cols = np.nonzero(diff)
+    assert (full[rows, cols] < 64).all() and len(set(cols)) <= 1    # on the dark spine
+
+
+def _layered_pixels(fig):
+    plots.draw(fig)
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def test_plots_drawn_in_layers_are_the_figures_matplotlib_draws(moons, blobs):
+    """Each plot of three runs (another dataset, depth, length and a diverging one, a
+    3-class boundary), drawn in layers after the others (the static layer of another run
+    kept, or drawn anew where the x axis, legend or boundary axes differ), is the figure
+    ``canvas.draw()`` draws, and the same pixels as drawn in layers from a cold start."""
+    data, net, result = moons
+    deep_data = load_dataset("moons", params={"n_samples": 300, "noise": 0.3}, seed=1)
+    deep = Network([2, 16, 16, 16, 1], "tanh", "sigmoid", seed=3)
+    deep_result = train(deep, deep_data.X_train, deep_data.Y_train, "bce", lr=2.0, epochs=60,
+                        seed=1, batch_size=16)
+    wild = Network([2, 8, 8, 1], "relu", "sigmoid", seed=1)
+    wild_result = train(wild, data.X_train, data.Y_train, "bce", lr=40.0, epochs=30, seed=1)
+    blob_data, blob_net = blobs
+    runs = [(result, net, data), (deep_result, deep, deep_data), (wild_result, wild, data),
+            (result, blob_net, blob_data), (result, net, data)]
+    kept_layers = 0
+    for i, (res, nw, ds) in enumerate(runs):
+        title = f"run {i}"
+        figs = {"learning_curves": plots.learning_curves(res, title),
+                "gradient_norms": plots.gradient_norms(res, title),
+                "gradient_flow": plots.gradient_flow(res.history[0], res.history[-1], title),
+                "decision_boundary": plots.decision_boundary(nw, ds, title)}
+        for kind, fig in figs.items():
+            kept = plots._STATIC.get(fig)
+            layered = _layered_pixels(fig)
+            kept_layers += kept is not None and plots._STATIC[fig][1] is kept[1]
+            _assert_layers_draw_the_figure(layered, _png_pixels(fig)[..., :3], f"{kind} {i}")
+            plots._STATIC.pop(fig)                              # cold: drawn anew
+            assert np.array_equal(_layered_pixels(fig), layered), (kind, i)
+    assert kept_layers >= 4        # the sweep's case: the last run's static layers reused
+
+
+def test_a_static_layer_is_kept_only_for_what_it_shows(moons):
+    """The static layer is reused for a run of the same epochs and legend, drawn anew for a
+    run of other epochs; a plain ``canvas.draw()`` still draws every artist."""
+    data, net, result = moons
+    fig = plots.learning_curves(result, "a")
+    plots.draw(fig)
+    layer = plots._STATIC[fig][1]
+    plots.draw(plots.learning_curves(result, "b"))
+    assert plots._STATIC[fig][1] is layer
+    shorter = train(Network([2, 8, 8, 1], "relu", "sigmoid", seed=2), data.X_train,
+                    data.Y_train, "bce", lr=0.5, epochs=12, seed=2)
+    fig = plots.learning_curves(shorter, "c")
+    plots.draw(fig)
+    assert plots._STATIC[fig][1] is not layer
+    assert not any(a.get_animated() for a in fig.findobj())
+
+
+def test_flow_frames_over_a_kept_x_axis_are_the_frames_drawn_whole(moons, monkeypatch):
+    """The gradient-flow frames of a run drawn after another run of the same depth (its x
+    axes kept) and of another depth (drawn anew) equal, pixel for pixel, frames whose every
+    artist is drawn (``LAYERED`` off)."""
+    data, _, result = moons
+    deep = train(Network([2, 16, 16, 16, 1], "tanh", "sigmoid", seed=3), data.X_train,
+                 data.Y_train, "bce", lr=1.0, epochs=20, seed=1)
+    other = train(Network([2, 8, 8, 1], "tanh", "sigmoid", seed=5), data.X_train,
+                  data.Y_train, "bce", lr=0.1, epochs=20, seed=5)
+    runs = {"a": result.history[::10], "deep": deep.history[::5], "other": other.history[::5]}
+    layered = {}
+    for name in ("a", "deep", "other", "a"):
+        layered[name] = plots.gradient_flow_frames(runs[name], name)
+    monkeypatch.setattr(plots, "LAYERED", False)
+    for name, frames in layered.items():
+        whole = plots.gradient_flow_frames(runs[name], name)
+        assert len(whole) == len(frames)
+        assert all(np.array_equal(a, b) for a, b in zip(frames, whole)), name
+
+
+def test_pngs_deflated_by_isal_read_back_exactly(tmp_path):
+    """ffexp.plots.png's files (ISA-L's deflate) decode to the image with zlib, Pillow and
+    matplotlib, for odd sizes and noisy and flat content."""
+    import zlib
+    from matplotlib.image import imread
+    from PIL import Image
+    from ffexp.plots.png import png_bytes
+    rng = np.random.default_rng(0)
+    for h, w, flat in ((1, 1, False), (37, 53, False), (480, 440, True), (512, 400, False)):
+        rgb = np.full((h, w, 3), 200, np.uint8) if flat else \
+            rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        data = png_bytes(rgb)
+        path = tmp_path / f"{h}x{w}.png"
+        path.write_bytes(data)
+        with Image.open(path) as image:
+            assert np.array_equal(np.asarray(image), rgb)
+        assert np.array_equal(np.round(imread(path) * 255).astype(np.uint8), rgb)
+        idat = data[data.index(b"IDAT") + 4:data.index(b"IEND") - 8]
+        assert len(zlib.decompress(idat)) == h * (1 + 3 * w)

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
-from matplotlib.font_manager import findfont
+from matplotlib.font_manager import findfont, fontManager, get_font
 
 
 class Tile(NamedTuple):
@@ -84,11 +84,63 @@ TEXT_CACHE = TextCache()
 TILE_MARGIN = 2
 
 
+#: the rcParams a font lookup depends on (``FontManager.findfont``'s own cache key)
+_FONT_RC = tuple(f"font.{key}" for key in ("family", "style", "variant", "weight", "stretch",
+                                          "size", "serif", "sans-serif", "cursive", "fantasy",
+                                          "monospace"))
+
+
+def _font_state(prop) -> tuple:
+    """What a font lookup depends on: the properties (``FontProperties.__hash__``'s) and the
+    rcParams font lists."""
+    rc = tuple(tuple(v) if isinstance(v, list) else v for v in (rcParams[k] for k in _FONT_RC))
+    return (tuple(prop.get_family()), prop.get_style(), prop.get_variant(), prop.get_weight(),
+            prop.get_stretch(), prop.get_size_in_points(), prop.get_file(),
+            prop.get_math_fontfamily(), rc)
+
+
+#: resolved fonts by ``_font_state``: the file (``findfont``) and the line metrics
+_FONTS: dict[tuple, str] = {}
+_HEIGHTS: dict[tuple, tuple[float, float, float]] = {}
+
+
+def _resolved(prop, state: tuple) -> str:
+    try:
+        return _FONTS[state]
+    except KeyError:
+        return _FONTS.setdefault(state, findfont(prop))
+
+
+def font_height_metrics(prop, dpi: float) -> tuple[float, float, float]:
+    """(ascent, descent, line gap) in pixels of the font ``prop`` resolves to, as
+    ``Text._get_layout`` reads them from its OS/2 (else hhea) table on every layout: a font
+    lookup and three table reads per text and draw, kept here per font, size and dpi. (None,
+    None, None) where the font has neither table (matplotlib then measures "lp")."""
+    key = (_font_state(prop), dpi)
+    try:
+        return _HEIGHTS[key]
+    except KeyError:
+        pass
+    font = get_font(fontManager._find_fonts_by_props(prop))
+    metrics = None, None, None
+    for table_name, gap, ascent, descent in (
+            ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+            ("hhea", "lineGap", "ascent", "descent")):
+        table = font.get_sfnt_table(table_name)
+        if table is None:
+            continue
+        scale = 1 / font.get_sfnt_table("head")["unitsPerEm"] * prop.get_size_in_points() \
+            * dpi / 72
+        metrics = table[ascent] * scale, -table[descent] * scale, table[gap] * scale
+        break
+    return _HEIGHTS.setdefault(key, metrics)
+
+
 def _text_key(gc, s: str, prop, angle: float, dpi: float, fx: int, fy: int, mtext) -> tuple:
     """What the pixels of a string depend on. The font as resolved (``findfont``), besides the
     properties, so that another rcParams font list is another tile."""
-    font = (tuple(prop.get_family()), prop.get_style(), prop.get_variant(), prop.get_weight(),
-            prop.get_stretch(), prop.get_size_in_points(), prop.get_file(), findfont(prop))
+    state = _font_state(prop)
+    font = (*state, _resolved(prop, state))
     shaping = (getattr(mtext, "get_fontfeatures", lambda: None)(),
                getattr(mtext, "get_language", lambda: None)()) if mtext is not None else None
     return (s, font, angle, tuple(gc.get_rgb()), gc.get_alpha(), gc.get_forced_alpha(),
@@ -171,7 +223,16 @@ class TextCachingRenderer(RendererAgg):
     """Agg, but a plain string at 0 or 90 degrees is rendered once per process (TEXT_CACHE)
     and composited from its tile: matplotlib lays out and renders every glyph of every string
     on every draw, half of a plot's drawing time. Mathtext, TeX, other angles, clip paths and
-    the rest of the drawing are Agg's own."""
+    the rest of the drawing are Agg's own.
+
+    The fonts' line metrics, which ``Text._get_layout`` looks up on every layout, are kept per
+    font, size and dpi (``font_height_metrics``, through the hook matplotlib's PDF and PS
+    renderers use)."""
+
+    def _get_font_height_metrics(self, prop):
+        if not TEXT_CACHE.enabled:
+            return None, None, None          # Text._get_layout reads the font's tables itself
+        return font_height_metrics(prop, self.dpi)
 
     def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
         cache = TEXT_CACHE

@@ -7,9 +7,9 @@ encoder alone does not load matplotlib."""
 
 from __future__ import annotations
 
-__all__ = ["boundary_field", "boundary_pixels", "decision_boundary", "figure", "gradient_flow",
-           "gradient_flow_frames", "gradient_norms", "has_boundary", "learning_curves", "save",
-           "write_plots"]
+__all__ = ["boundary_field", "boundary_pixels", "decision_boundary", "draw", "figure",
+           "gradient_flow", "gradient_flow_frames", "gradient_norms", "has_boundary",
+           "learning_curves", "save", "write_plots"]
 
 
 def __getattr__(name: str):

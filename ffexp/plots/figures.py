@@ -19,16 +19,21 @@ lines and texts each, are built on the first draw and reused: a quarter of a plo
 fixed margins (constrained/tight layout would double the rendering time); a modest dpi; the
 decision boundary as an image of the prediction grid plus one contour, not filled contours.
 
-Text is drawn from a process-wide cache of rendered strings (ffexp/text_tiles.py: half of a
-figure's drawing time was matplotlib laying out and rendering every glyph on every draw). The
-PNGs are the canvas's pixels through ffexp/png.py (no row filter, zlib level 1), not
-``savefig`` and Pillow.
+Text is drawn from a process-wide cache of rendered strings and font metrics
+(ffexp/_compat/mpl_text.py: half of a figure's drawing time was matplotlib laying out and
+rendering every glyph on every draw). ``save`` draws a plot in layers (``draw``): what a
+sweep's runs share (the x axis, axis labels, legends, the boundary's axes and colour bar) is
+drawn once and kept while the next run shows the same, the run's own artists (y axes, lines,
+fill, points, titles) over it in matplotlib's order. The PNGs are the canvas's pixels through
+ffexp/plots/png.py (no row filter, ISA-L's deflate), not ``savefig`` and Pillow.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from functools import cache
+from operator import attrgetter
 from pathlib import Path
 from weakref import WeakKeyDictionary
 
@@ -97,6 +102,89 @@ def _clear(fig: Figure, axes: list) -> None:
         artist.remove()
 
 
+#: ``FFEXP_PLOTS_LAYERED=0``: ``save`` draws every artist of every plot on every call (the
+#: reference benchmarks/plots.py compares against)
+LAYERED = os.environ.get("FFEXP_PLOTS_LAYERED", "1") != "0"
+#: each plot's split for ``save``, by figure: (what its static artists show, its dynamic artists)
+_LAYERS: "WeakKeyDictionary[Figure, tuple]" = WeakKeyDictionary()
+#: each plot's drawn static layer, by figure: (what it shows, the canvas's pixels)
+_STATIC: "WeakKeyDictionary[Figure, tuple]" = WeakKeyDictionary()
+
+
+def _layers(fig: Figure, static: tuple, dynamic: list) -> None:
+    """Split the figure for ``save``: ``static`` says everything its other artists show (a
+    sweep's runs share it: the x axis of the same epochs or layers, the axis labels, legends
+    of the same entries, the boundary's axes and colour bar); ``dynamic``, the run's own
+    artists (the y axes, lines, images, points, titles) and whatever matplotlib draws over
+    them (the spines)."""
+    _LAYERS[fig] = static, dynamic
+
+
+def _draw_order(fig: Figure) -> list:
+    """The figure's artists in the order ``Figure.draw`` draws them: its children by zorder
+    (stable), each Axes's children by zorder after its patch."""
+    def by_z(parent):
+        return sorted((a for a in parent.get_children() if a is not parent.patch),
+                      key=attrgetter("zorder"))
+    order = []
+    for artist in by_z(fig):
+        order.extend(by_z(artist) if artist in fig.axes else [artist])
+    return order
+
+
+def draw(fig: Figure) -> None:
+    """Draw the figure on its canvas: every artist, or, for a plot split by ``_layers``, its
+    static layer restored from the last call whose static artists showed the same (drawn
+    anew otherwise) and its dynamic artists drawn over it in matplotlib's order. The same
+    pixels as ``fig.canvas.draw()`` (tests/test_plots.py): the static artists a dynamic one
+    draws over come before it in that order, and those that come after one (the spines over
+    the lines) are dynamic."""
+    split = _LAYERS.get(fig) if LAYERED else None
+    if split is None:
+        fig.canvas.draw()
+        return
+    static, dynamic = split
+    static = (static, mpl_text.TEXT_CACHE.enabled, fig.canvas)
+    kept = _STATIC.get(fig)
+    if kept is not None and kept[0] == static:
+        fig.canvas.restore_region(kept[1])
+    else:
+        for artist in dynamic:
+            artist.set_animated(True)
+        try:
+            fig.canvas.draw()
+        finally:
+            for artist in dynamic:
+                artist.set_animated(False)
+        _STATIC[fig] = static, fig.canvas.copy_from_bbox(fig.bbox)
+    for ax in fig.axes:
+        ax.viewLim              # autoscaled, as Axes.draw does first
+    drawn = {id(a) for a in dynamic}
+    for artist in _draw_order(fig):
+        if id(artist) in drawn:
+            fig.draw_artist(artist)
+
+
+def _line_keys(lines) -> tuple:
+    """What a legend of these lines shows: their labels and styles."""
+    return tuple((l.get_label(), l.get_color(), l.get_linestyle(), l.get_marker(),
+                  l.get_linewidth()) for l in lines)
+
+
+def _axes_key(ax) -> tuple:
+    """What an Axes's x axis and labels show (its y axis is dynamic)."""
+    return (ax.get_xlim(), ax.get_xscale(), ax.get_xlabel(), ax.get_position().bounds)
+
+
+def _plot_layers(fig: Figure, axes: list, legend_lines: list, *extra) -> None:
+    """The split of a plot of lines: dynamic the y axes, lines, spines and the title."""
+    dynamic = list(fig.texts)
+    for ax in axes:
+        dynamic += [ax.yaxis, *ax.lines, *ax.spines.values()]
+    _layers(fig, (tuple(_axes_key(ax) for ax in axes), _line_keys(legend_lines), *extra),
+            dynamic)
+
+
 def _series(columns: dict, name: str):
     y = np.asarray(columns.get(name, []), dtype=float)
     return np.asarray(columns["epoch"], dtype=float)[: len(y)], y
@@ -146,6 +234,7 @@ def learning_curves(result, title: str = "") -> Figure:
             axes[1].set_ylim(0.0, 1.0)
         _legend_right(axes[1])
     _title(fig, title, "learning curves")
+    _plot_layers(fig, axes, [l for a in axes for l in a.lines])
     return fig
 
 
@@ -212,6 +301,7 @@ def gradient_norms(result, title: str = "", gradients: str = "") -> Figure:
     _title(fig, title, "gradient norms per layer" + (
         "" if measure == "full" else ", epochs ≥ 1: the mean over each epoch's updates of the "
         "mini-batch gradients' norms (train.epoch_gradients=mean)"))
+    _plot_layers(fig, axes, lines, len(fig.legends))
     return fig
 
 
@@ -249,6 +339,7 @@ def gradient_flow(first, last, title: str = "", gradients: str = "", size=PANEL,
         what += f" (epoch {last.epoch}: {GRADIENTS.get(last.gradients, last.gradients)}, " \
                 "another measure: in gradient_norms.png)"
     _title(fig, title, what)
+    _plot_layers(fig, axes, axes[0].get_lines())
     return fig
 
 
@@ -322,7 +413,12 @@ def gradient_flow_frames(records, title: str = "", gradients: str = "", size=FLO
     epoch, line = _frame_text(fig, title, "gradient flow")
     measure = fig.text(0.02, 1 - 2.2 * line, "", ha="left", va="top", fontsize=FRAME_FONT - 2,
                        animated=True)
-    fig.canvas.draw()
+    # the x axes (the layers) kept across runs of the same depth; the run's title and y axes
+    # (its limits) drawn over them
+    heading = fig.texts[-3]
+    _layers(fig, tuple(_axes_key(ax) for ax in axes),
+            [heading, *(a for ax in axes for a in (ax.yaxis, *ax.spines.values()))])
+    draw(fig)
     axes_drawn = fig.canvas.copy_from_bbox(fig.bbox)
     # what a frame draws besides its own line and epoch, by (measure, with the reference):
     # the background with the measure's text and the reference lines, blitted once each
@@ -346,7 +442,7 @@ def gradient_flow_frames(records, title: str = "", gradients: str = "", size=FLO
             fig.draw_artist(line)
         epoch.set_text(step_label(stats))
         fig.draw_artist(epoch)
-        frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+        frames.append(rgb(fig))
     return frames
 
 
@@ -430,6 +526,9 @@ def decision_boundary(net, dataset, title: str = "", size=PANEL, dpi: int = DPI,
                  fontsize="medium" if size[0] >= PANEL[0] else "small",
                  color="#b00000" if nothing else "black")
     fig.suptitle(title or "decision boundary", fontsize="medium")
+    _layers(fig, (what, ax.get_xlim(), ax.get_ylim(), ax.get_xlabel(), ax.get_ylabel(),
+                  len(fig.axes)),
+            [*ax.images, *ax.collections, *ax.spines.values(), ax.title, *fig.texts])
     return fig
 
 
@@ -607,7 +706,7 @@ def boundary_frames(net, dataset, params, epochs, title: str = "", size=BOUNDARY
         plot[edge] = black
         for rr, cc, colour in discs:
             plot[rr, cc] = colour
-        frames.append(buffer[..., :3].copy())
+        frames.append(rgb(fig))
     notice.set_text(message or legend)
     notice.set_color("#b00000" if message else "black")
     return frames
@@ -618,13 +717,23 @@ def _colormap(name: str):
     return colormaps[name]   # the registry copies the colormap on every lookup
 
 
+def rgb(fig: Figure) -> np.ndarray:
+    """The canvas's pixels as a new (h, w, 3) uint8 array, the alpha channel (255 throughout:
+    the figures are opaque) left out by Pillow's conversion (a third of the time numpy's
+    strided copy of ``[..., :3]`` takes)."""
+    from PIL import Image
+    rgba = fig.canvas.buffer_rgba()
+    h, w = rgba.shape[:2]
+    return np.array(Image.frombuffer("RGBA", (w, h), rgba, "raw", "RGBA", 0, 1).convert("RGB"))
+
+
 def save(fig: Figure, path) -> Path:
-    """Draw the figure and write its pixels as an RGB PNG (ffexp.plots.png: no row filter, zlib
-    level 1; 24 ms a figure where ``savefig`` at zlib level 1 took 28). The figures are opaque
+    """Draw the figure (``draw``: in layers) and write its pixels as an RGB PNG
+    (ffexp.plots.png: no row filter, ISA-L's deflate at level 1). The figures are opaque
     (a white face), so the alpha channel, 255 throughout, is left out."""
     path = Path(path)
-    fig.canvas.draw()
-    path.write_bytes(png_bytes(np.asarray(fig.canvas.buffer_rgba())[..., :3]))
+    draw(fig)
+    path.write_bytes(png_bytes(rgb(fig)))
     return path
 
 
