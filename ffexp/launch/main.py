@@ -27,6 +27,7 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -52,7 +53,7 @@ from ffexp.launch.status import (STATUS_FILE, SWEEP_UID_ENV, USAGE_EXIT, SweepSt
 from ffexp.tracking import check_store, existing_run_id, job_ended, note_skipped, record_job
 from ffexp.tracking.faults import as_fault, run_id_of
 from ffexp.tracking.store import resolve_uri
-from ffexp.tracking.signals import Terminated, TimeLimit
+from ffexp.tracking.signals import Terminated, TimeLimit, on_sigterm, sigterm_raises
 
 log = logging.getLogger("ffexp")
 
@@ -95,19 +96,26 @@ def run_context(cfg: DictConfig, hc: DictConfig) -> RunContext:
 def _write_status(context: RunContext, status: str, seconds: float, outcome: str = "",
                   metric: tuple[str, float] | None = None, error: str = "",
                   metrics: dict[str, float] | None = None, run_id: str | None = None,
-                  rerun_of: list[str] | None = None) -> None:
+                  rerun_of: list[str] | None = None, signal_name: str | None = None,
+                  count: bool = True) -> None:
     """``<output dir>/ffexp_status.json``: the job's verdict, read by ``main`` after a sweep.
 
-    ``status``: ok | failed | killed (Ctrl-C, SIGTERM) | skipped (``run_id`` is then the
-    earlier FINISHED run); ``pid``:
-    the process that ran the job (a joblib worker, or this process)."""
+    ``status``: ok | failed | killed (Ctrl-C, SIGTERM: ``signal`` names it) | skipped
+    (``run_id`` is then the earlier FINISHED run); ``pid``: the process that ran the job (a
+    joblib worker, or this process). ``count``: recount the sweep onto its parent run."""
     record = {"job_num": context.job_num, "job_id": context.job_id,
               "overrides": context.overrides, "status": status, "outcome": outcome,
               "metric": metric[0] if metric else None, "value": metric[1] if metric else None,
               "error": error, "seconds": round(seconds, 3), "metrics": metrics or {},
               "run_id": run_id, "rerun_of": rerun_of or [], "pid": os.getpid()}
-    Path(context.output_dir, STATUS_FILE).write_text(json.dumps(record, indent=1) + "\n")
-    job_ended(context)  # the sweep's parent counts it (ffexp.tracking.tally)
+    if signal_name:
+        record["signal"] = signal_name
+    path = Path(context.output_dir, STATUS_FILE)
+    tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)  # whole or absent: the watcher and the tally read it meanwhile
+    if count:
+        job_ended(context)  # the sweep's parent counts it (ffexp.tracking.tally)
 
 
 def _train_and_record(settings: Settings, job: Job, context: RunContext):
@@ -184,7 +192,7 @@ def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str,
                             error=message, varied=context.varied))
 
 
-def _interrupted(context: RunContext, settings: Settings, err: BaseException,
+def _interrupted(context: RunContext, settings: Settings | None, err: BaseException,
                  t0: float) -> None:
     """A job stopped by Ctrl-C or SIGTERM (its run is closed KILLED): its status file, and one
     line: a single run's says which run and its state (ffexp.launch.interrupted); a sweep job's
@@ -192,7 +200,8 @@ def _interrupted(context: RunContext, settings: Settings, err: BaseException,
     sweep's next job; ffexp.launch.lifeline)."""
     seconds, run_id = time.perf_counter() - t0, run_id_of(err)
     reason = f"interrupted ({interrupted.what(err)})"
-    _write_status(context, "killed", seconds, outcome="killed", error=reason, run_id=run_id)
+    _write_status(context, "killed", seconds, outcome="killed", error=reason, run_id=run_id,
+                  signal_name="SIGTERM" if isinstance(err, Terminated) else "SIGINT")
     if context.mode == "run":
         uri = resolve_uri(settings.tracking.uri) if settings.tracking.enabled else None
         print(interrupted.run_line(err, uri, run_id, context.output_dir), file=sys.stderr,
@@ -225,8 +234,43 @@ def run(cfg: DictConfig) -> float | None:
     if stacked.is_group(HydraConfig.get()):   # train.stack: a group of jobs (ffexp.launch.stacked)
         return stacked.run_group(HydraConfig.get())
     context = run_context(cfg, HydraConfig.get())
-    if context.mode == "multirun" and lifeline.in_worker():
+    if context.mode != "multirun":
+        return _job(cfg, context, t0)
+    if lifeline.in_worker():
         lifeline.watch_parent()  # ends this worker if its launcher is killed
+    # a sweep job: SIGTERM (scancel, a node's shutdown) raises from its first line to its
+    # last, not only while its run is open (submitit's own handler ignores it until SLURM's
+    # SIGKILL), and its status file is written the moment it arrives
+    status, early = Path(context.output_dir, STATUS_FILE), []
+
+    def at_signal(signum: int) -> None:
+        if not status.exists():  # (a job that ended keeps its verdict)
+            _status_at_signal(context, t0, signum)
+            early.append(signum)
+
+    with sigterm_raises(), on_sigterm(at_signal):
+        try:
+            return _job(cfg, context, t0)
+        except (KeyboardInterrupt, Terminated) as err:
+            if not getattr(err, "ffexp_status", False) and (early or not status.exists()):
+                _interrupted(context, None, err, t0)  # stopped before its run was opened
+            raise
+        except TimeLimit as err:
+            _job_failed(context, err, t0, "timeout", outcome="timeout")
+            return None
+
+
+def _status_at_signal(context: RunContext, t0: float, signum: int) -> None:
+    """A sweep job's status file as SIGTERM arrives (``killed``, the signal, no run id yet;
+    the parent is not updated here): what counts it if SIGKILL follows before the job ends
+    (``_interrupted`` rewrites it with the run's id and updates the parent)."""
+    name = signal.Signals(signum).name
+    _write_status(context, "killed", time.perf_counter() - t0, outcome="killed",
+                  error=f"interrupted ({name})", signal_name=name, count=False)
+
+
+def _job(cfg: DictConfig, context: RunContext, t0: float) -> float | None:
+    """``run`` past the stacked groups: settings, prepare, skip or train and record."""
     try:
         settings = to_settings(cfg, context.overrides)
         job = prepare(settings)
@@ -251,6 +295,7 @@ def run(cfg: DictConfig) -> float | None:
         return None
     except (KeyboardInterrupt, Terminated) as err:  # the run closed as KILLED
         _interrupted(context, settings, err, t0)
+        err.ffexp_status = True
         raise
     except Exception as err:  # a sweep goes on; a single run lets Hydra report it
         fault = as_fault(err, resolve_uri(settings.tracking.uri))

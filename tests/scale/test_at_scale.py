@@ -90,14 +90,19 @@ def _sacct(array: str) -> dict[str, str]:
 
 
 def _scancel_a_training_task(sweep_dir: Path, array: str, proc, exclude: set[str]) -> str:
-    """``scancel`` one RUNNING task whose job has started (its folder has ffexp.log) and not
+    """``scancel`` one RUNNING task whose job has started (its log says its settings) and not
     ended (no status file yet); its id."""
+    def started(k: int) -> bool:
+        try:
+            return "settings:" in (sweep_dir / str(k) / "ffexp.log").read_text()
+        except OSError:
+            return False
+
     def candidate():
         ended = _statuses(sweep_dir)
         for task in _squeue(array, "RUNNING"):
             k = int(task.split("_")[1])
-            if task not in exclude and k not in ended and (sweep_dir / str(k) /
-                                                         "ffexp.log").exists():
+            if task not in exclude and k not in ended and started(k):
                 return task
         return None
     task = _wait(candidate, proc, "a running task to cancel")
@@ -123,7 +128,7 @@ def test_sweep_at_scale_on_slurm_and_postgres_with_an_outage_and_two_scancels(
         tmp_path, postgres, cluster):
     n = N_JOBS
     args = [*sweep_args(n, launcher="ffexp_slurm"), "hydra.launcher.timeout_min=60",
-            "tracking.log_model=false", "tracking.log_plots=false"]
+            "tracking.log_model=false", "tracking.log_plots=false", "tracking.snapshots=0"]
     print(f"\nat scale: {n} jobs on SLURM (2 tasks at once), mlflow server on PostgreSQL 15; "
           f"load average at start {_loads()}")
     with MlflowServer(tmp_path / "server", *SERVER_OPTS, backend=postgres.uri) as server:
