@@ -200,8 +200,14 @@ def _interrupted(context: RunContext, settings: Settings | None, err: BaseExcept
     sweep's next job; ffexp.launch.lifeline)."""
     seconds, run_id = time.perf_counter() - t0, run_id_of(err)
     reason = f"interrupted ({interrupted.what(err)})"
-    _write_status(context, "killed", seconds, outcome="killed", error=reason, run_id=run_id,
-                  signal_name="SIGTERM" if isinstance(err, Terminated) else "SIGINT")
+    try:
+        _write_status(context, "killed", seconds, outcome="killed", error=reason, run_id=run_id,
+                      signal_name="SIGTERM" if isinstance(err, Terminated) else "SIGINT")
+    except Exception:  # noqa: BLE001 - the signal may have cut an import short (mlflow half
+        # initialized): the parent's count fails, the status file is written; the job ends
+        # by its signal, not by this
+        log.warning("could not count the interrupted job on the sweep's parent",
+                    exc_info=True)
     if context.mode == "run":
         uri = resolve_uri(settings.tracking.uri) if settings.tracking.enabled else None
         print(interrupted.run_line(err, uri, run_id, context.output_dir), file=sys.stderr,
