@@ -51,7 +51,8 @@ from ffexp.launch.sweeper import register as register_sweeper
 from ffexp.launch.status import (STATUS_FILE, SWEEP_UID_ENV, USAGE_EXIT, SweepStatus, report_sweep,
                                  sweep_failures, sweep_records, varied_keys)
 from ffexp.tracking import check_store, existing_run_id, job_ended, note_skipped, record_job
-from ffexp.tracking.faults import as_fault, run_id_of
+from ffexp.tracking.faults import as_fault, refused_line, run_id_of
+from ffexp.tracking.run import experiment_name
 from ffexp.tracking.store import resolve_uri
 from ffexp.tracking.signals import Terminated, TimeLimit, on_sigterm, sigterm_raises
 
@@ -306,6 +307,14 @@ def _job(cfg: DictConfig, context: RunContext, t0: float) -> float | None:
     except Exception as err:  # a sweep goes on; a single run lets Hydra report it
         fault = as_fault(err, resolve_uri(settings.tracking.uri))
         if context.mode == "run":
+            refusal = refused_line(err, resolve_uri(settings.tracking.uri),
+                                   experiment_name(settings))
+            if refusal is not None:  # the server's accounts (HTTP 401/403): the user's to
+                # sort out, as a preflight refusal is; the run was not created
+                log.error("%s", refusal, exc_info=err)
+                _discard_output(Path(context.output_dir))
+                print(f"ffexp: error: {refusal}", file=sys.stderr, flush=True)
+                raise SystemExit(USAGE_EXIT) from None
             if fault is None:
                 raise
             log.error("%s", fault, exc_info=err)

@@ -98,6 +98,7 @@ def test_a_single_run_refused_after_the_preflight_ends_in_one_line(tmp_path, aut
         (line,) = [x for x in proc.stderr.splitlines() if x.startswith("ffexp: ")]
         assert line.startswith(f"ffexp: error: tracking.uri={server.uri}: the server refused "
                                f"'bob'"), line
+        print(line)
         assert "HTTP 403" in line and "experiment 'lab'" in line, line
         assert "MLFLOW_TRACKING_USERNAME" in line and "MLFLOW_TRACKING_PASSWORD" in line, line
     assert {r.data.tags["mlflow.user"] for r in _runs(server.uri)} == {"alice"}
