@@ -27,6 +27,7 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -52,9 +53,10 @@ from ffexp.launch.status import (STATUS_FILE, SWEEP_UID_ENV, USAGE_EXIT, SweepSt
                                  sweep_failures, sweep_records, varied_keys)
 from ffexp.tracking import (check_store, existing_run_id, job_ended, note_skipped, record_job,
                             spooled)
-from ffexp.tracking.faults import as_fault, run_id_of
+from ffexp.tracking.faults import as_fault, refused_line, run_id_of
+from ffexp.tracking.run import experiment_name
 from ffexp.tracking.store import resolve_uri
-from ffexp.tracking.signals import Terminated, TimeLimit
+from ffexp.tracking.signals import Terminated, TimeLimit, on_sigterm, sigterm_raises
 
 log = logging.getLogger("ffexp")
 
@@ -98,14 +100,16 @@ def _write_status(context: RunContext, status: str, seconds: float, outcome: str
                   metric: tuple[str, float] | None = None, error: str = "",
                   metrics: dict[str, float] | None = None, run_id: str | None = None,
                   rerun_of: list[str] | None = None, spool: str | None = None,
-                  run_name: str | None = None) -> None:
+                  run_name: str | None = None, signal_name: str | None = None,
+                  count: bool = True) -> None:
     """``<output dir>/ffexp_status.json``: the job's verdict, read by ``main`` after a sweep.
 
-    ``status``: ok | failed | killed (Ctrl-C, SIGTERM) | skipped (``run_id`` is then the
-    earlier FINISHED run) | spooled (the store was unreachable: the record is in ``spool``,
-    ``run_id`` is the run created before the outage, if any); ``pid``:
+    ``status``: ok | failed | killed (Ctrl-C, SIGTERM: ``signal`` names it) | skipped
+    (``run_id`` is then the earlier FINISHED run) | spooled (the store was unreachable: the
+    record is in ``spool``, ``run_id`` is the run created before the outage, if any); ``pid``:
     the process that ran the job (a joblib worker, or this process); ``run_name``: the name
-    of the run ``run_id`` when the job made it (the sweep's tally need not read it back)."""
+    of the run ``run_id`` when the job made it (the sweep's tally need not read it back).
+    ``count``: recount the sweep onto its parent run."""
     record = {"job_num": context.job_num, "job_id": context.job_id,
               "overrides": context.overrides, "status": status, "outcome": outcome,
               "metric": metric[0] if metric else None, "value": metric[1] if metric else None,
@@ -115,8 +119,14 @@ def _write_status(context: RunContext, status: str, seconds: float, outcome: str
         record["spool"] = spool
     if run_name is not None:
         record["run_name"] = run_name
-    Path(context.output_dir, STATUS_FILE).write_text(json.dumps(record, indent=1) + "\n")
-    job_ended(context)  # the sweep's parent counts it (ffexp.tracking.tally)
+    if signal_name:
+        record["signal"] = signal_name
+    path = Path(context.output_dir, STATUS_FILE)
+    tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)  # whole or absent: the watcher and the tally read it meanwhile
+    if count:
+        job_ended(context)  # the sweep's parent counts it (ffexp.tracking.tally)
 
 
 def _train_and_record(settings: Settings, job: Job, context: RunContext):
@@ -193,7 +203,7 @@ def _job_failed(context: RunContext, err: BaseException, t0: float, stage: str,
                             error=message, varied=context.varied))
 
 
-def _interrupted(context: RunContext, settings: Settings, err: BaseException,
+def _interrupted(context: RunContext, settings: Settings | None, err: BaseException,
                  t0: float) -> None:
     """A job stopped by Ctrl-C or SIGTERM (its run is closed KILLED): its status file, and one
     line: a single run's says which run and its state (ffexp.launch.interrupted); a sweep job's
@@ -201,7 +211,14 @@ def _interrupted(context: RunContext, settings: Settings, err: BaseException,
     sweep's next job; ffexp.launch.lifeline)."""
     seconds, run_id = time.perf_counter() - t0, run_id_of(err)
     reason = f"interrupted ({interrupted.what(err)})"
-    _write_status(context, "killed", seconds, outcome="killed", error=reason, run_id=run_id)
+    try:
+        _write_status(context, "killed", seconds, outcome="killed", error=reason, run_id=run_id,
+                      signal_name="SIGTERM" if isinstance(err, Terminated) else "SIGINT")
+    except Exception:  # noqa: BLE001 - the signal may have cut an import short (mlflow half
+        # initialized): the parent's count fails, the status file is written; the job ends
+        # by its signal, not by this
+        log.warning("could not count the interrupted job on the sweep's parent",
+                    exc_info=True)
     if context.mode == "run":
         uri = resolve_uri(settings.tracking.uri) if settings.tracking.enabled else None
         print(interrupted.run_line(err, uri, run_id, context.output_dir), file=sys.stderr,
@@ -234,9 +251,44 @@ def run(cfg: DictConfig) -> float | None:
     if stacked.is_group(HydraConfig.get()):   # train.stack: a group of jobs (ffexp.launch.stacked)
         return stacked.run_group(HydraConfig.get())
     context = run_context(cfg, HydraConfig.get())
-    if context.mode == "multirun" and lifeline.in_worker():
+    if context.mode != "multirun":
+        return _job(cfg, context, t0)
+    if lifeline.in_worker():
         lifeline.watch_parent()  # ends this worker if its launcher is killed
         workers.settle()  # the modules out of the garbage collector's way
+    # a sweep job: SIGTERM (scancel, a node's shutdown) raises from its first line to its
+    # last, not only while its run is open (submitit's own handler ignores it until SLURM's
+    # SIGKILL), and its status file is written the moment it arrives
+    status, early = Path(context.output_dir, STATUS_FILE), []
+
+    def at_signal(signum: int) -> None:
+        if not status.exists():  # (a job that ended keeps its verdict)
+            _status_at_signal(context, t0, signum)
+            early.append(signum)
+
+    with sigterm_raises(), on_sigterm(at_signal):
+        try:
+            return _job(cfg, context, t0)
+        except (KeyboardInterrupt, Terminated) as err:
+            if not getattr(err, "ffexp_status", False) and (early or not status.exists()):
+                _interrupted(context, None, err, t0)  # stopped before its run was opened
+            raise
+        except TimeLimit as err:
+            _job_failed(context, err, t0, "timeout", outcome="timeout")
+            return None
+
+
+def _status_at_signal(context: RunContext, t0: float, signum: int) -> None:
+    """A sweep job's status file as SIGTERM arrives (``killed``, the signal, no run id yet;
+    the parent is not updated here): what counts it if SIGKILL follows before the job ends
+    (``_interrupted`` rewrites it with the run's id and updates the parent)."""
+    name = signal.Signals(signum).name
+    _write_status(context, "killed", time.perf_counter() - t0, outcome="killed",
+                  error=f"interrupted ({name})", signal_name=name, count=False)
+
+
+def _job(cfg: DictConfig, context: RunContext, t0: float) -> float | None:
+    """``run`` past the stacked groups: settings, prepare, skip or train and record."""
     try:
         settings = to_settings(cfg, context.overrides)
         job = prepare(settings)
@@ -261,10 +313,19 @@ def run(cfg: DictConfig) -> float | None:
         return None
     except (KeyboardInterrupt, Terminated) as err:  # the run closed as KILLED
         _interrupted(context, settings, err, t0)
+        err.ffexp_status = True
         raise
     except Exception as err:  # a sweep goes on; a single run lets Hydra report it
         fault = as_fault(err, resolve_uri(settings.tracking.uri))
         if context.mode == "run":
+            refusal = refused_line(err, resolve_uri(settings.tracking.uri),
+                                   experiment_name(settings))
+            if refusal is not None:  # the server's accounts (HTTP 401/403): the user's to
+                # sort out, as a preflight refusal is; the run was not created
+                log.error("%s", refusal, exc_info=err)
+                _discard_output(Path(context.output_dir))
+                print(f"ffexp: error: {refusal}", file=sys.stderr, flush=True)
+                raise SystemExit(USAGE_EXIT) from None
             if fault is None:
                 raise
             log.error("%s", fault, exc_info=err)

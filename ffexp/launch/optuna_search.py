@@ -532,6 +532,9 @@ def run_search(sweeper, arguments: Sequence[str]) -> None:
                            **pruner_spec})
     job_idx = 0
     in_flight: list = []
+    skip = bool((config.get("tracking") or {}).get("skip_existing")) and target is not None
+    from ffexp.launch import resume
+    finished_before = resume.finished_before if skip else None
     try:
         while True:
             fail_stale()   # a dead sweep's trials in flight, GRACE_SECONDS after its last beat
@@ -555,6 +558,13 @@ def run_search(sweeper, arguments: Sequence[str]) -> None:
                     break
             if not in_flight:
                 break
+            if finished_before is not None:   # tracking.skip_existing: one query a batch
+                in_flight, job_idx = _skip_finished(study, in_flight, entries, metrics,
+                                                    sweeper, target, job_idx,
+                                                    finished_before(config, target))
+                heartbeats.ids = [t.number for t in in_flight]
+                if not in_flight:
+                    continue
             overrides = [[*trial_overrides(entries, t.params),
                           f"++hydra.job.env_set.{TRIAL_ENV}={t.number}"] for t in in_flight]
             returns = sweeper.launcher.launch(overrides, initial_job_idx=job_idx)
@@ -576,6 +586,48 @@ def run_search(sweeper, arguments: Sequence[str]) -> None:
         if client is not None:
             record_study(client, target.parent_run_id, study, metrics)
     write_results(sweep_dir, study, metrics)
+
+
+def _skip_finished(study, trials: list, entries, metrics: Sequence[str], sweeper, target,
+                   job_idx: int, finished: dict[str, str]) -> tuple[list, int]:
+    """With ``tracking.skip_existing``: the asked ``trials`` whose config has a FINISHED run
+    (``finished``: ffexp.launch.resume.finished_before, one query) are not launched. Each is
+    told that run's objective values (COMPLETE; PRUNED if the run was pruned; FAIL if it
+    diverged or lacks a value), with ``ffexp_run_id`` and ``ffexp_outcome=skipped``, and
+    recorded as a skipped job (its status file, its line, the parent's count), numbered from
+    ``job_idx``. Returns (the trials to launch, the next job number)."""
+    from optuna.trial import TrialState
+
+    from ffexp.launch import resume
+    from ffexp.tracking import store
+    if not finished:
+        return trials, job_idx
+    loader = sweeper.hydra_context.config_loader
+    launch, skipped = [], []
+    client = store.client(target.tracking_uri)
+    for trial in trials:
+        job = trial_overrides(entries, trial.params)
+        run_id = resume.finished_run(loader, sweeper.config, job, finished)
+        if run_id is None:
+            launch.append(trial)
+            continue
+        run = client.get_run(run_id)
+        values = [run.data.metrics.get(m) for m in metrics]
+        trial.set_user_attr("ffexp_run_id", run_id)
+        trial.set_user_attr("ffexp_outcome", "skipped")
+        if run.data.tags.get("ffexp.outcome") == "pruned":
+            _told(study, trial, state=TrialState.PRUNED)
+        elif any(v is None or not math.isfinite(v) for v in values) or \
+                run.data.tags.get("ffexp.outcome") == "diverged":
+            _told(study, trial, state=TrialState.FAIL)
+        else:
+            _told(study, trial, values[0] if len(values) == 1 else values)
+        skipped.append((job_idx, job, run_id))
+        job_idx += 1
+    if skipped:
+        sweep_dir = Path(str(sweeper.config.hydra.sweep.dir)).resolve()
+        resume.record_skipped(sweep_dir, skipped, target)
+    return launch, job_idx
 
 
 def _tell(study, trial, ret, metrics: Sequence[str], client) -> None:

@@ -1,9 +1,6 @@
 """A resumed grid sweep (``tracking.skip_existing=true``) submits only what is missing.
 
-Before the launcher gets the jobs, ``sift`` uploads what jobs of earlier sweeps (in the same
-folder, or in the folders of the experiment's latest sweeps) spooled while the store was
-unreachable (ffexp.tracking.sync: a spooled job is finished and is not trained again), then
-asks the store once for the experiment's FINISHED
+Before the launcher gets the jobs, ``sift`` asks the store once for the experiment's FINISHED
 runs (the user's own, unless ``tracking.skip_existing_any_user``: ffexp.tracking.run.
 finished_configs) and composes each job's config (with the sweep's loader: each combination of
 group choices once) into its config hash (ffexp.tracking.tags.config_hash, the hash the job's
@@ -56,29 +53,42 @@ def sift(config, loader, batches: list[list[list[str]]], sweep_dir: Path):
     tracking = config.get("tracking") or {}
     if not (tracking.get("enabled") and tracking.get("skip_existing")):
         return batches, 0
-    from ffexp.tracking import handoff, store
-    from ffexp.tracking.run import finished_configs
+    from ffexp.tracking import handoff
     target = handoff.read(sweep_dir)
-    if target is None:
-        return batches, 0
-    client = store.client(target.tracking_uri)
-    _sync_spools(sweep_dir, client, target.experiment_id)
-    finished = finished_configs(client, target.experiment_id,
-                                bool(tracking.get("skip_existing_any_user")))
+    finished = finished_before(config, target, sweep_dir)
     if not finished:
         return batches, 0
     kept, skipped = [], []
     for batch in batches:
         left = []
         for job in batch:
-            run_id = next((finished[h] for h in _hashes(loader, config, job) if h in finished),
-                          None)
+            run_id = finished_run(loader, config, job, finished)
             (skipped.append((job, run_id)) if run_id else left.append(job))
         if left:
             kept.append(left)
     if skipped:
-        _record(sweep_dir, skipped, sum(len(b) for b in kept), target)
+        first = sum(len(b) for b in kept)
+        record_skipped(sweep_dir, [(k, job, run_id)
+                                   for k, (job, run_id) in enumerate(skipped, start=first)],
+                       target)
     return kept, len(skipped)
+
+
+def finished_before(config, target, sweep_dir: Path | None = None) -> dict[str, str]:
+    """{config hash: run id} of the experiment's FINISHED runs (the user's own unless
+    ``tracking.skip_existing_any_user``), in one query; {} without ``tracking.skip_existing``
+    or a parent run. With ``sweep_dir``, the records spooled in it and in the experiment's
+    latest sweeps' folders are uploaded first (``_sync_spools``): a spooled job is finished."""
+    tracking = config.get("tracking") or {}
+    if target is None or not (tracking.get("enabled") and tracking.get("skip_existing")):
+        return {}
+    from ffexp.tracking import store
+    from ffexp.tracking.run import finished_configs
+    client = store.client(target.tracking_uri)
+    if sweep_dir is not None:
+        _sync_spools(sweep_dir, client, target.experiment_id)
+    return finished_configs(client, target.experiment_id,
+                            bool(tracking.get("skip_existing_any_user")))
 
 
 #: how many of the experiment's latest sweeps a resume looks through for spooled records
@@ -119,14 +129,20 @@ def _sync_spools(sweep_dir: Path, client, experiment_id: str) -> None:
         sync(folders, out=sys.stdout)
 
 
-def _record(sweep_dir: Path, skipped, first: int, target) -> None:
-    """Status files, skip notes and console lines of the jobs left out, numbered from
-    ``first``; then the parent's count."""
+def finished_run(loader, config, job, finished: dict[str, str]) -> str | None:
+    """The id of a FINISHED run of the job ``job`` (its overrides) among ``finished``
+    (``finished_before``), else None."""
+    return next((finished[h] for h in _hashes(loader, config, job) if h in finished), None)
+
+
+def record_skipped(sweep_dir: Path, skipped, target) -> None:
+    """Status files, skip notes and console lines of the jobs left out (``skipped``: (job
+    number, overrides, run id)); then the parent's count."""
     from ffexp.launch.watch import STATUS_FILE, line_of
     from ffexp.job.progress import print_job_line
     from ffexp.tracking import handoff
     from ffexp.tracking.tally import update_parent
-    for k, (job, run_id) in enumerate(skipped, start=first):
+    for k, job, run_id in skipped:
         folder = Path(sweep_dir) / SKIPPED_DIR / str(k)
         folder.mkdir(parents=True, exist_ok=True)
         record = {"job_num": k, "job_id": "", "overrides": list(job), "status": "skipped",

@@ -180,14 +180,40 @@ def transient(err: BaseException, remote: bool = False) -> str | None:
 
 def denied(err: BaseException) -> str | None:
     """``permission denied (HTTP 403): <the server's message>`` if a tracking server refused
-    the user (401 or 403 in MLflow's answer), else None."""
-    from mlflow.exceptions import RestException
+    the user (401 or 403 in MLflow's answer: its JSON, or the basic-auth app's plain text,
+    which MLflow's client raises as an MlflowException with the status's error code), else
+    None."""
+    from mlflow.exceptions import MlflowException, RestException
+    codes = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}
     for e in _chain(err):
-        if isinstance(e, RestException) and e.get_http_status_code() in (401, 403):
-            what = "permission denied" if e.get_http_status_code() == 403 else \
-                "not authenticated"
-            return f"{what} (HTTP {e.get_http_status_code()}): {e.message}"
+        status = e.get_http_status_code() if isinstance(e, RestException) else \
+            codes.get(getattr(e, "error_code", None)) if isinstance(e, MlflowException) \
+            else None
+        if status in (401, 403):
+            what = "permission denied" if status == 403 else "not authenticated"
+            text = str(e.message)
+            text = text.split("Response body: ", 1)[-1].strip("'\" ")  # the server's words
+            return f"{what} (HTTP {status}): {text}"
     return None
+
+
+def refused_line(err: BaseException, uri: str, experiment: str | None) -> str | None:
+    """The one line for a request an authenticated tracking server refused (HTTP 401 or 403,
+    ``denied``), naming who, where, and what to set; None if ``err`` is no such refusal."""
+    refusal = denied(err)
+    if refusal is None:
+        return None
+    from .tags import current_user
+    user = current_user()
+    where = f" in experiment {experiment!r}" if experiment else ""
+    if " 401" in refusal.split(":", 1)[0]:
+        return (f"tracking.uri={uri}: the server refused the request of {user!r}{where}: "
+                f"{refusal}; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to "
+                f"your account on that server")
+    return (f"tracking.uri={uri}: the server refused {user!r}{where}: {refusal}; set "
+            f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account with EDIT "
+            f"permission on it (the experiment's manager grants it), or record into an "
+            f"experiment of your own (tracking.experiment=<name>)")
 
 
 def _is_dbapi_disconnect(e: BaseException) -> bool:

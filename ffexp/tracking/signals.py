@@ -44,6 +44,31 @@ RECEIVED: list[int] = []
 BEFORE_RAISE: list = []
 
 
+#: called with the signal number as soon as SIGTERM arrives (``on_sigterm``), before anything
+#: unwinds: a sweep job writes its status file there, since a scheduler may SIGKILL it a few
+#: seconds later (SLURM's KillWait), before its run is closed
+ON_SIGTERM: list = []
+
+
+def _notify(signum: int) -> None:
+    for hook in list(ON_SIGTERM):
+        try:
+            hook(signum)
+        except Exception:  # noqa: BLE001 - a note must not keep the process from ending
+            pass
+
+
+@contextmanager
+def on_sigterm(hook):
+    """Within the block, ``hook(signum)`` runs first when SIGTERM arrives (where SIGTERM
+    raises, and where it is held back while a run closes)."""
+    ON_SIGTERM.append(hook)
+    try:
+        yield
+    finally:
+        ON_SIGTERM.remove(hook)
+
+
 def _before_raise(signum: int) -> None:
     """The hooks, on the first signal only (a second one, while they wait, raises at once)."""
     if len(RECEIVED) > 1:
@@ -57,6 +82,7 @@ def _before_raise(signum: int) -> None:
 
 def _raise(signum, frame) -> None:
     RECEIVED.append(signum)
+    _notify(signum)
     _before_raise(signum)
     raise Terminated()
 
@@ -109,8 +135,13 @@ def deferred_sigterm():
         yield
         return
     received = []
-    previous = {s: signal.signal(s, lambda s, f: received.append(s))
-                for s in (signal.SIGTERM, signal.SIGUSR2)}
+
+    def hold(signum, frame) -> None:
+        received.append(signum)
+        if signum == signal.SIGTERM:
+            _notify(signum)
+
+    previous = {s: signal.signal(s, hold) for s in (signal.SIGTERM, signal.SIGUSR2)}
     try:
         yield
     finally:

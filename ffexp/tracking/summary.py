@@ -165,30 +165,52 @@ def _runs_by_id(client, experiment_id: str, run_ids: list[str]) -> list:
     return out
 
 
+def _killed_by_signal(recs: list[dict], runs) -> dict[str, int]:
+    """Jobs a signal stopped (status ``killed``, ffexp.launch.main) whose record the runs do not
+    show: ``without_run``, stopped before their run was created; ``running``, whose run stayed
+    RUNNING (a SIGKILL came before it was closed: SLURM's KillWait after scancel's SIGTERM),
+    matched by its ``ffexp.run_key`` (``<sweep uid>/<job number>``)."""
+    from .tags import RUN_KEY
+    running = {r.data.tags.get(RUN_KEY, "").rsplit("/", 1)[-1] for r in runs
+               if r.info.status == "RUNNING"}
+    out = {"without_run": 0, "running": 0}
+    for rec in recs:
+        if rec.get("status") != "killed" or rec.get("run_id"):
+            continue
+        out["running" if str(rec.get("job_num")) in running else "without_run"] += 1
+    return out
+
+
 def summarize(client, experiment_id: str, parent_id: str,
               skipped: list[str] = (), sweep_dir=None) -> dict[str, int]:
     """Write the summary onto the parent run; returns the counts. With ``sweep_dir``, the jobs
     that failed without a run (refused, or failed before their run existed: only their status
-    file knows them, ffexp.tracking.tally) count as failed too."""
+    file knows them, ffexp.tracking.tally) count as failed too, and those a signal stopped
+    before their run existed, or before it was closed, as killed (``_killed_by_signal``)."""
     from mlflow.entities import Metric, RunTag
     from .tags import MAX_TAG, clip
     import time
     runs = children(client, experiment_id, parent_id)
     counts = Counter(_state(r) for r in runs)
-    without_run = spooled = 0
+    without_run = killed_without_run = spooled = 0
     if sweep_dir is not None:
         from .tally import counts as tally_counts, records
-        by_status = tally_counts(records(sweep_dir))
+        recs = records(sweep_dir)
+        by_status = tally_counts(recs)
         without_run, spooled = by_status["failed_without_run"], by_status["spooled"]
         counts["failed"] += without_run
+        stopped = _killed_by_signal(recs, runs)
+        killed_without_run = stopped["without_run"]
+        counts["killed"] += killed_without_run + stopped["running"]
+        counts["running"] -= stopped["running"]
     names = ("finished", "diverged", "failed", "killed", "running", "pruned")
     ts = int(time.time() * 1000)
     rerun = sum(1 for r in runs if r.data.tags.get("ffexp.rerun_of"))
-    metrics = [Metric("sweep/jobs", float(len(runs) + without_run), ts, 0),
+    jobs = len(runs) + without_run + killed_without_run
+    metrics = [Metric("sweep/jobs", float(jobs), ts, 0),
                Metric("sweep/failed_without_run", float(without_run), ts, 0)]
     metrics += [Metric(f"sweep/{k}", float(counts.get(k, 0)), ts, 0) for k in names]
-    line = f"{len(runs) + without_run} jobs: " + ", ".join(f"{counts.get(k, 0)} {k}"
-                                                         for k in names[:4])
+    line = f"{jobs} jobs: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in names[:4])
     if without_run:
         line = line.replace(f"{counts['failed']} failed",
                             f"{counts['failed']} failed ({without_run} without a run)")

@@ -45,11 +45,11 @@ def begin(config, jobs: list[list[str]] | None, searched: tuple[str, ...] = ()) 
     try:
         open_sweep(config, jobs, searched)
     except Exception as err:  # the store broke (a full disk): one line, nothing to run
-        from ffexp.tracking.faults import as_fault, denied
+        from ffexp.tracking.faults import as_fault, refused_line
         uri = store.resolve_uri(config.tracking.uri, base=Path.cwd())
-        refusal = denied(err)
+        refusal = refused_line(err, uri, _experiment(config, jobs))
         if refusal is not None:  # the server's accounts: the user's to sort out
-            print(f"ffexp: error: tracking.uri={uri}: {refusal}", file=sys.stderr, flush=True)
+            print(f"ffexp: error: {refusal}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
         fault = as_fault(err, uri)
         if fault is None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers_scale import SERVER_OPTS, MlflowServer
+from helpers_scale import SERVER_OPTS, MlflowServer, Postgres, ensure_postgres
 
 SLURM_LOCAL = Path(__file__).resolve().parents[2] / "scripts" / "slurm-local"
 
@@ -25,6 +25,17 @@ def server(tmp_path, server_db):
     artifacts in tmp_path/server), stopped however the test ends."""
     with MlflowServer(tmp_path / "server", *SERVER_OPTS, db=server_db) as srv:
         yield srv
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway PostgreSQL 15 cluster (Debian's postgresql-15 installed when missing)."""
+    pytest.importorskip("psycopg", reason="the ffexp[postgres] extra")
+    why = ensure_postgres()
+    if why:
+        pytest.skip(f"no PostgreSQL 15: {why}")
+    with Postgres() as pg:
+        yield pg
 
 
 def _up() -> bool:

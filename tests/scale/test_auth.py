@@ -80,3 +80,27 @@ def test_users_of_a_shared_server_are_kept_apart(tmp_path, auth_server):
     proc, _ = run_ffexp(tmp_path, ARGS, server.uri, env=_as("bob", "wrong"), check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert len(_runs(server.uri)) == 4
+
+
+def test_a_single_run_refused_after_the_preflight_ends_in_one_line(tmp_path, auth_server):
+    """bob's credentials are good (the preflight passes) but the experiment is alice's, which
+    he may only read: the server refuses his run (HTTP 403). One line naming what was refused
+    and what to set, exit status 2, no run, no output folder; the same for his sweep."""
+    server, _admin = auth_server
+    run_ffexp(tmp_path, ARGS, server.uri, env=_as("alice"))  # alice's experiment "lab"
+    single = ["train.epochs=2", "tracking.log_model=false", "tracking.log_plots=false",
+              "tracking.experiment=lab", *TINY]
+    before = {p.name for p in tmp_path.iterdir()}
+    for args in (single, ARGS):
+        proc, _ = run_ffexp(tmp_path, args, server.uri, env=_as("bob"), check=False)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+        (line,) = [x for x in proc.stderr.splitlines() if x.startswith("ffexp: ")]
+        assert line.startswith(f"ffexp: error: tracking.uri={server.uri}: the server refused "
+                               f"'bob'"), line
+        print(line)
+        assert "HTTP 403" in line and "experiment 'lab'" in line, line
+        assert "MLFLOW_TRACKING_USERNAME" in line and "MLFLOW_TRACKING_PASSWORD" in line, line
+    assert {r.data.tags["mlflow.user"] for r in _runs(server.uri)} == {"alice"}
+    assert {p.name for p in tmp_path.iterdir()} - before <= {"multirun"}  # no outputs/
+    assert not list(tmp_path.glob("outputs/*/*"))

@@ -158,6 +158,45 @@ def test_the_same_command_resumes_its_study_and_two_sweeps_share_one(tmp_path):
     assert len(_study(tmp_path).trials) == 6
 
 
+def test_a_search_with_skip_existing_does_not_launch_configs_finished_before(tmp_path):
+    """``tracking.skip_existing=true``: a trial whose config a grid sweep already FINISHED is
+    not launched; the study is told that run's value (the trial COMPLETE, its run id in
+    ``ffexp_run_id``), the job is counted skipped on the console and on the parent, and only
+    the new configs run."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    common = [f"train.epochs={EPOCHS}", *TINY, "tracking.skip_existing=true"]
+    run_ffexp(tmp_path, ["-m", "activation=relu,tanh", "optimizer.lr=0.1,0.5", *common], uri)
+    (grid, done), = _sweeps(uri)
+    by_config = {(c.data.params["activation"], float(c.data.params["lr"])): c for c in done}
+    assert len(by_config) == 4
+
+    # the grid sampler over those 4 configs and 2 new ones, two trials at a time
+    proc, _ = run_ffexp(tmp_path, [
+        "-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler=grid", "hydra.sweeper.n_trials=6",
+        "hydra.sweeper.n_jobs=2", "activation=relu,tanh", "optimizer.lr=choice(0.1,0.5,0.9)",
+        f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}",
+        "hydra.sweeper.study_name=study", *common], uri)
+    study = _study(tmp_path)
+    assert sorted((t.params["activation"], t.params["optimizer.lr"]) for t in study.trials) == \
+        sorted((a, lr) for a in ("relu", "tanh") for lr in (0.1, 0.5, 0.9))
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    skipped = [t for t in study.trials if t.user_attrs["ffexp_outcome"] == "skipped"]
+    assert sorted(t.params["optimizer.lr"] for t in skipped) == [0.1, 0.1, 0.5, 0.5]
+    for t in skipped:   # told the earlier run's value, never launched
+        run = by_config[(t.params["activation"], t.params["optimizer.lr"])]
+        assert t.user_attrs["ffexp_run_id"] == run.info.run_id
+        assert t.value == run.data.metrics["val/accuracy"]
+    (_, _), (parent, children) = _sweeps(uri)
+    assert sorted(float(c.data.params["lr"]) for c in children) == [0.9, 0.9]  # launched
+    sweep_dir = next(tmp_path.glob("multirun/*/*/optimization_results.yaml")).parent
+    assert len([d for d in sweep_dir.iterdir() if (d / ".hydra").is_dir()]) == 2
+    assert len(list(sweep_dir.glob("skipped/*/ffexp_status.json"))) == 4
+    assert proc.stdout.count("finished it before") == 4
+    assert parent.data.metrics["sweep/skipped"] == 4
+    assert set(parent.data.tags["ffexp.skipped_run_ids"].split(",")) == \
+        {t.user_attrs["ffexp_run_id"] for t in skipped}
+
+
 @pytest.mark.parametrize("args,message", [
     (["hydra.sweeper.sampler=annealing"], "expected one of [tpe, random, grid, cmaes, nsga2]"),
     (["hydra.sweeper.sampler=grid"], "hydra.sweeper.sampler=grid: optimizer.lr is an interval"),

@@ -12,22 +12,10 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from helpers_scale import (FFEXP, SERVER_OPTS, TINY, MlflowServer, Postgres,
-                           check_sweep_store, ensure_postgres, env_without_mlflow, run_ffexp,
-                           sweep_args)
+from helpers_scale import (FFEXP, SERVER_OPTS, TINY, MlflowServer, check_sweep_store,
+                           env_without_mlflow, run_ffexp, sweep_args)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def postgres():
-    """A throwaway PostgreSQL 15 cluster (Debian's postgresql-15 installed when missing)."""
-    pytest.importorskip("psycopg", reason="the ffexp[postgres] extra")
-    why = ensure_postgres()
-    if why:
-        pytest.skip(f"no PostgreSQL 15: {why}")
-    with Postgres() as pg:
-        yield pg
 
 
 @pytest.mark.integration
