@@ -204,7 +204,7 @@ def torch_job(act: str, init: str, seed: int, epochs: int, uri: str | None, d) -
     import torch
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
-    Xt, yt, Xv, yv = (torch.as_tensor(a, dtype=torch.float32) for a in d)
+    Xt, yt, Xv = (torch.as_tensor(d[i], dtype=torch.float32) for i in (0, 1, 2))
     dt = (Xt, d[1], Xv, d[3])
     net = _torch_net(act, init, seed)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
