@@ -67,6 +67,19 @@ def _forward(clf, X):
     return out
 
 
+def _start_run(uri: str, act: str, init: str, seed: int, epochs: int):
+    """Start the peer job's MLflow run in the experiment ``peers`` and log its params, as a
+    user would write it (the fluent API); returns ``mlflow``, whose active run it is (imported
+    here: an untracked peer does not import MLflow)."""
+    import mlflow
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("peers")
+    mlflow.start_run(run_name=f"{act}-{init}-{seed}")
+    mlflow.log_params({"activation": act, "init": init, "seed": seed, "epochs": epochs,
+                       "lr": 0.1, "batch_size": 32, "hidden": "16,16"})
+    return mlflow
+
+
 def _values(clf, before, d, epoch_s: float, elapsed: float) -> dict[str, float]:
     """The 28 values of an epoch."""
     import numpy as np
@@ -104,14 +117,7 @@ def sklearn_job(act: str, init: str, seed: int, epochs: int, uri: str | None, d)
                         solver="sgd", momentum=0.0, nesterovs_momentum=False,
                         learning_rate_init=0.1, batch_size=32,
                         random_state=seed * 10 + sweep.INITS.index(init))
-    run = None
-    if uri:
-        import mlflow
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment("peers")
-        run = mlflow.start_run(run_name=f"{act}-{init}-{seed}")
-        mlflow.log_params({"activation": act, "init": init, "seed": seed, "epochs": epochs,
-                           "lr": 0.1, "batch_size": 32, "hidden": "16,16"})
+    tracker = _start_run(uri, act, init, seed, epochs) if uri else None
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     for epoch in range(1, epochs + 1):
@@ -124,10 +130,10 @@ def sklearn_job(act: str, init: str, seed: int, epochs: int, uri: str | None, d)
             before = ([np.zeros_like(W) for W in clf.coefs_],
                       [np.zeros_like(b) for b in clf.intercepts_])
         values = _values(clf, before, d, time.perf_counter() - e0, time.perf_counter() - t0)
-        if run is not None:
-            mlflow.log_metrics(values, step=epoch)
-    if run is not None:
-        mlflow.end_run()
+        if tracker is not None:
+            tracker.log_metrics(values, step=epoch)
+    if tracker is not None:
+        tracker.end_run()
 
 
 TORCH_INIT_INDEX = {name: i for i, name in enumerate(sweep.INITS)}
@@ -209,14 +215,7 @@ def torch_job(act: str, init: str, seed: int, epochs: int, uri: str | None, d) -
     net = _torch_net(act, init, seed)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    run = None
-    if uri:
-        import mlflow
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment("peers")
-        run = mlflow.start_run(run_name=f"{act}-{init}-{seed}")
-        mlflow.log_params({"activation": act, "init": init, "seed": seed, "epochs": epochs,
-                           "lr": 0.1, "batch_size": 32, "hidden": "16,16"})
+    tracker = _start_run(uri, act, init, seed, epochs) if uri else None
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     for epoch in range(1, epochs + 1):
@@ -233,10 +232,10 @@ def torch_job(act: str, init: str, seed: int, epochs: int, uri: str | None, d) -
             total += loss.item() * len(idx)
         values = _torch_values(net, before, total / len(order), dt,
                                time.perf_counter() - e0, time.perf_counter() - t0)
-        if run is not None:
-            mlflow.log_metrics(values, step=epoch)
-    if run is not None:
-        mlflow.end_run()
+        if tracker is not None:
+            tracker.log_metrics(values, step=epoch)
+    if tracker is not None:
+        tracker.end_run()
 
 
 def peer_main(args) -> None:
