@@ -172,6 +172,12 @@ class SweepConclusion(Callback):
         SweepStatus.conclusion = lines
 
 
+def _warn(what: str, err: Exception) -> None:
+    """``ffexp: warning: <what>: <error type>: <its first line, up to 200 characters>``."""
+    first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+    print(f"ffexp: warning: {what}: {type(err).__name__}: {first}", file=sys.stderr, flush=True)
+
+
 def _comparison(sweep_dir) -> list[str]:
     """Draw the comparison figures on the sweep's parent; the lines that say where they are."""
     from ffexp.tracking import handoff, store
@@ -185,9 +191,7 @@ def _comparison(sweep_dir) -> list[str]:
         names = log_comparison(client, target.experiment_id, target.parent_run_id,
                                target.varied)
     except Exception as err:
-        print(f"ffexp: warning: no comparison figures on the sweep's parent run: "
-              f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err) else ''}",
-              file=sys.stderr, flush=True)
+        _warn("no comparison figures on the sweep's parent run", err)
         return []
     if not names:
         return []
@@ -206,9 +210,7 @@ def _images_view(sweep_dir) -> list[str]:
         made = views.sweep_images_view(store.client(target.tracking_uri), target.experiment_id,
                                        target.parent_run_id)
     except Exception as err:
-        print(f"ffexp: warning: no view of the step images: {type(err).__name__}: "
-              f"{str(err).strip().splitlines()[0][:200] if str(err) else ''}",
-              file=sys.stderr, flush=True)
+        _warn("no view of the step images", err)
         return []
     if made is None:
         return []
