@@ -30,12 +30,18 @@ def _children(client: MlflowClient, parent) -> list:
                               max_results=1000)
 
 
+def _spooling_env(server) -> dict[str, str]:
+    """A job's environment against ``server``: a 2 s retry window (FFEXP_RETRY_WINDOW) and no
+    HTTP retries of MLflow's own, so that a job meets the outage and spools at once."""
+    return env_without_mlflow(MLFLOW_TRACKING_URI=server.uri, FFEXP_RETRY_WINDOW="2",
+                              MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+
+
 @pytest.mark.slow
 def test_a_sweep_run_while_the_server_is_down_is_uploaded_once_afterwards(tmp_path):
     server = MlflowServer(tmp_path / "server", *SERVER_OPTS).start()
     sweep_dir = tmp_path / "sweep"
-    env = env_without_mlflow(MLFLOW_TRACKING_URI=server.uri, FFEXP_RETRY_WINDOW="2",
-                             MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    env = _spooling_env(server)
     try:
         proc = ffexp_command.start(
             tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY,
@@ -106,8 +112,7 @@ def test_jobs_whose_server_dies_mid_run_are_completed_by_the_sync(tmp_path):
     others."""
     server = MlflowServer(tmp_path / "server", *SERVER_OPTS).start()
     sweep_dir = tmp_path / "sweep"
-    env = env_without_mlflow(MLFLOW_TRACKING_URI=server.uri, FFEXP_RETRY_WINDOW="2",
-                             MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    env = _spooling_env(server)
     try:
         # 500 epochs x 28 values: more than a job writes at its end, so the metrics helper
         # process streams them (ffexp.tracking.buffer) and meets the outage too
@@ -164,8 +169,7 @@ def test_the_resume_uploads_the_spools_first_and_retrains_nothing(tmp_path):
     new folder (the default multirun/<date>/<time>): it finds the earlier sweep's folder
     through its parent run, uploads its spools, and skips every job."""
     server = MlflowServer(tmp_path / "server", *SERVER_OPTS).start()
-    env = env_without_mlflow(MLFLOW_TRACKING_URI=server.uri, FFEXP_RETRY_WINDOW="2",
-                             MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    env = _spooling_env(server)
     args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY, "train.epochs=20",
             "tracking.snapshots=0", "seed=0,1,2,3"]
     try:
